@@ -1,0 +1,1 @@
+"""Benchmarks behind ``hypercrl bench NAME``: each module's ``main(argv)`` prints JSON."""

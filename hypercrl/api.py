@@ -1,0 +1,337 @@
+"""ContinualDynamics: learn dynamics task after task, predict for any task seen."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hypercrl.cl import METHODS, strategy_class
+from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet
+
+FORMAT = "hypercrl.ContinualDynamics"
+FORMAT_VERSION = 1
+
+
+class ContinualDynamics:
+    """A dynamics model learned continually over tasks with a chosen method.
+
+    Args:
+        state_dim: S, the state size.
+        action_dim: A, the action size.
+        method: one of ``METHODS`` ("hnet", "chunked_hnet", "finetune", "single",
+            "multitask", "coreset", "ewc", "si").
+        seed: seeds initialisation and minibatch sampling.
+        hidden: target-network hidden widths.
+        activation: target-network activation.
+        probabilistic: predict mean and log-variance, trained with the Gaussian NLL.
+        state_spec: per-dimension kinds ("delta", "absolute", "angle", "quat"); all "delta"
+            by default.
+        batch_size: minibatch size of ``fit``.
+        device: torch device for training and prediction.
+        **options: the method's options (e.g. ``beta``, ``lr``, ``hnet_hidden``, ``emb_dim``
+            for hnet; ``lam`` for ewc; ``coreset_size`` for coreset). Unknown names raise.
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        method: str = "hnet",
+        seed: int = 0,
+        *,
+        hidden: Sequence[int] = (200, 200),
+        activation: str = "relu",
+        probabilistic: bool = False,
+        state_spec: Sequence[str] | None = None,
+        batch_size: int = 100,
+        device: str | torch.device = "cpu",
+        **options: Any,
+    ) -> None:
+        for name, value in (("state_dim", state_dim), ("action_dim", action_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        cls = strategy_class(method)
+        strategy_options = cls.make_options(**options)
+        kinds = tuple(state_spec) if state_spec is not None else ("delta",) * state_dim
+        if len(kinds) != state_dim:
+            raise ValueError(f"state_spec has {len(kinds)} entries but state_dim is {state_dim}")
+        self.spec = StateSpec(kinds)
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(f"device {device!r} is not a torch device: {err}") from None
+        self.config: dict[str, Any] = {
+            "state_dim": state_dim,
+            "action_dim": action_dim,
+            "method": method,
+            "seed": seed,
+            "hidden": tuple(hidden),
+            "activation": activation,
+            "probabilistic": probabilistic,
+            "state_spec": kinds,
+            "batch_size": batch_size,
+            "options": dataclasses.asdict(strategy_options),
+        }
+        self.state_dim, self.action_dim, self.method = state_dim, action_dim, method
+        self.batch_size = batch_size
+        init_gen = torch.Generator().manual_seed(seed)
+        self.sample_gen = torch.Generator().manual_seed(seed + 1)
+        self.net = TargetNet(
+            self.spec.feature_dim + action_dim, state_dim, tuple(hidden), activation, probabilistic
+        ).to(self.device)
+        self.strategy = cls(self.net, strategy_options, init_gen)
+        self.normalizers: list[Normalizer] = []
+        self.current_task: int | None = None
+        self._data: tuple[torch.Tensor, torch.Tensor] | None = None  # current task, raw x, y
+        self._predictors: dict[int, Predictor] = {}
+
+    # --- task lifecycle -------------------------------------------------------------------
+    @property
+    def num_tasks(self) -> int:
+        """Tasks begun so far (the current one included)."""
+        return len(self.normalizers)
+
+    def begin_task(self) -> int:
+        """Start the next task; returns its id (0, 1, ...)."""
+        if self.current_task is not None:
+            raise ValueError(f"task {self.current_task} is still running: call end_task() first")
+        task = self.num_tasks
+        self.normalizers.append(
+            Normalizer(self.net.in_dim, self.state_dim).to(self.device)
+        )
+        self.strategy.begin_task(task)
+        self.current_task = task
+        self._data = None
+        self._predictors.pop(task, None)
+        return task
+
+    def fit(
+        self,
+        states: Any,
+        actions: Any,
+        next_states: Any,
+        steps: int = 2000,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> dict[str, float]:
+        """Train ``steps`` gradient steps on the current task's transitions.
+
+        Pass all of the task's data collected so far ([N, S], [N, A], [N, S]; numpy or torch):
+        it replaces what an earlier ``fit`` of the same task was given, and the task's
+        normaliser is refitted on it. Returns the mean of each logged scalar over the last
+        (up to) 100 steps.
+        """
+        if self.current_task is None:
+            raise ValueError("fit() called outside a task: call begin_task() first")
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        batch_size = batch_size or self.batch_size
+        s, a, s2 = self._check_transitions(states, actions, next_states)
+        task = self.current_task
+        x = torch.cat([self.spec.features(s), a], dim=1)
+        y = self.spec.targets(s, s2)
+        norm = self.normalizers[task]
+        norm.fit(x, y)
+        self._data = (x, y)
+        xn, yn = norm.norm_x(x), norm.norm_y(y)
+        # training moves shared weights, so every task's cached predictor is stale
+        self._predictors.clear()
+        history: list[dict[str, torch.Tensor]] = []
+        for _ in tqdm(range(steps), desc=f"fit task {task}", disable=not progress, leave=False):
+            idx = torch.randint(0, xn.shape[0], (batch_size,), generator=self.sample_gen)
+            idx = idx.to(self.device)
+            history.append(self.strategy.train_step(task, xn[idx], yn[idx]))
+            if len(history) > 100:
+                history.pop(0)
+        keys = {k for h in history for k in h}
+        return {
+            k: float(torch.stack([h[k] for h in history if k in h]).mean()) for k in sorted(keys)
+        }
+
+    def end_task(self) -> None:
+        """Finish the current task: freeze its normaliser and let the method consolidate."""
+        if self.current_task is None:
+            raise ValueError("end_task() called outside a task: call begin_task() first")
+        task = self.current_task
+        norm = self.normalizers[task]
+        norm.freeze()
+        if self._data is None:
+            empty = torch.zeros(0, self.net.in_dim, device=self.device)
+            xn, yn = empty, torch.zeros(0, self.state_dim, device=self.device)
+        else:
+            xn, yn = norm.norm_x(self._data[0]), norm.norm_y(self._data[1])
+        self.strategy.end_task(task, xn, yn)
+        self.current_task = None
+        self._data = None
+        self._predictors.clear()
+
+    # --- prediction -----------------------------------------------------------------------
+    def predictor(self, task: int, device: str | torch.device | None = None) -> Predictor:
+        """A fast predictor for ``task``, its weights generated once (cached until trained)."""
+        self._check_task(task)
+        dev = torch.device(device) if device is not None else self.device
+        cached = self._predictors.get(task)
+        if cached is not None and cached.device == dev:
+            return cached
+        with torch.no_grad():
+            weights = {k: v[0].to(dev) for k, v in self.strategy.weights([task]).items()}
+        net = self.net if dev == self.device else _copy_to(self.net, dev)
+        norm = self.normalizers[task] if dev == self.device else _copy_to(self.normalizers[task], dev)
+        pred = Predictor(net, weights, self.spec, norm)
+        self._predictors[task] = pred
+        return pred
+
+    def predict(self, states: Any, actions: Any, task: int) -> Any:
+        """Next states [N, S] for ``task``; numpy in, numpy out; torch in, torch out."""
+        self._check_task(task)
+        s, a, _ = self._check_transitions(states, actions, None)
+        out = self.predictor(task)(s, a)
+        return _like(out, states)
+
+    def mse(self, states: Any, actions: Any, next_states: Any, task: int) -> float:
+        """Mean squared one-step prediction error of ``task`` on the given transitions."""
+        s, a, s2 = self._check_transitions(states, actions, next_states)
+        pred = self.predictor(task)(s, a)
+        return float((pred - s2).pow(2).mean())
+
+    # --- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "config": self.config,
+            "normalizers": [n.state_dict() for n in self.normalizers],
+            "current_task": self.current_task,
+            "data": self._data,
+            "strategy": self.strategy.state_dict(),
+            "sample_gen": self.sample_gen.get_state(),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write everything (weights, embeddings, normalisers, optimiser states) atomically."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
+        os.close(fd)
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None):
+        """Load a model written by :meth:`save`; ValueError if ``path`` is not one."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: no such file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # torch raises many kinds for a non-checkpoint file
+            raise ValueError(f"{path} is not a saved ContinualDynamics model ({err})") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a saved ContinualDynamics model")
+        if state.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path} has format version {state.get('version')}; this hypercrl "
+                             f"reads version {FORMAT_VERSION}")
+        c = dict(state["config"])
+        options = c.pop("options")
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+        model = cls(
+            c["state_dim"], c["action_dim"], c["method"], c["seed"],
+            hidden=c["hidden"], activation=c["activation"], probabilistic=c["probabilistic"],
+            state_spec=c["state_spec"], batch_size=c["batch_size"],
+            device=device if device is not None else "cpu", **options,
+        )
+        model.load_state_dict(state)
+        return model
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for sd in state["normalizers"]:
+            norm = Normalizer(self.net.in_dim, self.state_dim).to(self.device)
+            norm.load_state_dict(sd)
+            self.normalizers.append(norm)
+        self.strategy.load_state_dict(_to(state["strategy"], self.device))
+        self.current_task = state["current_task"]
+        self._data = _to(state["data"], self.device)
+        self.sample_gen.set_state(state["sample_gen"])
+        self._predictors.clear()
+
+    # --- input checks ---------------------------------------------------------------------
+    def _check_task(self, task: int) -> None:
+        if not isinstance(task, (int, np.integer)) or not 0 <= task < self.num_tasks:
+            seen = f"0..{self.num_tasks - 1}" if self.num_tasks else "none yet"
+            raise ValueError(f"task {task!r} has not been seen; seen tasks: {seen}")
+
+    def _check_transitions(self, states, actions, next_states):
+        dims = {"states": self.state_dim, "actions": self.action_dim,
+                "next_states": self.state_dim}
+        arrays = {"states": states, "actions": actions, "next_states": next_states}
+        out = []
+        n = None
+        for name, value in arrays.items():
+            if value is None:
+                out.append(None)
+                continue
+            t = _as_tensor(name, value, self.device)
+            if t.dim() != 2 or t.shape[1] != dims[name]:
+                raise ValueError(f"{name} must have shape [N, {dims[name]}], got "
+                                 f"{tuple(t.shape)}")
+            if n is not None and t.shape[0] != n:
+                raise ValueError(f"{name} has {t.shape[0]} rows but states has {n}")
+            n = t.shape[0]
+            if n == 0:
+                raise ValueError(f"{name} is empty")
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} contains NaN or inf")
+            out.append(t)
+        return tuple(out)
+
+
+def _as_tensor(name: str, value: Any, device: torch.device) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        t = value
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(value, dtype=np.float32))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} is not a numeric array: {err}") from None
+    return t.to(device=device, dtype=torch.float32)
+
+
+def _like(out: torch.Tensor, reference: Any) -> Any:
+    if isinstance(reference, torch.Tensor):
+        return out.to(device=reference.device, dtype=reference.dtype if
+                      reference.dtype.is_floating_point else out.dtype)
+    dtype = getattr(reference, "dtype", np.float64)
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.float64
+    return out.cpu().numpy().astype(dtype)
+
+
+def _to(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(v, device) for v in obj)
+    return obj
+
+
+def _copy_to(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(module).to(device)
+
+
+__all__ = ["METHODS", "ContinualDynamics"]

@@ -1,0 +1,14 @@
+"""Hypernetworks: task embedding -> every weight tensor of a target network."""
+
+from hypercrl.hnet.base import HyperNetwork, param_shapes
+from hypercrl.hnet.chunked import ChunkedHyperNetwork
+from hypercrl.hnet.embeddings import TaskEmbeddings
+from hypercrl.hnet.full import FullHyperNetwork
+
+__all__ = [
+    "ChunkedHyperNetwork",
+    "FullHyperNetwork",
+    "HyperNetwork",
+    "TaskEmbeddings",
+    "param_shapes",
+]

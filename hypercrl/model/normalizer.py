@@ -1,0 +1,48 @@
+"""Per-task standardisation of model inputs and targets."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MIN_STD = 1e-6
+
+
+class Normalizer(nn.Module):
+    """Mean/std of inputs [N, in_dim] and targets [N, out_dim] of one task.
+
+    Refitted on the task's data at every ``fit`` until ``freeze()`` (task end); afterwards it
+    never changes, so the weights stored for that task keep meaning what they meant. A
+    standard deviation below 1e-6 counts as 1 (constant dimensions pass through centred).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("x_mean", torch.zeros(in_dim))
+        self.register_buffer("x_std", torch.ones(in_dim))
+        self.register_buffer("y_mean", torch.zeros(out_dim))
+        self.register_buffer("y_std", torch.ones(out_dim))
+        self.register_buffer("frozen", torch.tensor(False))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if bool(self.frozen):
+            raise RuntimeError("normaliser is frozen: its task has ended")
+        for name, data in (("x", x), ("y", y)):
+            mean = data.mean(0)
+            std = data.std(0) if data.shape[0] > 1 else torch.ones_like(mean)
+            std = torch.where(std < MIN_STD, torch.ones_like(std), std)
+            getattr(self, f"{name}_mean").copy_(mean)
+            getattr(self, f"{name}_std").copy_(std)
+
+    def freeze(self) -> None:
+        self.frozen.fill_(True)
+
+    def norm_x(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.x_mean) / self.x_std
+
+    def norm_y(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.y_mean) / self.y_std
+
+    def denorm_y(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.y_std + self.y_mean

@@ -1,0 +1,103 @@
+"""Fast next-state prediction for one task, with its generated weights cached.
+
+The planner calls a predictor tens of thousands of times per env step, so the weights are
+prepared once: input standardisation is folded into the first layer, target
+de-standardisation into the last, and only the mean head of a probabilistic net is kept.
+``rollout`` computes the actions' share of the first layer for the whole horizon in one
+matmul; each of the H sequential steps then costs one matmul per layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hypercrl.model.normalizer import Normalizer
+from hypercrl.model.spec import StateSpec
+from hypercrl.model.target import TargetNet
+
+_INPLACE = {
+    "relu": torch.relu_,
+    "elu": F.elu_,
+    "tanh": torch.tanh_,
+    "silu": lambda x: F.silu(x, inplace=True),
+    "leaky_relu": F.leaky_relu_,
+}
+
+
+class Predictor:
+    """next_state = f(state, action) for one task.
+
+    Args:
+        net: the target architecture (its layer structure and activation are used).
+        weights: that task's weights, name -> tensor of the net's shapes (detached here).
+        spec: how state dimensions are fed and predicted.
+        normalizer: the task's input/target statistics.
+    """
+
+    def __init__(
+        self,
+        net: TargetNet,
+        weights: dict[str, torch.Tensor],
+        spec: StateSpec,
+        normalizer: Normalizer,
+    ) -> None:
+        self.spec = spec
+        self.state_dim = spec.state_dim
+        self.action_dim = net.in_dim - spec.feature_dim
+        self._act = _INPLACE[net.activation_name]
+        with torch.no_grad():
+            n = len(net.layers)
+            ws = [weights[f"layers.{i}.weight"].detach() for i in range(n)]
+            bs = [weights[f"layers.{i}.bias"].detach() for i in range(n)]
+            # fold (x - mean) / std into layer 1
+            w1 = ws[0] / normalizer.x_std
+            b1 = bs[0] - w1 @ normalizer.x_mean
+            f = spec.feature_dim
+            self.w_state_t = w1[:, :f].t().contiguous()  # [F, h1]
+            self.w_action_t = w1[:, f:].t().contiguous()  # [A, h1]
+            self.b1 = b1.contiguous()
+            # keep the mean head only, and fold y * std + mean into it
+            wl = ws[-1][: net.out_dim] * normalizer.y_std[:, None]
+            bl = bs[-1][: net.out_dim] * normalizer.y_std + normalizer.y_mean
+            self.hidden = [(w.t().contiguous(), b.contiguous()) for w, b in zip(ws[1:-1], bs[1:-1])]
+            self.last = (wl.t().contiguous(), bl.contiguous())
+        self.device = self.b1.device
+        self.dtype = self.b1.dtype
+
+    def _tail(self, z: torch.Tensor) -> torch.Tensor:
+        """Hidden pre-activation of layer 1 [P, h1] -> prediction in target space [P, S]."""
+        z = self._act(z)
+        for w_t, b in self.hidden:
+            z = self._act(torch.addmm(b, z, w_t))
+        w_t, b = self.last
+        return torch.addmm(b, z, w_t)
+
+    @torch.no_grad()
+    def __call__(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """state [P, S], action [P, A] -> next state [P, S]."""
+        z = torch.addmm(self.b1, self.spec.features(state), self.w_state_t)
+        z.addmm_(action, self.w_action_t)
+        return self.spec.apply(state, self._tail(z))
+
+    @torch.no_grad()
+    def rollout(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Predicted next states [P, H, S] for start state [S] or [P, S] and actions [P, H, A].
+
+        The result is a view of an [H, P, S] buffer (not contiguous).
+        """
+        p, h, a = actions.shape
+        # actions' share of layer 1 for all H steps at once: [H, P, h1]
+        act_in = torch.addmm(self.b1, actions.transpose(0, 1).reshape(h * p, a), self.w_action_t)
+        act_in = act_in.view(h, p, -1)
+        out = torch.empty(h, p, self.state_dim, device=actions.device, dtype=actions.dtype)
+        s = state.expand(p, self.state_dim)
+        for t in range(h):
+            z = torch.addmm(act_in[t], self.spec.features(s), self.w_state_t)
+            pred = self._tail(z)
+            if self.spec.all_delta:
+                s = torch.add(s, pred, out=out[t])
+            else:
+                out[t] = self.spec.apply(s, pred)
+                s = out[t]
+        return out.transpose(0, 1)

@@ -184,8 +184,9 @@ class ContinualDynamics:
             return cached
         with torch.no_grad():
             weights = {k: v[0].to(dev) for k, v in self.strategy.weights([task]).items()}
-        net = self.net if dev == self.device else _copy_to(self.net, dev)
-        norm = self.normalizers[task] if dev == self.device else _copy_to(self.normalizers[task], dev)
+        net, norm = self.net, self.normalizers[task]
+        if dev != self.device:
+            net, norm = _copy_to(net, dev), _copy_to(norm, dev)
         pred = Predictor(net, weights, self.spec, norm)
         self._predictors[task] = pred
         return pred

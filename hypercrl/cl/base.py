@@ -57,7 +57,7 @@ class Strategy(ABC):
         """One gradient step on a batch of the current task; returns detached scalars to log
         (tensors, so that a GPU step never waits for a host sync)."""
 
-    def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
+    def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:  # noqa: B027
         """Called once when ``task`` ends, with its (standardised) training data."""
 
     @abstractmethod

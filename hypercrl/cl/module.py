@@ -69,7 +69,8 @@ class ModuleStrategy(Strategy):
         w = torch.empty_like(self.net.get_parameter(self.head_names[0]))
         b = torch.empty_like(self.net.get_parameter(self.head_names[1]))
         _uniform_linear_(w, b, self.generator)
-        return {self.head_names[0]: torch.nn.Parameter(w), self.head_names[1]: torch.nn.Parameter(b)}
+        w_name, b_name = self.head_names
+        return {w_name: torch.nn.Parameter(w), b_name: torch.nn.Parameter(b)}
 
     # --- hooks ----------------------------------------------------------------------------
     def begin_task(self, task: int) -> None:

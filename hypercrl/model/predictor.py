@@ -60,7 +60,8 @@ class Predictor:
             # keep the mean head only, and fold y * std + mean into it
             wl = ws[-1][: net.out_dim] * normalizer.y_std[:, None]
             bl = bs[-1][: net.out_dim] * normalizer.y_std + normalizer.y_mean
-            self.hidden = [(w.t().contiguous(), b.contiguous()) for w, b in zip(ws[1:-1], bs[1:-1])]
+            pairs = zip(ws[1:-1], bs[1:-1], strict=True)
+            self.hidden = [(w.t().contiguous(), b.contiguous()) for w, b in pairs]
             self.last = (wl.t().contiguous(), bl.contiguous())
         self.device = self.b1.device
         self.dtype = self.b1.dtype

@@ -42,7 +42,8 @@ class TargetNet(nn.Module):
         self.act = activation(activation_name)
         self.probabilistic = probabilistic
         widths = [in_dim, *hidden, out_dim * (2 if probabilistic else 1)]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        pairs = zip(widths[:-1], widths[1:], strict=True)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
         lo, hi = logvar_bounds
         self.register_buffer("min_logvar", torch.full((out_dim,), float(lo)))
         self.register_buffer("max_logvar", torch.full((out_dim,), float(hi)))

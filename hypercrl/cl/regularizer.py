@@ -29,8 +29,11 @@ def adam_lookahead(optimizer: torch.optim.Adam) -> dict[torch.nn.Parameter, torc
                 continue
             g = p.grad
             state = optimizer.state.get(p, {})
-            # a tensor under fused/capturable Adam: stay on its device, no host sync
-            step = state["step"] + 1 if "step" in state else 1.0
+            step = state.get("step", 0.0)
+            if not isinstance(step, torch.Tensor) or step.device.type == "cpu":
+                step = float(step)  # as torch's Adam does: bias corrections in float64
+            # else a device tensor (fused/capturable Adam): stay there, no host sync
+            step = step + 1
             m = state["exp_avg"] * b1 + g * (1 - b1) if "exp_avg" in state else g * (1 - b1)
             v = (
                 state["exp_avg_sq"] * b2 + g * g * (1 - b2)

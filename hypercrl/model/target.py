@@ -79,9 +79,11 @@ class TargetNet(nn.Module):
             raise ValueError(f"weights[{name!r}] has shape {tuple(w.shape)}; expected "
                              f"{tuple(ref.shape)} or [T, *{tuple(ref.shape)}]")
         in_dims = 0 if x.dim() == 3 else None
-        return vmap(lambda ws, xs: functional_call(self, ws, (xs,)), in_dims=(0, in_dims))(
-            weights, x
-        )
+        out_dims = (0, 0) if self.probabilistic else (0, None)
+        return vmap(
+            lambda ws, xs: functional_call(self, ws, (xs,)), in_dims=(0, in_dims),
+            out_dims=out_dims,
+        )(weights, x)
 
 
 def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,115 @@
+"""Target net on generated weights, state spec, normaliser and the fast predictor."""
+
+import math
+
+import pytest
+import torch
+
+from hypercrl.hnet import FullHyperNetwork, param_shapes
+from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet, quat_mul
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("probabilistic", [False, True])
+def test_functional_call_on_generated_weights_equals_loaded_module(probabilistic):
+    net = TargetNet(5, 3, hidden=(16, 16), probabilistic=probabilistic)
+    hnet = FullHyperNetwork(param_shapes(net), emb_dim=4, hidden=(8,), generator=_gen())
+    w = hnet(torch.randn(3, 4))
+    x = torch.randn(7, 5)
+    batched_mean, batched_lv = net.run(w, x)  # vmap over the task dimension
+    for t in range(3):
+        loaded = TargetNet(5, 3, hidden=(16, 16), probabilistic=probabilistic)
+        loaded.load_state_dict({k: v[t] for k, v in w.items()}, strict=False)
+        mean, lv = loaded(x)
+        single_mean, _ = net.run({k: v[t] for k, v in w.items()}, x)
+        torch.testing.assert_close(single_mean, mean)
+        torch.testing.assert_close(batched_mean[t], mean)
+        if probabilistic:
+            torch.testing.assert_close(batched_lv[t], lv)
+            assert (lv >= -10).all() and (lv <= 0.5).all()
+
+
+def test_spec_round_trip_delta_absolute_angle():
+    spec = StateSpec(["delta", "absolute", "angle"])
+    s = torch.tensor([[1.0, 2.0, 3.0]])
+    s2 = torch.tensor([[1.5, -4.0, -3.0]])  # angle crosses pi
+    target = spec.targets(s, s2)
+    assert target[0, 2].abs() < 1.0  # wrapped: 3 -> -3 is a small turn
+    back = spec.apply(s, target)
+    torch.testing.assert_close(back[:, :2], s2[:, :2])
+    assert math.isclose(math.remainder(back[0, 2].item() - (-3.0), 2 * math.pi), 0, abs_tol=1e-5)
+    feats = spec.features(s)
+    assert feats.shape == (1, 4)
+    torch.testing.assert_close(feats[0, 2:], torch.tensor([math.cos(3.0), math.sin(3.0)]))
+
+
+def _random_quat(n, seed):
+    q = torch.randn(n, 4, generator=_gen(seed))
+    return q / q.norm(dim=1, keepdim=True)
+
+
+def test_quaternion_block_composes_in_one_convention():
+    spec = StateSpec(["delta", "quat", "quat", "quat", "quat"])
+    q, q2 = _random_quat(50, 1), _random_quat(50, 2)
+    s = torch.cat([torch.zeros(50, 1), q], 1)
+    s2 = torch.cat([torch.ones(50, 1), q2], 1)
+    target = spec.targets(s, s2)
+    assert (target[:, 1] >= 0).all()  # canonical sign
+    back = spec.apply(s, target)
+    # same rotation: equal up to sign
+    dot = (back[:, 1:] * q2).sum(1).abs()
+    torch.testing.assert_close(dot, torch.ones(50))
+    # Hamilton product, [w, x, y, z]: i * j = k
+    i, j = torch.tensor([0.0, 1, 0, 0]), torch.tensor([0.0, 0, 1, 0])
+    torch.testing.assert_close(quat_mul(i, j), torch.tensor([0.0, 0, 0, 1]))
+
+
+def test_spec_rejects_bad_kinds():
+    with pytest.raises(ValueError, match="unknown kinds"):
+        StateSpec(["delta", "velocity"])
+    with pytest.raises(ValueError, match="blocks of 4"):
+        StateSpec(["quat"] * 3)
+
+
+def test_normaliser_freezes():
+    norm = Normalizer(2, 1)
+    norm.fit(torch.tensor([[0.0, 1.0], [2.0, 1.0]]), torch.tensor([[1.0], [3.0]]))
+    torch.testing.assert_close(norm.x_mean, torch.tensor([1.0, 1.0]))
+    assert norm.x_std[1] == 1.0  # constant dimension
+    norm.freeze()
+    with pytest.raises(RuntimeError, match="frozen"):
+        norm.fit(torch.zeros(3, 2), torch.zeros(3, 1))
+    torch.testing.assert_close(norm.y_mean, torch.tensor([2.0]))
+
+
+@pytest.mark.parametrize("kinds", [["delta"] * 3, ["absolute", "angle", "delta"]])
+@pytest.mark.parametrize("probabilistic", [False, True])
+def test_predictor_matches_the_unfused_model(kinds, probabilistic):
+    spec = StateSpec(kinds)
+    net = TargetNet(spec.feature_dim + 2, 3, hidden=(32, 32), activation_name="elu",
+                    probabilistic=probabilistic)
+    norm = Normalizer(net.in_dim, 3)
+    norm.fit(torch.randn(100, net.in_dim) * 3 + 1, torch.randn(100, 3) * 0.1 + 0.2)
+    weights = dict(net.named_parameters())
+    pred = Predictor(net, weights, spec, norm)
+    s, a = torch.randn(20, 3), torch.randn(20, 2)
+
+    def reference(s, a):
+        x = norm.norm_x(torch.cat([spec.features(s), a], 1))
+        mean, _ = net(x)
+        return spec.apply(s, norm.denorm_y(mean))
+
+    with torch.no_grad():
+        torch.testing.assert_close(pred(s, a), reference(s, a), rtol=1e-4, atol=1e-5)
+        actions = torch.randn(20, 6, 2)
+        roll = pred.rollout(s, actions)
+        state = s
+        for h in range(6):
+            state = reference(state, actions[:, h])
+            torch.testing.assert_close(roll[:, h], state, rtol=1e-4, atol=1e-4)
+        # a single start state broadcasts over the population
+        torch.testing.assert_close(pred.rollout(s[0], actions)[:, 0], pred(s[:1].expand(20, 3),
+                                   actions[:, 0]), rtol=1e-5, atol=1e-6)

@@ -82,8 +82,8 @@ class HnetStrategy(Strategy):
 
     def train_step(self, task: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         o = self.opts
-        self.theta_opt.zero_grad(set_to_none=True)
-        self.emb_opt.zero_grad(set_to_none=True)
+        self.theta_opt.zero_grad(set_to_none=False)
+        self.emb_opt.zero_grad(set_to_none=False)
         w = self.hnet(self.embeddings([task]))
         loss = self.task_loss({k: v[0] for k, v in w.items()}, x, y)
         loss.backward()

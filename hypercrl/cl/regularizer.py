@@ -12,37 +12,42 @@ from hypercrl.hnet.base import HyperNetwork
 def adam_lookahead(optimizer: torch.optim.Adam) -> dict[torch.nn.Parameter, torch.Tensor]:
     """The parameter change the next ``optimizer.step()`` would make with the current grads.
 
-    Computed from copies of the optimiser's moments (its state is not touched), following
-    torch's Adam exactly (no weight decay, no amsgrad): with step s+1,
+    Computed from the optimiser's moments without touching its state, following torch's Adam
+    exactly (no weight decay, no amsgrad): with step s+1,
     m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
     dtheta = -lr / (1 - b1^(s+1)) * m' / (sqrt(v') / sqrt(1 - b2^(s+1)) + eps).
-    Parameters without a gradient get no entry.
+    One foreach kernel per operation over all parameters. Parameters without a gradient get
+    no entry.
     """
     out: dict[torch.nn.Parameter, torch.Tensor] = {}
     for group in optimizer.param_groups:
         if group.get("weight_decay", 0) or group.get("amsgrad", False):
             raise ValueError("adam_lookahead supports Adam without weight_decay or amsgrad")
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
         b1, b2 = group["betas"]
         lr, eps = group["lr"], group["eps"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = p.grad
-            state = optimizer.state.get(p, {})
-            step = state.get("step", 0.0)
-            if not isinstance(step, torch.Tensor) or step.device.type == "cpu":
-                step = float(step)  # as torch's Adam does: bias corrections in float64
-            # else a device tensor (fused/capturable Adam): stay there, no host sync
-            step = step + 1
-            m = state["exp_avg"] * b1 + g * (1 - b1) if "exp_avg" in state else g * (1 - b1)
-            v = (
-                state["exp_avg_sq"] * b2 + g * g * (1 - b2)
-                if "exp_avg_sq" in state
-                else g * g * (1 - b2)
-            )
-            bc1 = 1 - b1**step
-            bc2_sqrt = (1 - b2**step) ** 0.5
-            out[p] = -(lr / bc1) * m / (v.sqrt() / bc2_sqrt + eps)
+        grads = [p.grad for p in params]
+        states = [optimizer.state.get(p, {}) for p in params]
+        step = states[0].get("step", 0.0)
+        if not isinstance(step, torch.Tensor) or step.device.type == "cpu":
+            step = float(step)  # as torch's Adam does: bias corrections in float64
+        # else a device tensor (fused/capturable Adam): stay there, no host sync
+        step = step + 1
+        ms = [st["exp_avg"] if "exp_avg" in st else torch.zeros_like(g)
+              for st, g in zip(states, grads, strict=True)]
+        vs = [st["exp_avg_sq"] if "exp_avg_sq" in st else torch.zeros_like(g)
+              for st, g in zip(states, grads, strict=True)]
+        m_new = torch._foreach_lerp(ms, grads, 1 - b1)  # b1 m + (1 - b1) g
+        denom = torch._foreach_mul(grads, grads)
+        torch._foreach_lerp_(denom, vs, b2)  # (1 - b2) g^2 + b2 v
+        torch._foreach_sqrt_(denom)
+        torch._foreach_div_(denom, (1 - b2**step) ** 0.5)
+        torch._foreach_add_(denom, eps)
+        torch._foreach_div_(m_new, denom)
+        torch._foreach_mul_(m_new, -lr / (1 - b1**step))
+        out.update(zip(params, m_new, strict=True))
     return out
 
 

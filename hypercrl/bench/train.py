@@ -1,0 +1,128 @@
+"""``hypercrl bench train``: seconds per HyperCRL training step vs the number of earlier tasks.
+
+Sizes are the original's (reference §2): pusher (target 2x200 on 12 -> 10, hypernetwork
+50-50 ELU; chunked 20-20, chunks of 2000) and door (target 4x200 on 35 -> 2x26
+probabilistic, hypernetwork 256-256 ReLU; chunked 25-30, chunks of 4000). Batch 100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from typing import Any
+
+import torch
+
+from hypercrl.cl.hnet import ChunkedHnetOptions, ChunkedHnetStrategy, HnetOptions, HnetStrategy
+from hypercrl.model import TargetNet
+
+SIZES: dict[str, dict[str, Any]] = {
+    "pusher": {
+        "in_dim": 12, "out_dim": 10, "hidden": (200, 200), "probabilistic": False,
+        "hnet": {"hnet_hidden": (50, 50), "hnet_activation": "elu"},
+        "chunked": {"hnet_hidden": (20, 20), "chunk_dim": 2000, "chunk_emb_dim": 20},
+    },
+    "door": {
+        "in_dim": 35, "out_dim": 26, "hidden": (200, 200, 200, 200), "probabilistic": True,
+        "hnet": {"hnet_hidden": (256, 256), "hnet_activation": "relu"},
+        "chunked": {"hnet_hidden": (25, 30), "chunk_dim": 4000, "chunk_emb_dim": 20},
+    },
+}
+EARLIER = (0, 1, 5, 10, 20)
+
+
+def _strategy(size: dict[str, Any], variant: str, device: torch.device):
+    net = TargetNet(size["in_dim"], size["out_dim"], size["hidden"],
+                    probabilistic=size["probabilistic"]).to(device)
+    gen = torch.Generator().manual_seed(0)
+    if variant == "full":
+        return HnetStrategy(net, HnetOptions(**size["hnet"]), gen)
+    return ChunkedHnetStrategy(net, ChunkedHnetOptions(**size["chunked"]), gen)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(size: dict[str, Any], variant: str, earlier: int, device: torch.device,
+               repeats: int, warmup: int) -> dict[str, Any]:
+    """Median seconds of one train_step at task ``earlier`` (after ``earlier`` tasks)."""
+    strat = _strategy(size, variant, device)
+    for t in range(earlier):  # earlier tasks: embeddings and regularisation targets only
+        strat.begin_task(t)
+        strat.end_task(t, None, None)
+    strat.begin_task(earlier)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(100, size["in_dim"], generator=gen).to(device)
+    y = torch.randn(100, size["out_dim"], generator=gen).to(device)
+    times = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        start = time.perf_counter()
+        strat.train_step(earlier, x, y)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    times.sort()
+    theta = sum(p.numel() for p in strat.hnet.parameters())
+    return {
+        "step_s": times[len(times) // 2],
+        "hnet_params": theta,
+        "target_params": strat.hnet.num_target_params,
+    }
+
+
+def run(devices: list[torch.device], repeats: int, warmup: int,
+        sizes: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {"benchmark": "train", "batch_size": 100, "results": []}
+    for device in devices:
+        for name in sizes:
+            for variant in ("full", "chunked"):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                steps = {}
+                info: dict[str, Any] = {}
+                for n in EARLIER:
+                    info = time_steps(SIZES[name], variant, n, device, repeats, warmup)
+                    steps[n] = info["step_s"]
+                row = {
+                    "device": str(device), "size": name, "hnet": variant,
+                    "hnet_params": info["hnet_params"], "target_params": info["target_params"],
+                    "step_s": {str(k): v for k, v in steps.items()},
+                    "ratio_20_over_1": steps[20] / steps[1],
+                }
+                if device.type == "cuda":
+                    row["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+                results["results"].append(row)
+    # ru_maxrss is in KiB on Linux: the process's peak resident memory over the whole run
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["torch"] = torch.__version__
+    results["threads"] = torch.get_num_threads()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hypercrl bench train", description=__doc__)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"])
+    parser.add_argument("--repeats", type=int, default=20, help="timed steps per point")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--sizes", default="pusher,door", help="comma list of pusher,door")
+    parser.add_argument("--quick", action="store_true", help="3 timed steps, pusher only")
+    args = parser.parse_args(argv)
+    sizes = [s for s in args.sizes.split(",") if s]
+    unknown = sorted(set(sizes) - set(SIZES))
+    if unknown:
+        raise ValueError(f"unknown size(s) {unknown}; valid: {sorted(SIZES)}")
+    if args.quick:
+        args.repeats, args.warmup, sizes = 3, 1, ["pusher"]
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all"):
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+        elif args.device == "cuda":
+            raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+    print(json.dumps(run(devices, args.repeats, args.warmup, sizes), indent=2))
+    return 0

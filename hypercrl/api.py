@@ -245,6 +245,11 @@ class ContinualDynamics:
         if state.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path} has format version {state.get('version')}; this hypercrl "
                              f"reads version {FORMAT_VERSION}")
+        return cls.load_from_state(state, device)
+
+    @classmethod
+    def load_from_state(cls, state: dict[str, Any], device: str | torch.device | None = None):
+        """A model rebuilt from :meth:`state_dict` (its config included)."""
         c = dict(state["config"])
         options = c.pop("options")
         options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}

@@ -1,13 +1,21 @@
-"""Command line: ``hypercrl bench train|plan|env`` (more subcommands arrive with the loop).
+"""Command line: ``hypercrl run|resume|eval|video|report|bench``.
 
 Only this module and ``launch/`` wire ``hypercrl`` to the simulators in ``envs``.
+Errors in what a user asked for (unknown method, sequence or backend, a bad ``--set``, a
+missing or corrupt checkpoint, a run directory holding another run) print one line and exit
+with status 2; nothing is overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
+import os
+import platform
 import sys
+from importlib import metadata
 
 # bench name -> module whose main(argv) prints the benchmark's JSON
 BENCHES = {
@@ -15,6 +23,176 @@ BENCHES = {
     "plan": "hypercrl.bench.plan",
     "env": "envs.bench",
 }
+VERSIONED = ("hypercrl", "torch", "numpy", "gymnasium", "mujoco", "pybullet",
+             "stable-baselines3", "tensorboard")
+
+
+def _sequence(name: str, backend: str):
+    import envs
+
+    return envs.sequence(name, backend=backend)
+
+
+def _check_method(method: str) -> None:
+    from hypercrl.cl import METHODS
+    from hypercrl.loop import MODEL_FREE
+
+    known = sorted(METHODS) + list(MODEL_FREE)
+    if method not in known:
+        raise ValueError(f"unknown method {method!r}; known methods: {known}")
+
+
+def _check_config(cfg) -> None:
+    _check_method(cfg.method)
+    if cfg.planner != "cem":
+        raise ValueError(f"planner {cfg.planner!r}: the loop runs 'cem'")
+
+
+def default_run_dir(cfg) -> str:
+    return os.path.join("runs", f"{cfg.sequence}-{cfg.backend}-{cfg.method}-s{cfg.seed}-"
+                                f"{cfg.profile}")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
+    """Create the run directory, write config and versions, run; returns the run dir."""
+    from hypercrl.loop import ContinualRun, RunError
+
+    _check_config(cfg)
+    seq = _sequence(cfg.sequence, cfg.backend)
+    run_dir = run_dir or default_run_dir(cfg)
+    cfg_path = os.path.join(run_dir, "config.json")
+    if os.path.exists(cfg_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            old = json.load(f)
+        new = json.loads(cfg.to_json())
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if diff:
+            raise RunError(f"{run_dir} holds a run with another config (differs in {diff}); "
+                           "choose another --run-dir")
+        raise RunError(f"{run_dir} already holds this run; continue it with "
+                       f"`hypercrl resume {run_dir}` or choose another --run-dir")
+    os.makedirs(run_dir, exist_ok=True)
+    with open(cfg_path, "w", encoding="utf-8") as f:
+        f.write(cfg.to_json())
+    with open(os.path.join(run_dir, "versions.json"), "w", encoding="utf-8") as f:
+        json.dump(versions(), f, indent=2)
+    run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
+    run.save_checkpoint()
+    run.run()
+    return run_dir
+
+
+def read_config(run_dir: str):
+    from hypercrl.config import RunConfig
+    from hypercrl.loop import RunError
+
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise RunError(f"{run_dir}: no config.json (not a run directory)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return RunConfig.from_dict(json.load(f))
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise RunError(f"{path}: invalid run config ({err})") from None
+
+
+def resume_run(run_dir: str, quiet: bool = False) -> str:
+    """Continue a run from its last checkpoint."""
+    from hypercrl.loop import ContinualRun, RunError, load_checkpoint
+
+    cfg = read_config(run_dir)
+    _check_config(cfg)
+    state = load_checkpoint(run_dir)
+    if json.loads(json.dumps(state["config"])) != json.loads(cfg.to_json()):
+        raise RunError(f"{run_dir}: the checkpoint's config does not match config.json")
+    seq = _sequence(cfg.sequence, cfg.backend)
+    run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
+    run.load_state_dict(state)
+    run.run()
+    return run_dir
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hypercrl.config import from_sequence, parse_set
+
+    _check_method(args.method)
+    overrides = parse_set(args.set or [])
+    overrides.update(method=args.method, seed=args.seed)
+    if args.video:
+        overrides["video"] = True
+    cfg = from_sequence(_sequence(args.sequence, args.backend), args.profile, **overrides)
+    run_dir = start_run(cfg, args.run_dir, args.quiet)
+    print(run_dir)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    print(resume_run(args.run_dir, args.quiet))
+    return 0
+
+
+def _model_run(run_dir: str, after: int | None):
+    """A ContinualRun holding the model saved after task ``after`` (the last one if None)."""
+    from hypercrl.api import ContinualDynamics
+    from hypercrl.loop import ContinualRun, RunError
+
+    cfg = read_config(run_dir)
+    cfg = dataclasses.replace(cfg, video=False)
+    saved = sorted(int(f[len("model_after"):-3]) for f in os.listdir(run_dir)
+                   if f.startswith("model_after") and f.endswith(".pt"))
+    if not saved:
+        raise RunError(f"{run_dir}: no saved model (model_after<i>.pt); has a task ended?")
+    after = saved[-1] if after is None else after
+    if after not in saved:
+        raise RunError(f"{run_dir}: no model saved after task {after}; saved: {saved}")
+    run = ContinualRun(cfg, _sequence(cfg.sequence, cfg.backend), run_dir, quiet=True)
+    run.dynamics = ContinualDynamics.load(os.path.join(run_dir, f"model_after{after}.pt"),
+                                          device=cfg.device)
+    from hypercrl.plan import MPCAgent
+
+    run.agent = MPCAgent(run.dynamics, run.tasks[0].reward, run.agent.optimizer)
+    return run, after
+
+
+def _eval(args: argparse.Namespace) -> int:
+    run, after = _model_run(args.run_dir, args.after)
+    out = {"run_dir": args.run_dir, "after": after, "tasks": {}}
+    for j in range(after + 1):
+        returns, successes = run.evaluate_task(j, args.episodes)
+        out["tasks"][j] = {"returns": returns, "success_rate": sum(successes) / len(successes)}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _video(args: argparse.Namespace) -> int:
+    from hypercrl.loop import RunError
+
+    run, after = _model_run(args.run_dir, args.after)
+    if not 0 <= args.task <= after:
+        raise RunError(f"--task {args.task}: the model after task {after} knows tasks "
+                       f"0..{after}")
+    path = args.out or os.path.join(run.video_dir, f"task{args.task}_after{after}.mp4")
+    returns, _ = run.evaluate_task(args.task, 1, video_path=path)
+    print(json.dumps({"video": path, "return": returns[0]}))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hypercrl.report import write_report
+
+    out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else "report")
+    print(write_report(args.run_dirs, out))
+    return 0
 
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -25,6 +203,43 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hypercrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a method through a task sequence")
+    run.add_argument("--sequence", default="push", help="task family: push, door, halfcheetah")
+    run.add_argument("--backend", default="mujoco", help="mujoco or pybullet")
+    run.add_argument("--method", default="hnet")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--profile", default="quick", help="paper, quick or smoke")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a config value (repeatable)")
+    run.add_argument("--run-dir", default=None)
+    run.add_argument("--video", action="store_true", help="record evaluation videos")
+    run.add_argument("--quiet", action="store_true")
+    run.set_defaults(func=_run)
+
+    resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
+    resume.add_argument("run_dir")
+    resume.add_argument("--quiet", action="store_true")
+    resume.set_defaults(func=_resume)
+
+    ev = sub.add_parser("eval", help="evaluate a saved model on every task it has seen")
+    ev.add_argument("run_dir")
+    ev.add_argument("--after", type=int, default=None, help="the model saved after this task")
+    ev.add_argument("--episodes", type=int, default=5)
+    ev.set_defaults(func=_eval)
+
+    video = sub.add_parser("video", help="render a rollout of a saved model to mp4")
+    video.add_argument("run_dir")
+    video.add_argument("--task", type=int, required=True)
+    video.add_argument("--after", type=int, default=None)
+    video.add_argument("--out", default=None)
+    video.set_defaults(func=_video)
+
+    report = sub.add_parser("report", help="Markdown summary and plots of runs")
+    report.add_argument("run_dirs", nargs="+")
+    report.add_argument("--out", default=None, help="output folder")
+    report.set_defaults(func=_report)
+
     bench = sub.add_parser("bench", help="run a benchmark and print JSON")
     bench.add_argument("name", choices=sorted(BENCHES), help="which benchmark")
     bench.set_defaults(func=_bench)
@@ -34,11 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    if args.command != "bench" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        return args.func(args, rest)
-    except ValueError as err:
+        if args.command == "bench":
+            return args.func(args, rest)
+        return args.func(args)
+    except ValueError as err:  # RunError included
         print(f"hypercrl: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("hypercrl: interrupted; continue with `hypercrl resume RUN_DIR`", file=sys.stderr)
+        return 130
+
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""Continual-RL metrics: the performance matrix, forgetting, forward transfer, intervals.
+
+Conventions: ``R[i, j]`` is the performance on task j measured after training task i
+(NaN where j > i, not yet seen). T = number of tasks; the final row is ``R[T - 1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def average_final(r: np.ndarray) -> float:
+    """Mean over tasks of the final performance, mean_j R[T-1, j]."""
+    return float(np.nanmean(r[-1]))
+
+
+def forgetting(r: np.ndarray) -> np.ndarray:
+    """Per earlier task j < T-1: R[j, j] - R[T-1, j] (positive = forgotten)."""
+    t = r.shape[0]
+    return np.array([r[j, j] - r[t - 1, j] for j in range(t - 1)])
+
+
+def retention(r: np.ndarray) -> np.ndarray:
+    """Per earlier task j < T-1: R[T-1, j] / R[j, j] (the original's "forgetting"; 1 = kept)."""
+    t = r.shape[0]
+    return np.array([_ratio(r[t - 1, j], r[j, j]) for j in range(t - 1)])
+
+
+def forward_transfer(r: np.ndarray, r_single: np.ndarray) -> np.ndarray:
+    """Per task j: R[j, j] - R_single[j, j], against a fresh model per task (``single``)."""
+    return np.array([r[j, j] - r_single[j, j] for j in range(r.shape[0])])
+
+
+def forward_transfer_ratio(r: np.ndarray, r_single: np.ndarray) -> np.ndarray:
+    """Per task j: R[j, j] / R_single[j, j] (the original's definition)."""
+    return np.array([_ratio(r[j, j], r_single[j, j]) for j in range(r.shape[0])])
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b != 0 else float("nan")
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    level: float = 0.9,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean over seeds and its percentile-bootstrap interval.
+
+    With one value the interval collapses to it. NaNs are dropped.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return (float("nan"),) * 3
+    if x.size == 1:
+        return (float(x[0]),) * 3
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(means, [tail, 1 - tail])
+    return float(x.mean()), float(lo), float(hi)
+
+
+def summarize(r: np.ndarray, r_single: np.ndarray | None = None) -> dict[str, object]:
+    """All scalar summaries of one run's performance matrix (means over episodes)."""
+    out: dict[str, object] = {
+        "average_final": average_final(r),
+        "forgetting": forgetting(r).tolist(),
+        "retention": retention(r).tolist(),
+    }
+    if r_single is not None:
+        out["forward_transfer"] = forward_transfer(r, r_single).tolist()
+        out["forward_transfer_ratio"] = forward_transfer_ratio(r, r_single).tolist()
+    return out

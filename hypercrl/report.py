@@ -1,0 +1,191 @@
+"""``hypercrl report RUN_DIR...``: a Markdown summary and PNG plots comparing runs.
+
+Runs are grouped by (sequence, backend, method); within a group every seed is one sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from hypercrl import metrics as M
+
+
+def load_run(run_dir: str) -> dict[str, Any]:
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"{run_dir}: no metrics.json (not a run directory, or no task ended)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable ({err})") from None
+    data["run_dir"] = run_dir
+    return data
+
+
+def matrix(rows: dict[str, list], n: int, reduce=np.mean) -> np.ndarray:
+    """[n, n] matrix from {"i": [values of task 0..i]}; entries reduced over episodes."""
+    r = np.full((n, n), np.nan)
+    for i, row in rows.items():
+        for j, v in enumerate(row):
+            r[int(i), j] = float(reduce(v)) if isinstance(v, list) else float(v)
+    return r
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def matrix_figure(ax, r: np.ndarray, label: str) -> None:
+    n = r.shape[0]
+    im = ax.imshow(r, cmap="viridis")
+    ax.set_xlabel("evaluated task j")
+    ax.set_ylabel("after training task i")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    for i in range(n):
+        for j in range(n):
+            if np.isfinite(r[i, j]):
+                ax.text(j, i, f"{r[i, j]:.3g}", ha="center", va="center", color="w", fontsize=8)
+    ax.figure.colorbar(im, ax=ax, label=label)
+
+
+def matrix_figure_rgb(r: np.ndarray, label: str) -> np.ndarray:
+    """The matrix as an [H, W, 3] uint8 image (for TensorBoard)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4, 3.5), dpi=80)
+    matrix_figure(ax, r, label)
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return rgb
+
+
+def _fmt(mean: float, lo: float, hi: float) -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.1f} [{lo:.1f}, {hi:.1f}]" if hi > lo else f"{mean:.1f}"
+
+
+def write_report(run_dirs: list[str], out_dir: str) -> str:
+    """Write ``out_dir/REPORT.md`` and its PNGs; returns the Markdown path."""
+    with warnings.catch_warnings():  # NaN cells (tasks not yet seen) are expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _write_report(run_dirs, out_dir)
+
+
+def _write_report(run_dirs: list[str], out_dir: str) -> str:
+    if not run_dirs:
+        raise ValueError("no run directories given")
+    runs = [load_run(d) for d in run_dirs]
+    os.makedirs(out_dir, exist_ok=True)
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        c = run["config"]
+        groups[(c["sequence"], c["backend"], c["method"])].append(run)
+    plt = _plt()
+    lines = ["# hypercrl report", ""]
+    lines += ["Runs: " + ", ".join(f"`{r['run_dir']}`" for r in runs), ""]
+    singles = {(k[0], k[1]): g for k, g in groups.items() if k[2] == "single"}
+    summary_rows = []
+    for (seq, backend, method), group in sorted(groups.items()):
+        n = len(group[0]["tasks"])
+        rs = [matrix(g["returns"], n) for g in group]
+        ss = [matrix(g["successes"], n) for g in group]
+        seeds = [g["config"]["seed"] for g in group]
+        done = min(len(g["returns"]) for g in group)
+        title = f"{seq} / {backend} / {method}"
+        lines += [f"## {title}", "", f"Seeds: {seeds}; tasks: {group[0]['tasks']}; "
+                  f"tasks finished: {done} of {n}.", ""]
+        mean_r = np.nanmean(np.stack(rs), axis=0)
+        lines += ["Performance matrix R[i, j]: mean evaluation return on task j after training "
+                  "task i (mean over seeds [bootstrap 90 % CI]; success rate in brackets).", ""]
+        lines += ["| after \\ task | " + " | ".join(str(j) for j in range(n)) + " |",
+                  "|---" * (n + 1) + "|"]
+        for i in range(n):
+            cells = []
+            for j in range(n):
+                vals = [r[i, j] for r in rs]
+                m, lo, hi = M.bootstrap_ci(vals)
+                sr = np.nanmean([s[i, j] for s in ss]) if np.isfinite(m) else np.nan
+                cells.append(_fmt(m, lo, hi) + (f" ({sr:.0%})" if np.isfinite(sr) else ""))
+            lines.append(f"| {i} | " + " | ".join(cells) + " |")
+        lines.append("")
+        if done == n:
+            final = [M.average_final(r) for r in rs]
+            forg = [M.forgetting(r) for r in rs]
+            ret = [M.retention(r) for r in rs]
+            af = M.bootstrap_ci(final)
+            lines += [f"Average final return: {_fmt(*af)}.", ""]
+            if n > 1:
+                lines += ["Forgetting per earlier task, R[j, j] - R[T-1, j] (retention "
+                          "R[T-1, j] / R[j, j]):", ""]
+                for j in range(n - 1):
+                    f = M.bootstrap_ci([x[j] for x in forg])
+                    rt = np.nanmean([x[j] for x in ret])
+                    lines.append(f"- task {j}: {_fmt(*f)} (retention {rt:.2f})")
+                lines.append("")
+            single = singles.get((seq, backend))
+            if single and method != "single":
+                r_single = np.nanmean(np.stack([matrix(g["returns"], n) for g in single]), 0)
+                ft = np.nanmean(np.stack([M.forward_transfer(r, r_single) for r in rs]), 0)
+                lines += ["Forward transfer against `single`, R[j, j] - R_single[j, j]: "
+                          + ", ".join(f"{x:.1f}" for x in ft), ""]
+            summary_rows.append((title, af, np.nanmean([np.nanmean(x) for x in forg])
+                                 if n > 1 else np.nan))
+        me = [matrix(g["model_error_1"], n) for g in group if g.get("model_error_1")]
+        slug = f"{seq}_{backend}_{method}".replace("/", "_")
+        fig, axes = plt.subplots(1, 3 if me else 2, figsize=(15 if me else 10, 4), dpi=90)
+        _curve(axes[0], group, n)
+        matrix_figure(axes[1], mean_r, "mean return")
+        axes[1].set_title("R[i, j]")
+        if me:
+            matrix_figure(axes[2], np.nanmean(np.stack(me), 0), "one-step MSE")
+            axes[2].set_title("model error")
+        fig.suptitle(title)
+        fig.tight_layout()
+        png = f"{slug}.png"
+        fig.savefig(os.path.join(out_dir, png))
+        plt.close(fig)
+        lines += [f"![{title}]({png})", ""]
+    if summary_rows:
+        lines[4:4] = ["## Summary", "", "| run | average final return | mean forgetting |",
+                      "|---|---|---|"] + [
+            f"| {t} | {_fmt(*af)} | {f:.1f} |" for t, af, f in summary_rows] + [""]
+    path = os.path.join(out_dir, "REPORT.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _curve(ax, group: list[dict[str, Any]], n: int) -> None:
+    """Evaluation return per task over env steps, with task boundaries."""
+    for j in range(n):
+        xs, ys = defaultdict(list), None
+        for g in group:
+            for row in g["eval_curve"]:
+                if row["task"] == j:
+                    xs[row["env_steps"]].append(row["return"])
+        if xs:
+            steps = sorted(xs)
+            ys = [np.mean(xs[s]) for s in steps]
+            ax.plot(steps, ys, marker="o", label=f"task {j}")
+    cfg = group[0]["config"]
+    per_task = cfg["init_random_steps"] + cfg["mpc_steps"]
+    for i in range(1, n):
+        ax.axvline(i * per_task, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("evaluation return")
+    ax.legend(fontsize=7)

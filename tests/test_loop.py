@@ -1,0 +1,92 @@
+"""The continual loop end to end on small settings: runs, resume, report, CLI errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from hypercrl import cli
+from hypercrl.config import from_sequence
+from hypercrl.loop import ContinualRun
+
+SMOKE = {"num_tasks": 2, "checkpoint_every": 10}
+
+
+def _cfg(sequence="halfcheetah", backend="mujoco", method="hnet", **kw):
+    return from_sequence(cli._sequence(sequence, backend), "smoke", method=method,
+                         **{**SMOKE, **kw})
+
+
+def _metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    cfg = _cfg()
+    full = cli.start_run(cfg, str(tmp_path / "full"), quiet=True)
+
+    calls = {"n": 0}
+    real_step = ContinualRun._retrain
+
+    def dying_retrain(self, t):
+        calls["n"] += 1
+        if calls["n"] == 4:  # task 1, after a mid-task checkpoint
+            raise KeyboardInterrupt
+        return real_step(self, t)
+
+    monkeypatch.setattr(ContinualRun, "_retrain", dying_retrain)
+    killed = str(tmp_path / "killed")
+    with pytest.raises(KeyboardInterrupt):
+        cli.start_run(cfg, killed, quiet=True)
+    monkeypatch.setattr(ContinualRun, "_retrain", real_step)
+    assert len(_metrics(killed)["returns"]) == 1  # task 0 finished, task 1 not
+    cli.resume_run(killed, quiet=True)
+    a, b = _metrics(full), _metrics(killed)
+    for key in ("returns", "successes", "model_error_1", "model_error_h"):
+        assert a[key] == b[key], key
+    assert np.isfinite(a["returns"]["1"][0]).all()
+
+
+def test_report_over_two_runs(tmp_path):
+    runs = [cli.start_run(_cfg(method=m, num_tasks=2), str(tmp_path / m), quiet=True)
+            for m in ("hnet", "finetune")]
+    path = cli.main(["report", *runs, "--out", str(tmp_path / "report")])
+    assert path == 0
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "halfcheetah / mujoco / hnet" in text and "halfcheetah / mujoco / finetune" in text
+    assert "Forgetting per earlier task" in text
+    assert (tmp_path / "report" / "halfcheetah_mujoco_hnet.png").stat().st_size > 1000
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
+    def run(*argv):
+        code = cli.main(list(argv))
+        err = capsys.readouterr().err.strip()
+        return code, err
+
+    code, err = run("run", "--sequence", "nope")
+    assert code == 2 and "unknown task family 'nope'" in err and "\n" not in err
+    code, err = run("run", "--sequence", "halfcheetah", "--method", "foo")
+    assert code == 2 and "unknown method 'foo'" in err
+    code, err = run("run", "--sequence", "halfcheetah", "--set", "mpc_steps=abc")
+    assert code == 2 and "mpc_steps" in err
+    code, err = run("run", "--sequence", "halfcheetah", "--set", "nokey=1")
+    assert code == 2 and "nokey" in err
+    code, err = run("run", "--sequence", "halfcheetah", "--profile", "fast")
+    assert code == 2 and "unknown profile 'fast'" in err
+    code, err = run("resume", str(tmp_path / "none"))
+    assert code == 2 and "not a run directory" in err
+    # a corrupt checkpoint: nothing overwritten
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(_cfg().to_json())
+    (run_dir / "checkpoint.pt").write_bytes(b"garbage")
+    code, err = run("resume", str(run_dir))
+    assert code == 2 and "corrupt checkpoint" in err
+    assert (run_dir / "checkpoint.pt").read_bytes() == b"garbage"
+    # a run dir that holds another run
+    code, err = run("run", "--sequence", "halfcheetah", "--profile", "smoke", "--seed", "3",
+                    "--run-dir", str(run_dir))
+    assert code == 2 and "another config" in err

@@ -22,6 +22,7 @@ BENCHES = {
     "train": "hypercrl.bench.train",
     "plan": "hypercrl.bench.plan",
     "env": "envs.bench",
+    "init": "hypercrl.bench.init",
 }
 VERSIONED = ("hypercrl", "torch", "numpy", "gymnasium", "mujoco", "pybullet",
              "stable-baselines3", "tensorboard")
@@ -120,6 +121,64 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
     run.load_state_dict(state)
     run.run()
     return run_dir
+
+
+def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile: str = "quick",
+                   backend: str = "mujoco", sets: list[str] | None = None,
+                   out: str | None = None, video: bool = False, quiet: bool = False) -> str:
+    """Run every (method, seed) on a sequence (resuming runs that exist), then report.
+
+    Run directories go to ``out/<method>-s<seed>``; the report to ``out/REPORT.md``.
+    Returns the report's path.
+    """
+    from hypercrl.config import from_sequence, parse_set
+
+    for m in methods:
+        _check_method(m)
+    overrides = parse_set(sets or [])
+    seq = _sequence(sequence, backend)
+    out = out or os.path.join("runs", f"{sequence}-{backend}-{profile}")
+    run_dirs = []
+    for method in methods:
+        for seed in seeds:
+            cfg = from_sequence(seq, profile, **{**overrides, "method": method, "seed": seed,
+                                                 "video": video})
+            run_dir = os.path.join(out, f"{method}-s{seed}")
+            if os.path.exists(os.path.join(run_dir, "config.json")):
+                resume_run(run_dir, quiet)
+            else:
+                start_run(cfg, run_dir, quiet)
+            run_dirs.append(run_dir)
+    from hypercrl.report import write_report
+
+    return write_report(run_dirs, out)
+
+
+def launch_main(sequence: str, argv: list[str] | None = None) -> int:
+    """The command line of ``launch/<sequence>.py``."""
+    parser = argparse.ArgumentParser(
+        prog=f"launch/{sequence}.py",
+        description=f"Compare continual-learning methods on the {sequence} sequence.",
+    )
+    parser.add_argument("--methods", default="hnet,finetune,coreset")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--profile", default="quick", help="paper, quick or smoke")
+    parser.add_argument("--backend", default="mujoco")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--out", default=None, help="folder for the runs and the report")
+    parser.add_argument("--video", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+        path = run_comparison(sequence, [m for m in args.methods.split(",") if m], seeds,
+                              args.profile, args.backend, args.set, args.out, args.video,
+                              args.quiet)
+    except ValueError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,0 +1,11 @@
+"""Compare continual-learning methods on the halfcheetah task sequence, then write the report.
+
+    python launch/halfcheetah.py --methods hnet,finetune,coreset --seeds 0,1,2 --profile quick
+"""
+
+import sys
+
+from hypercrl.cli import launch_main
+
+if __name__ == "__main__":
+    sys.exit(launch_main("halfcheetah"))

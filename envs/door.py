@@ -1,0 +1,344 @@
+"""Door: a Panda opens a hinged door by its handle (the original's "door_pose").
+
+Tasks differ in the handle and in the way it turns (reference §5.2): pull (a fixed bar, no
+latch); round knob turned negative; lever turned negative; round knob positive; lever
+positive. A round or lever door is latched: its hinge cannot open until the handle has been
+turned at least ``LATCH_ANGLE`` = 0.4 rad (about 23 degrees) in the task's direction (the
+knob's range only allows that direction). Once the door is open by more than
+``LATCH_RELEASED`` = 0.02 rad it stays unlatched until it closes again with the handle back.
+The latch is decided by the task once per control step and applied as the hinge's range.
+The handle has a return spring (2 N m/rad) so that pulling on it does not turn it by chance.
+
+Scene: the Panda's base at the origin on the floor, facing +x; the door's hinge axis at
+(0.9, -0.32) with the handle 0.42 m along the panel and 6 cm proud of it, at 0.62 m height.
+The handle frame has x out of the door (towards the robot), z up.
+
+- Action ``[7]`` in [-1, 1]: end-effector displacement (x, y, z, scaled to +-5 cm), rotation
+  vector (world frame, scaled to +-0.5 rad) and gripper (-1 open, +1 closed), 10 Hz.
+- Observation ``[26]``: gripper minus handle position (3, world frame); end-effector
+  quaternion in the handle frame (4, [w, x, y, z], w >= 0); finger position (1, m); arm joint
+  angles (7) and velocities (7); door hinge velocity, knob velocity, door hinge angle, knob
+  angle (4; the knob entries are 0 for the pull door).
+- Reward (:func:`reward`): ``50 |door| + 20 |knob| - |euler(q_des ⊗ q)[:2]| - |d| -
+  log(|d|^2 + 5e-3) - 5`` with d the gripper-handle vector and q_des = (0.7071, 0, 0.7071, 0).
+- Episode: a scripted approach puts the open gripper 10 cm in front of the handle, facing
+  it; then 200 agent steps. ``info["success"]`` once the hinge has reached 0.2 rad.
+
+Differences from the original: the door, frame and handles are primitive shapes in
+``envs/assets/door_{pull,round,lever}.urdf`` (DoorGym's meshes are not redistributed here),
+with DoorGym's hinge damping per handle (1.5, 1.9, 1.6); the scripted approach places the arm
+by inverse kinematics instead of spending 20 of 220 control steps servoing there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from envs.backend import (
+    FINGER_OPEN,
+    Backend,
+    CameraSpec,
+    JointParams,
+    ObjectSpec,
+    RobotSpec,
+    SceneSpec,
+    asset,
+    check_backend,
+    make_backend,
+    resolve_task,
+)
+from envs.rotations import (
+    array_namespace,
+    axis_angle_to_quat,
+    quat_conjugate,
+    quat_mul,
+    quat_rotate,
+)
+from envs.sequences import ModelSettings, PlannerSettings, Schedule, Task, TaskSequence
+
+ENV_ID = "HyperCRL/Door-v0"
+
+# (name, handle, knob range in rad, hinge damping in N m s/rad); reference §5.2
+TASKS: tuple[tuple[str, str, tuple[float, float], float], ...] = (
+    ("pull", "pull", (-1.57, 1.57), 1.5),
+    ("round_neg", "round", (-1.57, 0.0), 1.9),
+    ("lever_neg", "lever", (-1.57, 0.0), 1.6),
+    ("round_pos", "round", (0.0, 1.57), 1.9),
+    ("lever_pos", "lever", (0.0, 1.57), 1.6),
+)
+TASK_NAMES = tuple(t[0] for t in TASKS)
+
+DOOR_POS = (0.9, -0.32, 0.62)  # m, hinge axis at mid-height on the room-side face
+DOOR_RANGE = (0.0, 1.57)  # rad
+LATCH_ANGLE = 0.4  # rad the handle must turn (in the task's direction) to unlatch
+LATCH_RELEASED = 0.02  # rad of door opening above which the latch cannot re-engage
+KNOB_SPRING = 2.0  # N m / rad, returns the handle to 0
+KNOB_DAMPING = 0.1  # N m s / rad
+SUCCESS_ANGLE = 0.2  # rad
+POS_SCALE = 0.05  # m per step at |u| = 1
+ROT_SCALE = 0.5  # rad per step at |u| = 1
+APPROACH_DIST = 0.1  # m in front of the handle after the scripted approach
+EPISODE_STEPS = 200
+Q_DES = (math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0)  # [w, x, y, z], reference §4.2
+# the approach orientation in the handle frame: conj(Q_DES), so euler(Q_DES ⊗ q) = 0
+Q_GRASP = np.array([math.sqrt(0.5), 0.0, -math.sqrt(0.5), 0.0])
+# an arm pose with the hand pointing forward (+x), the seed of the approach IK
+HOME_QPOS = np.array([0.0, 0.4, 0.0, -1.4, 0.0, 3.37, math.pi / 4])
+JOINT_NOISE = 0.02  # rad
+APPROACH_NOISE = 0.01  # m, half-width of uniform noise on the approach point
+WORKSPACE = ((0.3, 1.0), (-0.5, 0.5), (0.2, 1.1))  # m, bounds of the end-effector target
+
+
+def reward(state: Any, action: Any, next_state: Any) -> Any:
+    """Door reward, batched: states ``[..., 26]``, action ``[..., 7]`` -> ``[...]``.
+
+    Works on numpy arrays and torch tensors alike. Only ``next_state`` enters (as in the
+    original); ``action`` and ``state`` are accepted for the common signature.
+    """
+    xp = array_namespace(next_state)
+    d = next_state[..., 0:3]
+    dist2 = (d * d).sum(-1)
+    q = next_state[..., 3:7]
+    # roll and pitch of Q_DES ⊗ q (R = Rx(a) Ry(b) Rz(c)), written out so that only the
+    # two needed matrix entries are formed
+    w0, x0, y0, z0 = Q_DES
+    w = w0 * q[..., 0] - x0 * q[..., 1] - y0 * q[..., 2] - z0 * q[..., 3]
+    x = w0 * q[..., 1] + x0 * q[..., 0] + y0 * q[..., 3] - z0 * q[..., 2]
+    y = w0 * q[..., 2] - x0 * q[..., 3] + y0 * q[..., 0] + z0 * q[..., 1]
+    z = w0 * q[..., 3] + x0 * q[..., 2] - y0 * q[..., 1] + z0 * q[..., 0]
+    m02 = 2 * (x * z + w * y)
+    m12 = 2 * (y * z - w * x)
+    m22 = 1 - 2 * (x * x + y * y)
+    roll = xp.arctan2(-m12, m22)
+    pitch = xp.arctan2(m02, xp.sqrt(m12 * m12 + m22 * m22))
+    return (
+        50.0 * xp.abs(next_state[..., 24])
+        + 20.0 * xp.abs(next_state[..., 25])
+        - xp.sqrt(roll * roll + pitch * pitch)
+        - xp.sqrt(dist2)
+        - xp.log(dist2 + 5e-3)
+        - 5.0
+    )
+
+
+def success(state: Any) -> Any:
+    """Whether the door hinge is open by at least 0.2 rad; ``[..., 26]`` -> ``[...]`` bool."""
+    return state[..., 24] >= SUCCESS_ANGLE
+
+
+def task_params(task: int) -> dict[str, Any]:
+    """Physical parameters of task ``task`` as data."""
+    _, handle, knob_range, damping = TASKS[task]
+    return {
+        "handle": handle,
+        "knob_range": knob_range if handle != "pull" else None,
+        "hinge_damping": damping,
+        "latch_angle": LATCH_ANGLE if handle != "pull" else None,
+    }
+
+
+def scene(task: int) -> SceneSpec:
+    """The door scene of task ``task``: Panda on the floor facing a door with its handle."""
+    params = task_params(task)
+    joints = {"hinge": JointParams(range=DOOR_RANGE, damping=params["hinge_damping"])}
+    if params["handle"] != "pull":
+        joints["knob_hinge"] = JointParams(
+            range=params["knob_range"], damping=KNOB_DAMPING, stiffness=KNOB_SPRING
+        )
+    door = ObjectSpec(
+        name="door", urdf=asset(f"door_{params['handle']}.urdf"), pos=DOOR_POS, joints=joints
+    )
+    return SceneSpec(
+        robot=RobotSpec(base_pos=(0.0, 0.0, 0.0), finger_friction=1.5),
+        objects=(door,),
+        camera=CameraSpec(pos=(-0.6, -1.2, 1.4), lookat=(0.45, 0.0, 0.6), fovy=45.0),
+        floor_z=0.0,
+    )
+
+
+class DoorEnv(gym.Env):
+    """The door task on a simulator backend; see the module docstring."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self, task: int | str = 0, backend: str = "mujoco", render_mode: str | None = None
+    ) -> None:
+        self.task = resolve_task(task, TASK_NAMES, "door")
+        self.task_name = TASK_NAMES[self.task]
+        self.params = task_params(self.task)
+        self.backend_name = check_backend(backend)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unknown render_mode {render_mode!r}; valid: None, 'rgb_array'")
+        self.render_mode = render_mode
+        self.sim: Backend = make_backend(backend, scene(self.task))
+        self._has_knob = self.params["handle"] != "pull"
+        # bounds that only a blown-up simulation would leave
+        high = np.full(26, 50.0, np.float32)  # rad/s for the velocities
+        high[:3] = 5.0  # m
+        high[3:8] = 1.0  # quaternion, finger position
+        high[8:15] = 2 * math.pi  # rad
+        high[24:26] = math.pi  # rad
+        self.observation_space = gym.spaces.Box(-high, high, (26,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (7,), np.float32)
+        self._obs = np.zeros(26, np.float32)
+        self._t = 0
+        self._latched = self._has_knob
+        self._succeeded = False
+
+    # ----------------------------------------------------------------- helpers
+    def _handle_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.sim.link_pose("door", "handle")
+
+    def _observe(self) -> np.ndarray:
+        ee_pos, ee_quat = self.sim.ee_pose()
+        h_pos, h_quat = self._handle_pose()
+        q_rel = quat_mul(quat_conjugate(h_quat), ee_quat)
+        if q_rel[0] < 0:  # one sign per rotation, so the model sees no jumps from the sim
+            q_rel = -q_rel
+        q, qd, fingers = self.sim.arm_state()
+        door, door_v = self.sim.joint_state("door", "hinge")
+        knob, knob_v = self.sim.joint_state("door", "knob_hinge") if self._has_knob else (0.0, 0.0)
+        return np.concatenate(
+            [ee_pos - h_pos, q_rel, fingers[:1], q, qd, [door_v, knob_v, door, knob]]
+        ).astype(np.float32)
+
+    def _update_latch(self) -> None:
+        if not self._has_knob:
+            return
+        door, _ = self.sim.joint_state("door", "hinge")
+        knob, _ = self.sim.joint_state("door", "knob_hinge")
+        low, high = self.params["knob_range"]
+        turned = knob <= -LATCH_ANGLE if low < 0 else knob >= LATCH_ANGLE
+        # a latched door opens only by turning the handle (a hard pull may press the hinge a
+        # little past its closed limit: that does not unlatch it); an open door latches
+        # again only once it is closed and the handle released
+        latched = not turned if self._latched else not turned and door < LATCH_RELEASED
+        if latched != self._latched:
+            self._update_latch_to(latched)
+
+    # ----------------------------------------------------------------- gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        rng = self.np_random
+        # the door's state is known at reset (closed, handle at 0): the handle pose follows
+        # from the scene, so the backend is reset once, with the arm already at the approach
+        self.sim.reset(HOME_QPOS, 1.0, {})
+        self._update_latch_to(self._has_knob)
+        h_pos, h_quat = self._handle_pose()
+        normal = quat_rotate(h_quat, np.array([1.0, 0.0, 0.0]))
+        start = h_pos + APPROACH_DIST * normal + rng.uniform(-APPROACH_NOISE, APPROACH_NOISE, 3)
+        target_quat = quat_mul(h_quat, Q_GRASP)
+        q_seed = HOME_QPOS + rng.normal(0.0, JOINT_NOISE, 7)
+        q = self.sim.solve_ik(start, target_quat, q_seed)
+        self.sim.reset(q, 1.0, {})
+        self._t = 0
+        self._succeeded = False
+        self._obs = self._observe()
+        return self._obs.copy(), self._info(self._obs)
+
+    def _update_latch_to(self, latched: bool) -> None:
+        self._latched = latched
+        hi = DOOR_RANGE[0] + 1e-4 if latched else DOOR_RANGE[1]
+        self.sim.set_joint_range("door", "hinge", DOOR_RANGE[0], hi)
+
+    def _info(self, obs: np.ndarray) -> dict[str, Any]:
+        self._succeeded = self._succeeded or bool(success(obs))
+        return {"success": self._succeeded, "task": self.task_name, "latched": self._latched}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=np.float32).reshape(7)
+        u = np.clip(action, -1.0, 1.0).astype(np.float64)
+        ee_pos, ee_quat = self.sim.ee_pose()
+        target = ee_pos + POS_SCALE * u[:3]
+        for i, (lo, hi) in enumerate(WORKSPACE):
+            target[i] = min(max(target[i], lo), hi)
+        target_quat = quat_mul(axis_angle_to_quat(ROT_SCALE * u[3:6]), ee_quat)
+        self._update_latch()
+        self.sim.command(target, target_quat, 0.5 * (1.0 - u[6]))
+        self.sim.step()
+        obs = self._observe()
+        r = float(reward(self._obs, action, obs))
+        self._obs = obs
+        self._t += 1
+        return obs.copy(), r, False, self._t >= EPISODE_STEPS, self._info(obs)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            return self.sim.render()
+        return None
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+def make_env(
+    task: int | str = 0, backend: str = "mujoco", render_mode: str | None = None, **kw: Any
+) -> DoorEnv:
+    """Gymnasium entry point of ``HyperCRL/Door-v0``."""
+    if kw:
+        raise ValueError(f"unknown arguments {sorted(kw)}; valid: task, backend, render_mode")
+    return DoorEnv(task=task, backend=backend, render_mode=render_mode)
+
+
+def sequence(backend: str = "mujoco") -> TaskSequence:
+    """The door task sequence (pull, round-, lever-, round+, lever+) on ``backend``."""
+    check_backend(backend)
+    tasks = tuple(
+        Task(
+            family="door",
+            index=i,
+            name=name,
+            params=task_params(i),
+            backend=backend,
+            env_id=ENV_ID,
+            reward=reward,
+            success=success,
+        )
+        for i, name in enumerate(TASK_NAMES)
+    )
+    kinds = ["delta"] * 26
+    kinds[3:7] = ["quat"] * 4
+    kinds[24:26] = ["angle"] * 2
+    return TaskSequence(
+        family="door",
+        backend=backend,
+        tasks=tasks,
+        observation_dim=26,
+        action_dim=7,
+        action_low=-np.ones(7, np.float32),
+        action_high=np.ones(7, np.float32),
+        state_kinds=tuple(kinds),
+        episode_steps=EPISODE_STEPS,
+        schedule=Schedule(
+            init_random_steps=2000,
+            mpc_steps=60000,
+            retrain_every=200,
+            train_iters=200,
+            batch_size=100,
+            eval_every=1000,
+            eval_episodes=1,
+            coreset_size=600,
+        ),
+        planner=PlannerSettings(horizon=10, population=2000, elites=40, iterations=5, init_std=0.5),
+        model=ModelSettings(
+            target_hidden=(200, 200, 200, 200),
+            probabilistic=True,
+            hnet_hidden=(256, 256),
+            hnet_activation="relu",
+            beta=0.5,
+        ),
+        extras={
+            "control_dt": 0.1,
+            "latch_angle": LATCH_ANGLE,
+            "success_angle": SUCCESS_ANGLE,
+            "q_des": Q_DES,
+            "finger_open_m": FINGER_OPEN,
+        },
+    )

@@ -1,0 +1,43 @@
+"""Smoke runs of every method on push and door, on both simulators."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from hypercrl import cli
+from hypercrl.cl import METHODS
+from hypercrl.config import from_sequence
+
+TINY = {
+    "num_tasks": 2, "init_random_steps": 8, "mpc_steps": 4, "retrain_every": 4,
+    "train_iters": 2, "episode_steps": 4, "eval_episodes": 1, "horizon": 2,
+    "population": 8, "elites": 2, "iterations": 1, "heldout_size": 8,
+}
+METHOD_LIST = [*sorted(METHODS), "sb3-sac"]
+
+
+def _smoke(sequence, backend, method, tmp_path):
+    cfg = from_sequence(cli._sequence(sequence, backend), "smoke", method=method, **TINY)
+    run_dir = cli.start_run(cfg, str(tmp_path / f"{sequence}-{backend}-{method}"), quiet=True)
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert sorted(metrics["returns"]) == ["0", "1"]
+    assert len(metrics["returns"]["1"]) == 2
+    assert all(np.isfinite(r).all() for r in metrics["returns"]["1"])
+    assert os.path.exists(os.path.join(run_dir, "checkpoint.pt"))
+    return metrics
+
+
+@pytest.mark.parametrize("method", METHOD_LIST)
+def test_every_method_runs_on_push_mujoco(method, tmp_path):
+    _smoke("push", "mujoco", method, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHOD_LIST)
+@pytest.mark.parametrize("sequence,backend", [("door", "mujoco"), ("push", "pybullet"),
+                                              ("door", "pybullet")])
+def test_every_method_runs_on_door_and_pybullet(sequence, backend, method, tmp_path):
+    _smoke(sequence, backend, method, tmp_path)

@@ -103,7 +103,8 @@ class BoxOptimizer(ABC):
         if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
             raise ValueError("bounds lower and upper must be finite")
         if (lo > hi).any():
-            raise ValueError(f"bounds: lower > upper at action index {torch.nonzero(lo > hi)[0, 0]}")
+            bad = torch.nonzero(lo > hi)[0, 0]
+            raise ValueError(f"bounds: lower > upper at action index {int(bad)}")
         if generator is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
             generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -119,6 +120,10 @@ class BoxOptimizer(ABC):
         self.generator = generator
         # the centre of the box: the cold-start mean and what a shifted plan is padded with
         self.centre = ((lo + hi) / 2).expand(horizon, -1).contiguous()  # [H, A]
+        # bounds per [H, A] element: clamping [P, H, A] against them runs as one flat loop,
+        # about 10x faster on CPU than broadcasting the [A] bounds over a 2-wide inner dim
+        self._lower_ha = lo.expand(horizon, -1).contiguous()
+        self._upper_ha = hi.expand(horizon, -1).contiguous()
 
     @abstractmethod
     def optimize(self, objective: Objective) -> Tensor:
@@ -129,8 +134,8 @@ class BoxOptimizer(ABC):
         """Forget all warm-start state."""
 
     def clip_(self, actions: Tensor) -> Tensor:
-        """Clamp ``actions [..., A]`` into the box in place and return them."""
-        return torch.clamp(actions, self.lower, self.upper, out=actions)
+        """Clamp action sequences ``[..., H, A]`` into the box in place and return them."""
+        return torch.clamp(actions, self._lower_ha, self._upper_ha, out=actions)
 
     def shift_(self, plan: Tensor, out: Tensor) -> Tensor:
         """``out [H, A]`` = ``plan`` moved one step earlier, its last step the box centre."""

@@ -34,7 +34,8 @@ _TINY = 1e-12  # keeps std > 0 so that the truncated-normal bounds stay finite
 
 @dataclass(frozen=True)
 class CEMConfig:
-    """Settings of :class:`CEM`; the defaults are the original's pusher planner.
+    """Settings of :class:`CEM`. Population, elites and std default to the original's pusher
+    planner; its iteration scheme is ``iterations=6, return_mode="best"`` (see the module).
 
     Attributes:
         population: samples per iteration (``K``).
@@ -150,7 +151,8 @@ class CEM(BoxOptimizer):
             returns = self._returns[: pop.shape[0]]
             returns.copy_(objective(pop))
             rank_returns_(returns)
-            self._track_best(pop, returns)
+            if cfg.return_mode == "best":
+                self._track_best(pop, returns)
             self._refit(pop, returns)
         plan = (self._best if cfg.return_mode == "best" else self._mean).clone()
         self.clip_(plan)
@@ -197,7 +199,9 @@ class CEM(BoxOptimizer):
     def _track_best(self, pop: Tensor, returns: Tensor) -> None:
         top_return, top = returns.max(0)
         better = top_return > self._best_return
-        self._best.copy_(torch.where(better, pop[top], self._best))
+        # index_select keeps the index on the device; pop[top] may read a 0-dim index back
+        candidate = torch.index_select(pop, 0, top.view(1))[0]
+        self._best.copy_(torch.where(better, candidate, self._best))
         torch.maximum(self._best_return, top_return, out=self._best_return)
 
     def _refit(self, pop: Tensor, returns: Tensor) -> None:

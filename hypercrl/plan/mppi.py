@@ -110,6 +110,7 @@ class MPPI(BoxOptimizer):
         cfg = self.config
         plan = self._plan
         flat_pop = self._pop.view(cfg.population, -1)
+        tiny = torch.finfo(self.dtype).tiny
         for _ in range(cfg.iterations):
             noise = self._white.normal_(generator=self.generator)
             if self._filter is not None:
@@ -123,7 +124,7 @@ class MPPI(BoxOptimizer):
             top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
             weights = torch.sub(returns, top, out=self._weights).div_(cfg.temperature).exp_()
             total = weights.sum()
-            update = (weights @ flat_pop).view_as(plan) / total.clamp_min(torch.finfo(total.dtype).tiny)
+            update = (weights @ flat_pop).view_as(plan) / total.clamp_min(tiny)
             plan.copy_(torch.where(total > 0, update, plan))
         result = self.clip_(plan.clone())
         if cfg.warm_start:

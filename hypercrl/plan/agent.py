@@ -1,0 +1,179 @@
+"""Model-predictive control: plan through a dynamics model at every step, execute the first action.
+
+The agent turns (dynamics, reward, current state) into the objective its optimiser maximises:
+
+    returns[p] = sum_h discount^h * reward(s_h, a_h, s_{h+1}),   s_0 = current state,
+
+with ``s_{h+1}`` predicted by the task's model for the planned (in-box) actions. The rollout is
+one batched loop over the horizon; the task's generated weights are fetched once per task and
+per training round (:meth:`MPCAgent.set_task`, :meth:`MPCAgent.refresh`), never per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from hypercrl.plan.base import TrajectoryOptimizer
+
+StepFn = Callable[[Tensor, Tensor], Tensor]
+"""Batched one-step dynamics: state ``[N, S]``, action ``[N, A]`` -> next state ``[N, S]``."""
+
+RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""Batched reward: state ``[N, S]``, action ``[N, A]``, next state ``[N, S]`` -> ``[N]``."""
+
+
+@runtime_checkable
+class Rollout(Protocol):
+    """A one-task model that predicts whole action sequences (``hypercrl.model.Predictor``)."""
+
+    def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
+        """Start state ``[S]`` and actions ``[P, H, A]`` -> predicted next states ``[P, H, S]``."""
+        ...
+
+
+@runtime_checkable
+class PredictorSource(Protocol):
+    """Makes a task's predictor, its weights generated once (``hypercrl.ContinualDynamics``)."""
+
+    def predictor(self, task: int, device: str | torch.device | None = None) -> StepFn:
+        """A batched next-state predictor of ``task``; it may also have ``rollout``."""
+        ...
+
+
+class StepRollout:
+    """Rolls a batched one-step model out over a horizon, in one loop of H batched calls.
+
+    Args:
+        step: next state ``[P, S]`` from state ``[P, S]`` and action ``[P, A]``.
+    """
+
+    def __init__(self, step: StepFn) -> None:
+        self.step = step
+
+    @torch.no_grad()
+    def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
+        """Start state ``[S]`` or ``[P, S]``, actions ``[P, H, A]`` -> next states ``[P, H, S]``
+        (a view of an ``[H, P, S]`` buffer)."""
+        p, h, _ = actions.shape
+        s = state.expand(p, state.shape[-1])
+        out = torch.empty(h, p, s.shape[-1], device=actions.device, dtype=actions.dtype)
+        for t in range(h):
+            s = out[t].copy_(self.step(s, actions[:, t]))
+        return out.transpose(0, 1)
+
+
+def as_rollout(model: StepFn) -> Rollout:
+    """``model`` itself when it has a ``rollout`` method, else a :class:`StepRollout` of it."""
+    return model if isinstance(model, Rollout) else StepRollout(model)
+
+
+class MPCAgent:
+    """Acts by optimising an action sequence through a model and executing its first action.
+
+    Args:
+        dynamics: a :class:`PredictorSource` (``ContinualDynamics``; its ``predictor(task)`` is
+            called on :meth:`set_task` and :meth:`refresh` only) or a batched step function
+            ``f(state [P, S], action [P, A]) -> [P, S]`` used for every task (ground truth, an
+            oracle). Either may offer ``rollout``, which is then used.
+        reward: batched ``r(state, action, next_state) -> [N]``, called once per objective
+            evaluation on all ``P * H`` transitions.
+        optimizer: any :class:`~hypercrl.plan.base.TrajectoryOptimizer`; it owns the action
+            bounds, the horizon and the device.
+        discount: weight ``discount^h`` of step ``h``; 1 (the original) sums rewards.
+        task: task to plan for from the start (:meth:`set_task`); needed before :meth:`act`
+            when ``dynamics`` is a PredictorSource.
+        compile: run the rollout and the reward through ``torch.compile`` (CUDA graphs on a
+            GPU). Meant for CUDA; on CPU it does not pay (docs/BENCHMARKS.md). One graph is
+            compiled per population size and reward function; a refreshed predictor of the
+            same shapes reuses it.
+    """
+
+    def __init__(
+        self,
+        dynamics: PredictorSource | StepFn,
+        reward: RewardFn,
+        optimizer: TrajectoryOptimizer,
+        *,
+        discount: float = 1.0,
+        task: int | None = None,
+        compile: bool = False,
+    ) -> None:
+        if not 0.0 < discount <= 1.0:
+            raise ValueError(f"discount={discount!r} must lie in (0, 1]")
+        self.optimizer = optimizer
+        self.reward = reward
+        self.device = optimizer.device
+        self.horizon = optimizer.horizon
+        self.discount = discount
+        self._source = dynamics if isinstance(dynamics, PredictorSource) else None
+        self._model: Rollout | None = None if self._source is not None else as_rollout(dynamics)
+        self.task: int | None = None
+        self._state: Tensor | None = None  # current state [S], written by act()
+        dtype = optimizer.lower.dtype
+        self._weights = discount ** torch.arange(self.horizon, dtype=torch.float64)
+        self._weights = self._weights.to(device=self.device, dtype=dtype)  # [H]
+        returns = _returns
+        if compile:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None
+            returns = torch.compile(_returns, mode=mode, dynamic=False)
+        self._returns_fn = returns
+        if task is not None:
+            self.set_task(task)
+
+    # lifecycle --------------------------------------------------------------------------------
+    def set_task(self, task: int) -> None:
+        """Plan for ``task`` from now on: fetch its weights once and forget the planner state."""
+        self.task = task
+        self.refresh()
+        self.optimizer.reset()
+
+    def refresh(self) -> None:
+        """Fetch the current task's weights again (call after each training round)."""
+        if self._source is None:
+            return
+        if self.task is None:
+            raise ValueError("refresh() before set_task(): no task to fetch weights for")
+        self._model = as_rollout(self._source.predictor(self.task, device=self.device))
+
+    def reset(self) -> None:
+        """Forget the planner's warm-start state (call at every episode start)."""
+        self.optimizer.reset()
+
+    # acting -----------------------------------------------------------------------------------
+    def plan(self, obs: Tensor) -> Tensor:
+        """Optimised action sequence ``[H, A]`` from state ``obs [S]`` (array-like accepted)."""
+        if self._model is None:
+            raise ValueError("no task set: call set_task(task) before act()/plan()")
+        state = torch.as_tensor(obs, dtype=self._weights.dtype).to(self.device)
+        if state.dim() != 1:
+            raise ValueError(f"obs must be one state [S], got shape {tuple(state.shape)}")
+        self._state = state
+        return self.optimizer.optimize(self._objective)
+
+    def act(self, obs: Tensor) -> Tensor:
+        """First action ``[A]`` of the plan from ``obs [S]``, on the optimiser's device."""
+        return self.plan(obs)[0]
+
+    def _objective(self, actions: Tensor) -> Tensor:
+        """Returns ``[P]`` of action sequences ``[P, H, A]`` from the current state."""
+        return self._returns_fn(self._model, self.reward, self._state, actions, self._weights)
+
+
+def _returns(
+    model: Rollout, reward: RewardFn, state: Tensor, actions: Tensor, weights: Tensor
+) -> Tensor:
+    """``sum_h weights[h] * reward(s_h, a_h, s_{h+1})`` ``[P]`` for actions ``[P, H, A]``."""
+    p, h, a = actions.shape
+    nxt = model.rollout(state, actions).transpose(0, 1)  # [H, P, S]
+    s = nxt.shape[-1]
+    prev = torch.empty_like(nxt)  # s_h, [H, P, S]
+    prev[0] = state
+    prev[1:] = nxt[:-1]
+    r = reward(
+        prev.reshape(h * p, s), actions.transpose(0, 1).reshape(h * p, a), nxt.reshape(h * p, s)
+    )
+    return weights @ r.view(h, p)

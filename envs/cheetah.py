@@ -304,6 +304,14 @@ def sequence(backend: str = "mujoco") -> TaskSequence:
             beta=0.05,
         ),
         extras={
+            # reduced schedules for CPU runs (hypercrl's run profiles), as data
+            "profiles": {
+                "quick": {
+                    "init_random_steps": 2000, "mpc_steps": 2000, "retrain_every": 500,
+                    "train_iters": 500, "eval_every": 0, "eval_episodes": 1,
+                    "episode_steps": 200, "population": 300, "elites": 30, "iterations": 4,
+                },
+            },
             # the original's default_arg_half_cheetah runs only the first 3 of these bodies
             "original_num_tasks": 3,
             "dt": FRAME_SKIP * 0.01,

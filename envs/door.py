@@ -335,6 +335,14 @@ def sequence(backend: str = "mujoco") -> TaskSequence:
             beta=0.5,
         ),
         extras={
+            # reduced schedules for CPU runs (hypercrl's run profiles), as data
+            "profiles": {
+                "quick": {
+                    "init_random_steps": 1000, "mpc_steps": 1000, "retrain_every": 250,
+                    "train_iters": 500, "eval_every": 0, "eval_episodes": 2,
+                    "population": 400, "elites": 40, "iterations": 4,
+                },
+            },
             "control_dt": 0.1,
             "latch_angle": LATCH_ANGLE,
             "success_angle": SUCCESS_ANGLE,

@@ -284,6 +284,14 @@ def sequence(backend: str = "mujoco") -> TaskSequence:
             beta=0.05,
         ),
         extras={
+            # reduced schedules for CPU runs (hypercrl's run profiles), as data
+            "profiles": {
+                "quick": {
+                    "init_random_steps": 1000, "mpc_steps": 1000, "retrain_every": 250,
+                    "train_iters": 750, "eval_every": 0, "eval_episodes": 3,
+                    "population": 500, "elites": 40, "iterations": 5,
+                },
+            },
             "control_dt": 0.1,
             "goal_corners": GOAL_CORNERS,
             "success_tolerance": SUCCESS_TOL,

@@ -155,7 +155,7 @@ class ContinualRun:
         env = self.tasks[t].make()
         obs, _ = env.reset(seed=seed_of(cfg.seed, 10, t, p.episode))
         self.agent.reward = self.tasks[t].reward
-        ep_return, ep_len = 0.0, 0
+        ep_return, ep_len, plan_ms = 0.0, 0, []
         bar = self.log.progress(total, f"task {t} collect", initial=p.step)
         last_ckpt = p.step
         while p.step < total:
@@ -167,7 +167,7 @@ class ContinualRun:
             else:
                 start = time.perf_counter()
                 action = self.agent.act(obs).cpu().numpy()
-                self.metrics["planner_ms"].append(1000 * (time.perf_counter() - start))
+                plan_ms.append(1000 * (time.perf_counter() - start))
             action = action.astype(np.float32)
             obs2, reward, terminated, truncated, _ = env.step(action)
             target = self.heldout[t] if self._is_heldout(p.episode) else self.buffer
@@ -184,8 +184,12 @@ class ContinualRun:
                 self.metrics["train_episodes"].append(
                     {"task": t, "env_steps": p.env_steps_total, "return": ep_return}
                 )
+                if plan_ms:
+                    mean_ms = float(np.mean(plan_ms))
+                    self.log.scalar("plan/ms_per_step", mean_ms, p.env_steps_total)
+                    self.metrics["planner_ms"].append(mean_ms)
                 p.episode += 1
-                ep_return, ep_len = 0.0, 0
+                ep_return, ep_len, plan_ms = 0.0, 0, []
                 obs, _ = env.reset(seed=seed_of(cfg.seed, 10, t, p.episode))
                 self.agent.reset()
                 if cfg.checkpoint_every and p.step - last_ckpt >= cfg.checkpoint_every:

@@ -287,6 +287,7 @@ def sequence(backend: str = "mujoco") -> TaskSequence:
             # reduced schedules for CPU runs (hypercrl's run profiles), as data
             "profiles": {
                 "quick": {
+                    "num_tasks": 3,
                     "init_random_steps": 1000, "mpc_steps": 1000, "retrain_every": 250,
                     "train_iters": 750, "eval_every": 0, "eval_episodes": 3,
                     "population": 500, "elites": 40, "iterations": 5,

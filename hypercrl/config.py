@@ -37,7 +37,7 @@ GENERIC_PROFILES: dict[str, dict[str, Any]] = {
 class RunConfig:
     """Everything a run depends on; every number can be overridden with ``--set``."""
 
-    sequence: str = "push"
+    sequence: str = ""  # the task family, filled from the sequence
     backend: str = "mujoco"
     method: str = "hnet"
     seed: int = 0

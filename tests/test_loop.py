@@ -76,6 +76,8 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     assert code == 2 and "nokey" in err
     code, err = run("run", "--sequence", "halfcheetah", "--profile", "fast")
     assert code == 2 and "unknown profile 'fast'" in err
+    code, err = run("run", "--sequence", "halfcheetah", "--backend", "pybullet")
+    assert code == 2 and "unknown backend 'pybullet'" in err and "mujoco" in err
     code, err = run("resume", str(tmp_path / "none"))
     assert code == 2 and "not a run directory" in err
     # a corrupt checkpoint: nothing overwritten
@@ -90,3 +92,15 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     code, err = run("run", "--sequence", "halfcheetah", "--profile", "smoke", "--seed", "3",
                     "--run-dir", str(run_dir))
     assert code == 2 and "another config" in err
+
+
+def test_resume_refuses_a_config_that_does_not_match_the_checkpoint(tmp_path, capsys):
+    cfg = _cfg(num_tasks=1)
+    run_dir = cli.start_run(cfg, str(tmp_path / "run"), quiet=True)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    edited = json.loads((tmp_path / "run" / "config.json").read_text())
+    edited["mpc_steps"] += 1
+    (tmp_path / "run" / "config.json").write_text(json.dumps(edited))
+    assert cli.main(["resume", run_dir]) == 2
+    assert "does not match" in capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before

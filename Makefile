@@ -28,8 +28,13 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest -q
 
+# push (MuJoCo), 3 tasks, hnet and finetune at a reduced quick schedule; report in
+# runs/demo/REPORT.md, videos in videos/demo/. A finished demo is not re-run: delete runs/demo.
+DEMO_SET := --set mpc_steps=600 --set train_iters=500 --set eval_episodes=2
+
 demo: $(STAMP)
-	$(PY) launch/synthetic.py
+	$(PY) launch/push.py --methods hnet,finetune --seeds 0 --profile quick $(DEMO_SET) \
+		--video --out runs/demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

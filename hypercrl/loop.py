@@ -41,6 +41,15 @@ class RunError(ValueError):
     """A run cannot start or resume; the message names the problem."""
 
 
+def run_name(run_dir: str) -> str:
+    """A run's name for its videos: the path below a ``runs`` folder, else the folder name."""
+    parts = os.path.abspath(run_dir).split(os.sep)
+    if "runs" in parts[:-1]:
+        below = parts[len(parts) - 1 - parts[::-1].index("runs") + 1 :]
+        return os.path.join(*below)
+    return parts[-1]
+
+
 def seed_of(seed: int, *parts: int) -> int:
     """A 31-bit seed derived from the run seed and integer parts (task, episode, ...)."""
     return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0] & 0x7FFFFFFF)
@@ -89,7 +98,7 @@ class ContinualRun:
         if not 1 <= n <= len(seq.tasks):
             raise RunError(f"num_tasks={cfg.num_tasks} but the sequence has {len(seq.tasks)}")
         self.tasks = list(seq.tasks)[:n]
-        self.video_dir = os.path.join(video_dir, os.path.basename(os.path.abspath(run_dir)))
+        self.video_dir = os.path.join(video_dir, run_name(run_dir))
         self.low = np.asarray(seq.action_low, np.float32)
         self.high = np.asarray(seq.action_high, np.float32)
         self.s_dim, self.a_dim = seq.observation_dim, seq.action_dim

@@ -40,17 +40,14 @@ import numpy as np
 
 from envs.backend import (
     FINGER_OPEN,
-    Backend,
     CameraSpec,
     JointParams,
     ObjectSpec,
     RobotSpec,
     SceneSpec,
     asset,
-    check_backend,
-    make_backend,
-    resolve_task,
 )
+from envs.robot_env import RobotTaskEnv, family_tasks
 from envs.rotations import (
     array_namespace,
     axis_angle_to_quat,
@@ -58,7 +55,7 @@ from envs.rotations import (
     quat_mul,
     quat_rotate,
 )
-from envs.sequences import ModelSettings, PlannerSettings, Schedule, Task, TaskSequence
+from envs.sequences import ModelSettings, PlannerSettings, Schedule, TaskSequence
 
 ENV_ID = "HyperCRL/Door-v0"
 
@@ -160,22 +157,18 @@ def scene(task: int) -> SceneSpec:
     )
 
 
-class DoorEnv(gym.Env):
+class DoorEnv(RobotTaskEnv):
     """The door task on a simulator backend; see the module docstring."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    family = "door"
+    task_names = TASK_NAMES
+    scene = staticmethod(scene)
 
     def __init__(
         self, task: int | str = 0, backend: str = "mujoco", render_mode: str | None = None
     ) -> None:
-        self.task = resolve_task(task, TASK_NAMES, "door")
-        self.task_name = TASK_NAMES[self.task]
+        super().__init__(task, backend, render_mode)
         self.params = task_params(self.task)
-        self.backend_name = check_backend(backend)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"unknown render_mode {render_mode!r}; valid: None, 'rgb_array'")
-        self.render_mode = render_mode
-        self.sim: Backend = make_backend(backend, scene(self.task))
         self._has_knob = self.params["handle"] != "pull"
         # bounds that only a blown-up simulation would leave
         high = np.full(26, 50.0, np.float32)  # rad/s for the velocities
@@ -269,40 +262,13 @@ class DoorEnv(gym.Env):
         self._t += 1
         return obs.copy(), r, False, self._t >= EPISODE_STEPS, self._info(obs)
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array":
-            return self.sim.render()
-        return None
 
-    def close(self) -> None:
-        self.sim.close()
-
-
-def make_env(
-    task: int | str = 0, backend: str = "mujoco", render_mode: str | None = None, **kw: Any
-) -> DoorEnv:
-    """Gymnasium entry point of ``HyperCRL/Door-v0``."""
-    if kw:
-        raise ValueError(f"unknown arguments {sorted(kw)}; valid: task, backend, render_mode")
-    return DoorEnv(task=task, backend=backend, render_mode=render_mode)
+make_env = DoorEnv.make  # the Gymnasium entry point of ``HyperCRL/Door-v0``
 
 
 def sequence(backend: str = "mujoco") -> TaskSequence:
     """The door task sequence (pull, round-, lever-, round+, lever+) on ``backend``."""
-    check_backend(backend)
-    tasks = tuple(
-        Task(
-            family="door",
-            index=i,
-            name=name,
-            params=task_params(i),
-            backend=backend,
-            env_id=ENV_ID,
-            reward=reward,
-            success=success,
-        )
-        for i, name in enumerate(TASK_NAMES)
-    )
+    tasks = family_tasks("door", TASK_NAMES, task_params, backend, ENV_ID, reward, success)
     kinds = ["delta"] * 26
     kinds[3:7] = ["quat"] * 4
     kinds[24:26] = ["angle"] * 2

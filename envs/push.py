@@ -30,18 +30,15 @@ import gymnasium as gym
 import numpy as np
 
 from envs.backend import (
-    Backend,
     CameraSpec,
     ObjectSpec,
     RobotSpec,
     SceneSpec,
     asset,
-    check_backend,
-    make_backend,
-    resolve_task,
 )
+from envs.robot_env import RobotTaskEnv, family_tasks
 from envs.rotations import array_namespace
-from envs.sequences import ModelSettings, PlannerSettings, Schedule, Task, TaskSequence
+from envs.sequences import ModelSettings, PlannerSettings, Schedule, TaskSequence
 
 ENV_ID = "HyperCRL/Push-v0"
 
@@ -159,21 +156,17 @@ def corners_xy(pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
     return pos[:2] + local @ np.array([[c, s], [-s, c]])
 
 
-class PushEnv(gym.Env):
+class PushEnv(RobotTaskEnv):
     """The push task on a simulator backend; see the module docstring."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    family = "push"
+    task_names = TASK_NAMES
+    scene = staticmethod(scene)
 
     def __init__(
         self, task: int | str = 0, backend: str = "mujoco", render_mode: str | None = None
     ) -> None:
-        self.task = resolve_task(task, TASK_NAMES, "push")
-        self.task_name = TASK_NAMES[self.task]
-        self.backend_name = check_backend(backend)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"unknown render_mode {render_mode!r}; valid: None, 'rgb_array'")
-        self.render_mode = render_mode
-        self.sim: Backend = make_backend(backend, scene(self.task))
+        super().__init__(task, backend, render_mode)
         # xy in metres; the table is 1.2 x 0.8 m, so 5 m bounds are never reached
         self.observation_space = gym.spaces.Box(-5.0, 5.0, (10,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -221,40 +214,13 @@ class PushEnv(gym.Env):
         info = {"success": bool(success(obs)), "task": self.task_name}
         return obs.copy(), r, False, self._t >= EPISODE_STEPS, info
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode == "rgb_array":
-            return self.sim.render()
-        return None
 
-    def close(self) -> None:
-        self.sim.close()
-
-
-def make_env(
-    task: int | str = 0, backend: str = "mujoco", render_mode: str | None = None, **kw: Any
-) -> PushEnv:
-    """Gymnasium entry point of ``HyperCRL/Push-v0``."""
-    if kw:
-        raise ValueError(f"unknown arguments {sorted(kw)}; valid: task, backend, render_mode")
-    return PushEnv(task=task, backend=backend, render_mode=render_mode)
+make_env = PushEnv.make  # the Gymnasium entry point of ``HyperCRL/Push-v0``
 
 
 def sequence(backend: str = "mujoco") -> TaskSequence:
     """The push task sequence (five densities pairs) on ``backend``."""
-    check_backend(backend)
-    tasks = tuple(
-        Task(
-            family="push",
-            index=i,
-            name=name,
-            params=task_params(i),
-            backend=backend,
-            env_id=ENV_ID,
-            reward=reward,
-            success=success,
-        )
-        for i, name in enumerate(TASK_NAMES)
-    )
+    tasks = family_tasks("push", TASK_NAMES, task_params, backend, ENV_ID, reward, success)
     return TaskSequence(
         family="push",
         backend=backend,

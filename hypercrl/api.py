@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hypercrl.cl import METHODS, strategy_class
+from hypercrl.io import atomic_save, load_checked
 from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet
 
 FORMAT = "hypercrl.ContinualDynamics"
@@ -219,32 +219,12 @@ class ContinualDynamics:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write everything (weights, embeddings, normalisers, optimiser states) atomically."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-        os.close(fd)
-        try:
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_save(self.state_dict(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None):
         """Load a model written by :meth:`save`; ValueError if ``path`` is not one."""
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ValueError(f"{path}: no such file")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # torch raises many kinds for a non-checkpoint file
-            raise ValueError(f"{path} is not a saved ContinualDynamics model ({err})") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a saved ContinualDynamics model")
-        if state.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path} has format version {state.get('version')}; this hypercrl "
-                             f"reads version {FORMAT_VERSION}")
+        state = load_checked(path, FORMAT, FORMAT_VERSION, "saved ContinualDynamics model")
         return cls.load_from_state(state, device)
 
     @classmethod

@@ -28,6 +28,7 @@ import torch
 from hypercrl.api import ContinualDynamics
 from hypercrl.config import RunConfig
 from hypercrl.data import TransitionBuffer
+from hypercrl.io import atomic_save, load_checked
 from hypercrl.log import RunLogger
 from hypercrl.plan import CEM, CEMConfig, MPCAgent
 
@@ -374,10 +375,7 @@ class ContinualRun:
 
     def save_checkpoint(self) -> None:
         """Write ``RUN_DIR/checkpoint.pt`` atomically (write, then rename)."""
-        path = os.path.join(self.run_dir, CHECKPOINT)
-        tmp = path + ".tmp"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        atomic_save(self.state_dict(), os.path.join(self.run_dir, CHECKPOINT))
         self._write_metrics()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -425,13 +423,5 @@ def load_checkpoint(run_dir: str) -> dict[str, Any]:
     path = os.path.join(run_dir, CHECKPOINT)
     if not os.path.isfile(path):
         raise RunError(f"{path}: no checkpoint (is {run_dir} a run directory?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: torch raises many kinds
-        raise RunError(f"{path}: corrupt checkpoint ({type(err).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise RunError(f"{path}: not a hypercrl run checkpoint")
-    if state.get("version") != FORMAT_VERSION:
-        raise RunError(f"{path}: checkpoint version {state.get('version')}, this hypercrl "
-                       f"reads {FORMAT_VERSION}")
+    state = load_checked(path, FORMAT, FORMAT_VERSION, "hypercrl run checkpoint", RunError)
     return state

@@ -86,7 +86,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     (run_dir / "config.json").write_text(_cfg().to_json())
     (run_dir / "checkpoint.pt").write_bytes(b"garbage")
     code, err = run("resume", str(run_dir))
-    assert code == 2 and "corrupt checkpoint" in err
+    assert code == 2 and "is not a hypercrl run checkpoint (unreadable" in err
     assert (run_dir / "checkpoint.pt").read_bytes() == b"garbage"
     # a run dir that holds another run
     code, err = run("run", "--sequence", "halfcheetah", "--profile", "smoke", "--seed", "3",

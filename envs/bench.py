@@ -4,9 +4,10 @@ For each family (push, door, and halfcheetah when ``envs.cheetah`` exists) and b
 
 - ``env_steps_per_s``: ``env.step`` with random actions (10 Hz control steps per second);
 - ``env_steps_per_s_render``: the same with ``env.render()`` after every step (256 x 256);
-- ``raw_steps_per_s``: the same model's physics alone, ``mj_step(m, d, nstep=k)`` per control
-  step (k physics steps) from the very states and controls of the env loop, timed
-  interleaved with it;
+- ``raw_steps_per_s``: the same model's physics alone per control step (k physics steps) from
+  the very states and controls of the env loop, timed interleaved with it: MuJoCo's
+  ``mj_step(m, d, nstep=k)``; PyBullet's ``raw_step()`` (``stepSimulation`` x k with the
+  motor targets the env set, without the joint-spring torques the env sets per physics step);
 - ``overhead_ratio``: raw / env throughput, i.e. what one env step costs in units of the
   physics inside it (the aim is <= 1.3);
 - ``render_fps``: ``env.render()`` alone.
@@ -17,6 +18,7 @@ Usage: ``hypercrl bench env [--backend mujoco|pybullet|all] [--steps N] [--famil
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -47,6 +49,19 @@ def _physics(env: gym.Env, backend: str) -> tuple[Any, Any, int] | None:
     if hasattr(inner, "model") and hasattr(inner, "data"):
         return inner.model, inner.data, int(getattr(inner, "frame_skip", 1))
     return None
+
+
+PYBULLET_HOOKS = ("save_state", "raw_step", "restore_state", "remove_state")
+
+
+def _pybullet_sim(env: gym.Env, backend: str) -> Any | None:
+    """The PybulletBackend of a PyBullet-backed env, if it has the benchmark hooks, else None."""
+    if backend != "pybullet":
+        return None
+    sim = getattr(env.unwrapped, "sim", None)
+    if sim is None or not all(hasattr(sim, hook) for hook in PYBULLET_HOOKS):
+        return None
+    return sim
 
 
 def _make(env_id: str, backend: str, render: bool) -> gym.Env:
@@ -112,6 +127,34 @@ def _env_and_raw(env: gym.Env, backend: str, steps: int, seed: int = 0) -> tuple
     return env_s, raw_s
 
 
+def _env_and_raw_pybullet(env: gym.Env, steps: int, seed: int = 0) -> tuple[float, float]:
+    """As :func:`_env_and_raw`, on the PyBullet backend: after each env step the state from
+    before it is restored (the motor targets the env set stay) and ``sim.raw_step()`` alone
+    (``stepSimulation`` x k) is timed; then the state after the env step is put back."""
+    sim = _pybullet_sim(env, "pybullet")
+    rng = np.random.default_rng(seed)
+    low, high = env.action_space.low, env.action_space.high
+    actions = rng.uniform(low, high, (steps, *env.action_space.shape)).astype(np.float32)
+    env.reset(seed=seed)
+    env_s = raw_s = 0.0
+    for action in actions:
+        before = sim.save_state()
+        start = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(action)
+        env_s += time.perf_counter() - start
+        after = sim.save_state()
+        sim.restore_state(before)
+        start = time.perf_counter()
+        sim.raw_step()
+        raw_s += time.perf_counter() - start
+        sim.restore_state(after)
+        sim.remove_state(before)
+        sim.remove_state(after)
+        if terminated or truncated:
+            env.reset()
+    return env_s, raw_s
+
+
 def _render_loop(env: gym.Env, frames: int) -> float:
     env.reset(seed=0)
     start = time.perf_counter()
@@ -131,8 +174,14 @@ def bench_family(family: str, backend: str, steps: int) -> dict[str, Any]:
         return {"skipped": str(err)}
     _env_loop(env, min(steps, 20), render=False)  # warm-up: caches, lazy allocations
     phys = _physics(env, backend)
+    bullet = _pybullet_sim(env, backend)
+    nstep = None
     if phys is not None:
         env_s, raw_s = _env_and_raw(env, backend, steps)
+        nstep = phys[2]
+    elif bullet is not None:
+        env_s, raw_s = _env_and_raw_pybullet(env, steps)
+        nstep = bullet.physics_steps_per_control()
     else:
         env_s, raw_s = _env_loop(env, steps, render=False), None
     env.close()
@@ -153,8 +202,15 @@ def bench_family(family: str, backend: str, steps: int) -> dict[str, Any]:
     if raw_s is not None:
         out["raw_steps_per_s"] = steps / raw_s
         out["overhead_ratio"] = env_s / raw_s
-        out["physics_steps_per_env_step"] = phys[2]
+        out["physics_steps_per_env_step"] = nstep
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "mujoco": mujoco.__version__,
+            "pybullet": _version("pybullet"),
             "mujoco_gl": os.environ.get("MUJOCO_GL"),
         },
         "results": results,

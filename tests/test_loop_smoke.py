@@ -41,3 +41,21 @@ def test_every_method_runs_on_push_mujoco(method, tmp_path):
                                               ("door", "pybullet")])
 def test_every_method_runs_on_door_and_pybullet(sequence, backend, method, tmp_path):
     _smoke(sequence, backend, method, tmp_path)
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+def test_video_of_every_seen_task_and_from_a_checkpoint(backend, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # videos/ is relative to the working directory
+    cfg = from_sequence(cli._sequence("push", backend), "smoke", method="hnet",
+                        **{**TINY, "video": True})
+    run_dir = cli.start_run(cfg, str(tmp_path / "runs" / "vid"), quiet=True)
+    for name in ("task0_after0", "task0_after1", "task1_after1"):
+        path = tmp_path / "videos" / "vid" / f"{name}.mp4"
+        assert path.stat().st_size > 1000, name
+    out = tmp_path / "again.mp4"
+    assert cli.main(["video", run_dir, "--task", "1", "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
+    import imageio.v3 as iio
+
+    frames = iio.imread(out)
+    assert frames.shape[1:] == (256, 256, 3) and frames.std() > 1.0  # not blank

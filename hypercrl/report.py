@@ -171,8 +171,13 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
 
 
 def _curve(ax, group: list[dict[str, Any]], n: int) -> None:
-    """Evaluation return per task over env steps, with task boundaries."""
+    """Return per task over env steps: training episodes (thin, first seed) and evaluations
+    (markers, mean over seeds), with task boundaries."""
     for j in range(n):
+        episodes = [e for e in group[0]["train_episodes"] if e["task"] == j]
+        if episodes:
+            ax.plot([e["env_steps"] for e in episodes], [e["return"] for e in episodes],
+                    lw=0.7, alpha=0.5, color=f"C{j}")
         xs, ys = defaultdict(list), None
         for g in group:
             for row in g["eval_curve"]:
@@ -181,11 +186,11 @@ def _curve(ax, group: list[dict[str, Any]], n: int) -> None:
         if xs:
             steps = sorted(xs)
             ys = [np.mean(xs[s]) for s in steps]
-            ax.plot(steps, ys, marker="o", label=f"task {j}")
+            ax.plot(steps, ys, marker="o", color=f"C{j}", label=f"task {j} (evaluation)")
     cfg = group[0]["config"]
     per_task = cfg["init_random_steps"] + cfg["mpc_steps"]
     for i in range(1, n):
         ax.axvline(i * per_task, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("env steps")
-    ax.set_ylabel("evaluation return")
+    ax.set_ylabel("episode return")
     ax.legend(fontsize=7)

@@ -103,6 +103,7 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     for (seq, backend, method), group in sorted(groups.items()):
         n = len(group[0]["tasks"])
         rs = [matrix(g["returns"], n) for g in group]
+        sds = [matrix(g["returns"], n, reduce=np.std) for g in group]
         ss = [matrix(g["successes"], n) for g in group]
         seeds = [g["config"]["seed"] for g in group]
         done = min(len(g["returns"]) for g in group)
@@ -111,7 +112,8 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
                   f"tasks finished: {done} of {n}.", ""]
         mean_r = np.nanmean(np.stack(rs), axis=0)
         lines += ["Performance matrix R[i, j]: mean evaluation return on task j after training "
-                  "task i (mean over seeds [bootstrap 90 % CI]; success rate in brackets).", ""]
+                  "task i (mean over seeds [bootstrap 90 % CI over seeds], +- the standard "
+                  "deviation over episodes averaged over seeds; success rate in brackets).", ""]
         lines += ["| after \\ task | " + " | ".join(str(j) for j in range(n)) + " |",
                   "|---" * (n + 1) + "|"]
         for i in range(n):
@@ -120,7 +122,9 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
                 vals = [r[i, j] for r in rs]
                 m, lo, hi = M.bootstrap_ci(vals)
                 sr = np.nanmean([s[i, j] for s in ss]) if np.isfinite(m) else np.nan
-                cells.append(_fmt(m, lo, hi) + (f" ({sr:.0%})" if np.isfinite(sr) else ""))
+                sd = np.nanmean([x[i, j] for x in sds]) if np.isfinite(m) else np.nan
+                cells.append(_fmt(m, lo, hi) + (f" +- {sd:.1f} ({sr:.0%})"
+                                                if np.isfinite(sr) else ""))
             lines.append(f"| {i} | " + " | ".join(cells) + " |")
         lines.append("")
         if done == n:
@@ -130,12 +134,15 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
             af = M.bootstrap_ci(final)
             lines += [f"Average final return: {_fmt(*af)}.", ""]
             if n > 1:
-                lines += ["Forgetting per earlier task, R[j, j] - R[T-1, j] (retention "
-                          "R[T-1, j] / R[j, j]):", ""]
+                lines += ["Forgetting per earlier task, R[j, j] - R[T-1, j]; normalised, "
+                          "divided by |R[j, j]|; retention R[T-1, j] / R[j, j]:", ""]
                 for j in range(n - 1):
                     f = M.bootstrap_ci([x[j] for x in forg])
                     rt = np.nanmean([x[j] for x in ret])
-                    lines.append(f"- task {j}: {_fmt(*f)} (retention {rt:.2f})")
+                    norm = np.nanmean([x[j] / abs(r[j, j]) if r[j, j] else np.nan
+                                       for x, r in zip(forg, rs, strict=True)])
+                    lines.append(f"- task {j}: {_fmt(*f)} (normalised {norm:.2f}, "
+                                 f"retention {rt:.2f})")
                 lines.append("")
             single = singles.get((seq, backend))
             if single and method != "single":
@@ -146,6 +153,18 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
             summary_rows.append((title, af, np.nanmean([np.nanmean(x) for x in forg])
                                  if n > 1 else np.nan))
         me = [matrix(g["model_error_1"], n) for g in group if g.get("model_error_1")]
+        for key, label in (("model_error_1", "one-step"), ("model_error_h", "H-step")):
+            mats = [matrix(g[key], n) for g in group if g.get(key)]
+            if not mats:
+                continue
+            avg = np.nanmean(np.stack(mats), 0)
+            lines += [f"Model error, {label} MSE on held-out transitions of task j after "
+                      "training task i (mean over seeds):", "",
+                      "| after \\ task | " + " | ".join(str(j) for j in range(n)) + " |",
+                      "|---" * (n + 1) + "|"]
+            lines += [f"| {i} | " + " | ".join(f"{v:.3g}" if np.isfinite(v) else "n/a"
+                                               for v in avg[i]) + " |" for i in range(n)]
+            lines.append("")
         slug = f"{seq}_{backend}_{method}".replace("/", "_")
         fig, axes = plt.subplots(1, 3 if me else 2, figsize=(15 if me else 10, 4), dpi=90)
         _curve(axes[0], group, n)

@@ -5,7 +5,12 @@ import copy
 import pytest
 import torch
 
-from hypercrl.cl.regularizer import adam_lookahead, output_regularizer
+from hypercrl.cl.regularizer import (
+    LookaheadWorkspace,
+    adam_lookahead,
+    output_regularizer,
+    regularizer_backward,
+)
 from hypercrl.hnet import ChunkedHyperNetwork, FullHyperNetwork, TaskEmbeddings, param_shapes
 from hypercrl.model import TargetNet
 
@@ -146,3 +151,30 @@ def test_lookahead_equals_a_real_adam_step(warm_steps):
     steps = [float(st["step"]) for st in state_before["state"].values()]
     assert steps == [warm_steps] * len(before) if warm_steps else steps == []
     assert len(delta) == len(before)
+
+
+def test_in_place_regulariser_backward_equals_the_functional_one():
+    hnet, emb, targets = _hnet_and_targets()
+    with torch.no_grad():
+        for p in hnet.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=_gen(4)))
+    opt = torch.optim.Adam(hnet.parameters(), lr=1e-3)
+    out = hnet(emb[:1], flat=True)
+    out.pow(2).sum().backward()  # some task-loss gradient for the look-ahead
+    workspace = LookaheadWorkspace()
+    delta = adam_lookahead(opt, workspace)
+    reference_delta = adam_lookahead(opt)
+    for p in hnet.parameters():
+        torch.testing.assert_close(delta[p], reference_delta[p], rtol=0, atol=0)
+    before = [p.detach().clone() for p in hnet.parameters()]
+    task_grads = [p.grad.clone() for p in hnet.parameters()]
+    value = regularizer_backward(hnet, emb, targets, delta, 0.5, workspace)
+    fast = [p.grad.clone() for p in hnet.parameters()]
+    for p, b in zip(hnet.parameters(), before, strict=True):
+        assert torch.equal(p.detach(), b)  # restored bit for bit
+        p.grad = None
+    reference = output_regularizer(hnet, emb, targets, reference_delta)
+    (0.5 * reference).backward()
+    torch.testing.assert_close(value, reference.detach())
+    for p, g_task, g_fast in zip(hnet.parameters(), task_grads, fast, strict=True):
+        torch.testing.assert_close(g_fast, g_task + p.grad, rtol=1e-5, atol=1e-6)

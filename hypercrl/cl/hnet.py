@@ -8,7 +8,12 @@ from typing import Any
 import torch
 
 from hypercrl.cl.base import Strategy, StrategyOptions, make_adam
-from hypercrl.cl.regularizer import adam_lookahead, output_regularizer
+from hypercrl.cl.regularizer import (
+    LookaheadWorkspace,
+    adam_lookahead,
+    output_regularizer,
+    regularizer_backward,
+)
 from hypercrl.hnet import ChunkedHyperNetwork, FullHyperNetwork, HyperNetwork, TaskEmbeddings
 from hypercrl.hnet.base import param_shapes
 
@@ -55,6 +60,7 @@ class HnetStrategy(Strategy):
         self.reg_targets = torch.zeros(0, self.hnet.num_target_params, device=_device(net))
         self.theta_opt: torch.optim.Adam | None = None
         self.emb_opt: torch.optim.Adam | None = None
+        self.workspace = LookaheadWorkspace()
 
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
@@ -93,13 +99,19 @@ class HnetStrategy(Strategy):
         self.emb_opt.step()
         logs = {"loss": loss.detach()}
         if task > 0 and o.beta > 0:
-            delta = adam_lookahead(self.theta_opt) if o.lookahead else None
-            reg = output_regularizer(self.hnet, self.embeddings(range(task)), self.reg_targets,
-                                     delta)
-            (o.beta * reg).backward()
+            earlier = self.embeddings(range(task))
+            if o.lookahead:
+                delta = adam_lookahead(self.theta_opt, self.workspace)
+                reg = regularizer_backward(self.hnet, earlier, self.reg_targets, delta, o.beta,
+                                           self.workspace)
+            else:
+                delta = None
+                reg = output_regularizer(self.hnet, earlier, self.reg_targets)
+                (o.beta * reg).backward()
             logs["reg"] = reg.detach()
             if delta:
-                logs["dtheta_norm"] = torch.sqrt(sum(d.pow(2).sum() for d in delta.values()))
+                norms = torch._foreach_norm(list(delta.values()))
+                logs["dtheta_norm"] = torch.linalg.vector_norm(torch.stack(norms))
         if o.clip:
             torch.nn.utils.clip_grad_norm_(self.theta_opt.param_groups[0]["params"], o.clip)
         self.theta_opt.step()

@@ -9,7 +9,9 @@ from hypercrl.hnet.base import HyperNetwork
 
 
 @torch.no_grad()
-def adam_lookahead(optimizer: torch.optim.Adam) -> dict[torch.nn.Parameter, torch.Tensor]:
+def adam_lookahead(
+    optimizer: torch.optim.Adam, workspace: LookaheadWorkspace | None = None
+) -> dict[torch.nn.Parameter, torch.Tensor]:
     """The parameter change the next ``optimizer.step()`` would make with the current grads.
 
     Computed from the optimiser's moments without touching its state, following torch's Adam
@@ -17,7 +19,8 @@ def adam_lookahead(optimizer: torch.optim.Adam) -> dict[torch.nn.Parameter, torc
     m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
     dtheta = -lr / (1 - b1^(s+1)) * m' / (sqrt(v') / sqrt(1 - b2^(s+1)) + eps).
     One foreach kernel per operation over all parameters. Parameters without a gradient get
-    no entry.
+    no entry. With a ``workspace`` the result lives in its preallocated buffers (valid until
+    the next call), so no large tensor is allocated per step.
     """
     out: dict[torch.nn.Parameter, torch.Tensor] = {}
     for group in optimizer.param_groups:
@@ -39,8 +42,15 @@ def adam_lookahead(optimizer: torch.optim.Adam) -> dict[torch.nn.Parameter, torc
               for st, g in zip(states, grads, strict=True)]
         vs = [st["exp_avg_sq"] if "exp_avg_sq" in st else torch.zeros_like(g)
               for st, g in zip(states, grads, strict=True)]
-        m_new = torch._foreach_lerp(ms, grads, 1 - b1)  # b1 m + (1 - b1) g
-        denom = torch._foreach_mul(grads, grads)
+        if workspace is None:
+            m_new = torch._foreach_lerp(ms, grads, 1 - b1)  # b1 m + (1 - b1) g
+            denom = torch._foreach_mul(grads, grads)
+        else:
+            m_new, denom = workspace.buffers(params)
+            torch._foreach_copy_(m_new, ms)
+            torch._foreach_lerp_(m_new, grads, 1 - b1)
+            torch._foreach_copy_(denom, grads)
+            torch._foreach_mul_(denom, grads)
         torch._foreach_lerp_(denom, vs, b2)  # (1 - b2) g^2 + b2 v
         torch._foreach_sqrt_(denom)
         torch._foreach_div_(denom, (1 - b2**step) ** 0.5)
@@ -49,6 +59,60 @@ def adam_lookahead(optimizer: torch.optim.Adam) -> dict[torch.nn.Parameter, torc
         torch._foreach_mul_(m_new, -lr / (1 - b1**step))
         out.update(zip(params, m_new, strict=True))
     return out
+
+
+class LookaheadWorkspace:
+    """Preallocated buffers for :func:`adam_lookahead` and :func:`regularizer_backward`.
+
+    For a hypernetwork of tens of millions of parameters, allocating the look-ahead's
+    temporaries afresh at every step costs more (page faults, zeroing) than the arithmetic.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: dict[torch.nn.Parameter, list[torch.Tensor]] = {}
+
+    def _get(self, p: torch.nn.Parameter) -> list[torch.Tensor]:
+        if p not in self._bufs:
+            self._bufs[p] = [torch.empty_like(p) for _ in range(3)]
+        return self._bufs[p]
+
+    def buffers(self, params: list[torch.nn.Parameter]):
+        """(dtheta buffers, scratch buffers) for ``params``."""
+        bufs = [self._get(p) for p in params]
+        return [b[0] for b in bufs], [b[1] for b in bufs]
+
+    def backups(self, params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+        return [self._get(p)[2] for p in params]
+
+
+def regularizer_backward(
+    hnet: HyperNetwork,
+    embeddings: torch.Tensor,
+    targets: torch.Tensor,
+    delta: dict[torch.nn.Parameter, torch.Tensor],
+    scale: float,
+    workspace: LookaheadWorkspace,
+) -> torch.Tensor:
+    """Backward of ``scale * output_regularizer(hnet, embeddings, targets, delta)``, in place.
+
+    Same value and gradients as the functional form, without materialising theta + dtheta
+    as new tensors: the parameters are shifted by dtheta in place, the regulariser is
+    evaluated and back-propagated (its gradient at theta + dtheta accumulates into
+    ``p.grad``), and the parameters are restored bit for bit from a backup. Returns the
+    regulariser's value (detached).
+    """
+    params = [p for p in hnet.parameters() if p in delta]
+    backup = workspace.backups(params)
+    with torch.no_grad():
+        torch._foreach_copy_(backup, params)
+        torch._foreach_add_(params, [delta[p] for p in params])
+    try:
+        reg = (hnet(embeddings, flat=True) - targets).pow(2).sum(dim=1).mean()
+        (scale * reg).backward()
+    finally:
+        with torch.no_grad():
+            torch._foreach_copy_(params, backup)
+    return reg.detach()
 
 
 def output_regularizer(

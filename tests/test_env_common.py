@@ -9,36 +9,18 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from envtools import BACKENDS, CASES, FAMILY_IDS, rollout
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 
-FAMILY_IDS = {"push": "HyperCRL/Push-v0", "door": "HyperCRL/Door-v0"}
-CASES = [(family, task) for family in FAMILY_IDS for task in range(5)]
 
-
-def _rollout(env: gym.Env, seed: int, steps: int) -> tuple[np.ndarray, ...]:
-    """Random-action transitions (states [N, S], actions [N, A], next states, rewards [N])."""
-    obs, _ = env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    states, actions, nexts, rewards = [], [], [], []
-    for _ in range(steps):
-        # unclipped Gaussian actions, as the original's random warm-up sends them
-        action = rng.normal(0.0, 1.0, env.action_space.shape).astype(np.float32)
-        nxt, reward, terminated, truncated, _ = env.step(action)
-        states.append(obs)
-        actions.append(action)
-        nexts.append(nxt)
-        rewards.append(reward)
-        obs = nxt
-        assert not terminated and not truncated
-    return tuple(np.asarray(x) for x in (states, actions, nexts, rewards))
-
-
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("family", "task"), CASES)
-def test_checkers_pass(family: str, task: int) -> None:
-    env = gym.make(FAMILY_IDS[family], task=task, backend="mujoco", render_mode="rgb_array")
+def test_checkers_pass(family: str, task: int, backend: str) -> None:
+    env = gym.make(FAMILY_IDS[family], task=task, backend=backend, render_mode="rgb_array")
+    assert env.unwrapped.backend_name == backend
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a checker's warning is a failure here
         gym_check_env(env.unwrapped, skip_render_check=False)
@@ -46,11 +28,13 @@ def test_checkers_pass(family: str, task: int) -> None:
     env.close()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("family", "task"), CASES)
-def test_env_reward_equals_sequence_reward(family: str, task: int) -> None:
-    seq = envs.sequence(family, backend="mujoco")
+def test_env_reward_equals_sequence_reward(family: str, task: int, backend: str) -> None:
+    seq = envs.sequence(family, backend=backend)
     env = seq[task].make()
-    states, actions, nexts, rewards = _rollout(env, seed=task, steps=15)
+    states, actions, nexts, rewards = rollout(env, seed=task, steps=15)
+    env.close()
     fn = seq[task].reward
     np.testing.assert_allclose(fn(states, actions, nexts), rewards, rtol=1e-5, atol=1e-5)
     as_torch = [torch.as_tensor(x, dtype=torch.float64) for x in (states, actions, nexts)]
@@ -65,9 +49,9 @@ def test_env_reward_equals_sequence_reward(family: str, task: int) -> None:
 @pytest.mark.parametrize("family", FAMILY_IDS)
 def test_deterministic_under_seed(family: str) -> None:
     env = gym.make(FAMILY_IDS[family], task=1)
-    first = _rollout(env, seed=7, steps=10)
-    again = _rollout(env, seed=7, steps=10)
-    other = _rollout(gym.make(FAMILY_IDS[family], task=1), seed=8, steps=10)
+    first = rollout(env, seed=7, steps=10)
+    again = rollout(env, seed=7, steps=10)
+    other = rollout(gym.make(FAMILY_IDS[family], task=1), seed=8, steps=10)
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0][0], other[0][0])  # the seed changes the start

@@ -5,67 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 
 import gymnasium as gym
 import numpy as np
 import pybullet
 import pytest
-import torch
-from gymnasium.utils.env_checker import check_env as gym_check_env
-from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from envtools import BACKENDS, FAMILY_IDS, rollout
 
 import envs
 from envs import door, push
 from envs.pybullet import PybulletBackend
 
-FAMILY_IDS = {"push": "HyperCRL/Push-v0", "door": "HyperCRL/Door-v0"}
-CASES = [(family, task) for family in FAMILY_IDS for task in range(5)]
-BACKENDS = ("mujoco", "pybullet")
-
-
-def _rollout(env: gym.Env, seed: int, steps: int) -> tuple[np.ndarray, ...]:
-    """Random-action transitions: states [N, S], actions [N, A], next states, rewards [N]."""
-    obs, _ = env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    out: tuple[list, ...] = ([], [], [], [])
-    for _ in range(steps):
-        # unclipped Gaussian actions, as a random warm-up sends them
-        action = rng.normal(0.0, 1.0, env.action_space.shape).astype(np.float32)
-        nxt, reward, terminated, truncated, _ = env.step(action)
-        assert not terminated and not truncated
-        for store, value in zip(out, (obs, action, nxt, reward), strict=True):
-            store.append(value)
-        obs = nxt
-    return tuple(np.asarray(x) for x in out)
-
 
 # ------------------------------------------------------------------ gymnasium contract
-@pytest.mark.parametrize(("family", "task"), CASES)
-def test_checkers_pass(family: str, task: int) -> None:
-    env = gym.make(FAMILY_IDS[family], task=task, backend="pybullet", render_mode="rgb_array")
-    assert isinstance(env.unwrapped.sim, PybulletBackend)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a checker's warning is a failure here
-        gym_check_env(env.unwrapped, skip_render_check=False)
-        sb3_check_env(env.unwrapped, warn=True)
-    env.close()
-
-
-@pytest.mark.parametrize(("family", "task"), CASES)
-def test_env_reward_equals_sequence_reward(family: str, task: int) -> None:
-    seq = envs.sequence(family, backend="pybullet")
-    env = seq[task].make()
-    states, actions, nexts, rewards = _rollout(env, seed=task, steps=10)
-    env.close()
-    fn = seq[task].reward
-    np.testing.assert_allclose(fn(states, actions, nexts), rewards, rtol=1e-5, atol=1e-5)
-    as_torch = [torch.as_tensor(x, dtype=torch.float64) for x in (states, actions, nexts)]
-    got = fn(*as_torch)
-    assert isinstance(got, torch.Tensor) and got.shape == (len(rewards),)
-    np.testing.assert_allclose(got.numpy(), rewards, rtol=1e-5, atol=1e-5)
-
-
+# (the checkers and the reward agreement run for both backends in test_env_common.py)
 @pytest.mark.parametrize("family", FAMILY_IDS)
 def test_sequence_is_the_mujoco_one_on_pybullet(family: str) -> None:
     bullet, mujoco = envs.sequence(family, backend="pybullet"), envs.sequence(family)
@@ -99,10 +52,10 @@ def test_sequence_is_the_mujoco_one_on_pybullet(family: str) -> None:
 @pytest.mark.parametrize("family", FAMILY_IDS)
 def test_deterministic_under_seed(family: str) -> None:
     env = gym.make(FAMILY_IDS[family], task=1, backend="pybullet")
-    first = _rollout(env, seed=7, steps=8)
-    again = _rollout(env, seed=7, steps=8)  # the same env, reset: no history leaks in
+    first = rollout(env, seed=7, steps=8)
+    again = rollout(env, seed=7, steps=8)  # the same env, reset: no history leaks in
     fresh_env = gym.make(FAMILY_IDS[family], task=1, backend="pybullet")
-    fresh = _rollout(fresh_env, seed=7, steps=8)
+    fresh = rollout(fresh_env, seed=7, steps=8)
     for a, b, c in zip(first, again, fresh, strict=True):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
@@ -380,7 +333,7 @@ def test_render_matches_the_mujoco_camera() -> None:
 # ------------------------------------------------------------------ physics clients
 def test_envs_in_one_process_do_not_share_a_simulation() -> None:
     solo_env = gym.make("HyperCRL/Push-v0", task=2, backend="pybullet")
-    solo = _rollout(solo_env, seed=3, steps=6)
+    solo = rollout(solo_env, seed=3, steps=6)
     solo_env.close()
     a = gym.make("HyperCRL/Push-v0", task=2, backend="pybullet")
     b = gym.make("HyperCRL/Push-v0", task=2, backend="pybullet")

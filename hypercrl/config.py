@@ -72,6 +72,7 @@ class RunConfig:
     lr: float = 0.0  # 0: the method's default (hnet 1e-4, baselines 1e-3)
     coreset_size: int = 100
     device: str = "cpu"
+    compile: bool = False  # torch.compile the planner's rollout + reward (pays on CUDA only)
     video: bool = False
 
     def to_json(self) -> str:

@@ -133,7 +133,8 @@ class ContinualRun:
                 device=cfg.device,
                 generator=torch.Generator(device=cfg.device).manual_seed(seed_of(cfg.seed, 3)),
             )
-            self.agent = MPCAgent(self.dynamics, self.tasks[0].reward, optimizer)
+            self.agent = MPCAgent(self.dynamics, self.tasks[0].reward, optimizer,
+                                  compile=cfg.compile)
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -383,7 +384,8 @@ class ContinualRun:
         if self.dynamics is not None:
             self.dynamics = ContinualDynamics.load_from_state(state["dynamics"],
                                                               device=self.cfg.device)
-            self.agent = MPCAgent(self.dynamics, self.tasks[0].reward, self.agent.optimizer)
+            self.agent = MPCAgent(self.dynamics, self.tasks[0].reward, self.agent.optimizer,
+                                  compile=self.cfg.compile)
             self.agent.optimizer.generator.set_state(state["planner_gen"])
             if self.dynamics.num_tasks:
                 self.agent.set_task(self.dynamics.num_tasks - 1)

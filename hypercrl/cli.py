@@ -214,7 +214,8 @@ def _model_run(run_dir: str, after: int | None):
     after = saved[-1] if after is None else after
     if after not in saved:
         raise RunError(f"{run_dir}: no model saved after task {after}; saved: {saved}")
-    run = ContinualRun(cfg, _sequence(cfg.sequence, cfg.backend), run_dir, quiet=True)
+    run = ContinualRun(cfg, _sequence(cfg.sequence, cfg.backend), run_dir, quiet=True,
+                       tensorboard=False)
     run.dynamics = ContinualDynamics.load(os.path.join(run_dir, f"model_after{after}.pt"),
                                           device=cfg.device)
     from hypercrl.plan import MPCAgent

@@ -90,10 +90,11 @@ class ContinualRun:
         run_dir: where config, scalars, checkpoints and metrics go.
         quiet: no progress bars.
         video_dir: evaluation videos go to ``video_dir/<run name>/`` when ``cfg.video``.
+        tensorboard: write TensorBoard events (off for read-only uses such as ``eval``).
     """
 
     def __init__(self, cfg: RunConfig, seq: Any, run_dir: str, quiet: bool = False,
-                 video_dir: str = "videos") -> None:
+                 video_dir: str = "videos", tensorboard: bool = True) -> None:
         self.cfg, self.seq, self.run_dir = cfg, seq, run_dir
         n = cfg.num_tasks or len(seq.tasks)
         if not 1 <= n <= len(seq.tasks):
@@ -103,7 +104,7 @@ class ContinualRun:
         self.low = np.asarray(seq.action_low, np.float32)
         self.high = np.asarray(seq.action_high, np.float32)
         self.s_dim, self.a_dim = seq.observation_dim, seq.action_dim
-        self.log = RunLogger(run_dir, quiet=quiet)
+        self.log = RunLogger(run_dir, quiet=quiet, tensorboard=tensorboard)
         self.progress = Progress()
         self.rng = np.random.default_rng(seed_of(cfg.seed, 1))
         self.metrics: dict[str, Any] = {

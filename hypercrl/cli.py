@@ -201,26 +201,32 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _model_run(run_dir: str, after: int | None):
-    """A ContinualRun holding the model saved after task ``after`` (the last one if None)."""
-    from hypercrl.api import ContinualDynamics
-    from hypercrl.loop import ContinualRun, RunError
+    """A ContinualRun holding the model saved after task ``after`` (the last one if None):
+    ``model_after<i>.pt`` for the model-based methods, ``sac_after<i>.zip`` for sb3-sac."""
+    from hypercrl.loop import MODEL_FREE, ContinualRun, RunError
 
     cfg = read_config(run_dir)
     cfg = dataclasses.replace(cfg, video=False)
-    saved = sorted(int(f[len("model_after"):-3]) for f in os.listdir(run_dir)
-                   if f.startswith("model_after") and f.endswith(".pt"))
+    prefix, suffix = ("sac_after", ".zip") if cfg.method in MODEL_FREE else ("model_after", ".pt")
+    saved = sorted(int(f[len(prefix) : -len(suffix)]) for f in os.listdir(run_dir)
+                   if f.startswith(prefix) and f.endswith(suffix))
     if not saved:
-        raise RunError(f"{run_dir}: no saved model (model_after<i>.pt); has a task ended?")
+        raise RunError(f"{run_dir}: no saved model ({prefix}<i>{suffix}); has a task ended?")
     after = saved[-1] if after is None else after
     if after not in saved:
         raise RunError(f"{run_dir}: no model saved after task {after}; saved: {saved}")
+    path = os.path.join(run_dir, f"{prefix}{after}{suffix}")
     run = ContinualRun(cfg, _sequence(cfg.sequence, cfg.backend), run_dir, quiet=True,
                        tensorboard=False)
-    run.dynamics = ContinualDynamics.load(os.path.join(run_dir, f"model_after{after}.pt"),
-                                          device=cfg.device)
+    if cfg.method in MODEL_FREE:
+        run.sac.load_state_dict({"saved": path}, run)
+        return run, after
+    from hypercrl.api import ContinualDynamics
     from hypercrl.plan import MPCAgent
 
-    run.agent = MPCAgent(run.dynamics, run.tasks[0].reward, run.agent.optimizer)
+    run.dynamics = ContinualDynamics.load(path, device=cfg.device)
+    run.agent = MPCAgent(run.dynamics, run.tasks[0].reward, run.agent.optimizer,
+                         compile=cfg.compile)
     return run, after
 
 

@@ -31,8 +31,14 @@ def _smoke(sequence, backend, method, tmp_path):
 
 
 @pytest.mark.parametrize("method", METHOD_LIST)
-def test_every_method_runs_on_push_mujoco(method, tmp_path):
+def test_every_method_runs_on_push_mujoco(method, tmp_path, capsys):
     _smoke("push", "mujoco", method, tmp_path)
+    run_dir = str(tmp_path / f"push-mujoco-{method}")
+    capsys.readouterr()
+    assert cli.main(["eval", run_dir, "--after", "1", "--episodes", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(out["tasks"]) == ["0", "1"]
+    assert all(np.isfinite(t["returns"]).all() for t in out["tasks"].values())
 
 
 @pytest.mark.slow

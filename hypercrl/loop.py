@@ -30,6 +30,7 @@ from hypercrl.config import RunConfig
 from hypercrl.data import TransitionBuffer
 from hypercrl.io import atomic_save, load_checked
 from hypercrl.log import RunLogger
+from hypercrl.metrics import performance_matrix
 from hypercrl.plan import CEM, CEMConfig, MPCAgent
 
 CHECKPOINT = "checkpoint.pt"
@@ -410,15 +411,6 @@ class _MPCPolicy:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.agent.act(obs).cpu().numpy().astype(np.float32)
-
-
-def performance_matrix(rows: dict[str, list[list[float]]], n: int) -> np.ndarray:
-    """Mean over episodes, R[i, j]; NaN where not measured."""
-    r = np.full((n, n), np.nan)
-    for i, row in rows.items():
-        for j, values in enumerate(row):
-            r[int(i), j] = float(np.mean(values))
-    return r
 
 
 def load_checkpoint(run_dir: str) -> dict[str, Any]:

@@ -6,9 +6,19 @@ Conventions: ``R[i, j]`` is the performance on task j measured after training ta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+
+def performance_matrix(rows: Mapping[str, Sequence], n: int, reduce=np.mean) -> np.ndarray:
+    """[n, n] matrix from {"i": [value or episode values of task 0..i]}; lists are reduced
+    (the mean over episodes by default); NaN where not measured."""
+    r = np.full((n, n), np.nan)
+    for i, row in rows.items():
+        for j, v in enumerate(row):
+            r[int(i), j] = float(reduce(v)) if isinstance(v, list) else float(v)
+    return r
 
 
 def average_final(r: np.ndarray) -> float:
@@ -63,16 +73,3 @@ def bootstrap_ci(
     tail = (1 - level) / 2
     lo, hi = np.quantile(means, [tail, 1 - tail])
     return float(x.mean()), float(lo), float(hi)
-
-
-def summarize(r: np.ndarray, r_single: np.ndarray | None = None) -> dict[str, object]:
-    """All scalar summaries of one run's performance matrix (means over episodes)."""
-    out: dict[str, object] = {
-        "average_final": average_final(r),
-        "forgetting": forgetting(r).tolist(),
-        "retention": retention(r).tolist(),
-    }
-    if r_single is not None:
-        out["forward_transfer"] = forward_transfer(r, r_single).tolist()
-        out["forward_transfer_ratio"] = forward_transfer_ratio(r, r_single).tolist()
-    return out

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hypercrl import metrics as M
+from hypercrl.metrics import performance_matrix as matrix
 
 
 def load_run(run_dir: str) -> dict[str, Any]:
@@ -27,15 +28,6 @@ def load_run(run_dir: str) -> dict[str, Any]:
         raise ValueError(f"{path}: unreadable ({err})") from None
     data["run_dir"] = run_dir
     return data
-
-
-def matrix(rows: dict[str, list], n: int, reduce=np.mean) -> np.ndarray:
-    """[n, n] matrix from {"i": [values of task 0..i]}; entries reduced over episodes."""
-    r = np.full((n, n), np.nan)
-    for i, row in rows.items():
-        for j, v in enumerate(row):
-            r[int(i), j] = float(reduce(v)) if isinstance(v, list) else float(v)
-    return r
 
 
 def _plt():

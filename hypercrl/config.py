@@ -87,10 +87,6 @@ class RunConfig:
         return cls(**{k: _coerce(k, v, fields[k].type) for k, v in data.items()})
 
 
-def keys() -> list[str]:
-    return [f.name for f in dataclasses.fields(RunConfig)]
-
-
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``["key=value", ...]`` -> typed dict; a bad key or value is a ValueError naming it."""
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}

@@ -44,10 +44,6 @@ class RunLogger:
         if self._tb is not None:
             self._tb.add_image(tag, rgb, step, dataformats="HWC")
 
-    def text(self, tag: str, text: str, step: int) -> None:
-        if self._tb is not None:
-            self._tb.add_text(tag, text, step)
-
     def info(self, message: str) -> None:
         if not self.quiet:
             tqdm.write(message)
@@ -65,12 +61,3 @@ class RunLogger:
         self._jsonl.close()
         if self._tb is not None:
             self._tb.close()
-
-
-def read_scalars(run_dir: str) -> list[dict[str, Any]]:
-    """Every scalar a run logged, in order."""
-    path = os.path.join(run_dir, "scalars.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]

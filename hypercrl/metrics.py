@@ -43,11 +43,6 @@ def forward_transfer(r: np.ndarray, r_single: np.ndarray) -> np.ndarray:
     return np.array([r[j, j] - r_single[j, j] for j in range(r.shape[0])])
 
 
-def forward_transfer_ratio(r: np.ndarray, r_single: np.ndarray) -> np.ndarray:
-    """Per task j: R[j, j] / R_single[j, j] (the original's definition)."""
-    return np.array([_ratio(r[j, j], r_single[j, j]) for j in range(r.shape[0])])
-
-
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b != 0 else float("nan")
 

@@ -70,10 +70,6 @@ class StateSpec:
         self.feature_dim = self.state_dim + len(self.angle_idx)
         self.all_delta = all(k == "delta" for k in kinds)
 
-    @classmethod
-    def delta(cls, state_dim: int) -> StateSpec:
-        return cls(("delta",) * state_dim)
-
     @staticmethod
     def _quat_blocks(idx: list[int]) -> list[int]:
         if len(idx) % 4:

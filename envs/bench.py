@@ -92,67 +92,67 @@ def _env_loop(env: gym.Env, steps: int, render: bool, seed: int = 0) -> float:
     return time.perf_counter() - start
 
 
-def _env_and_raw(env: gym.Env, backend: str, steps: int, seed: int = 0) -> tuple[float, float]:
+def _interleaved(env: gym.Env, steps: int, snapshot, restore, release, raw_step,
+                 seed: int = 0) -> tuple[float, float]:
     """Seconds for ``steps`` env steps and for the physics inside them, measured interleaved
     (so both see the same machine load): after each env step the physics state from before
-    it is restored, with the controls the env set, and ``mj_step(m, d, nstep=k)`` alone is
-    timed; then the state after the env step is put back so the episode goes on unchanged."""
+    it is restored, with the controls the env set, and ``raw_step()`` alone is timed; then the
+    state after the env step is put back so the episode goes on unchanged. ``snapshot()``
+    takes a state, ``restore(state)`` puts it back, ``release(state)`` frees it."""
+    rng = np.random.default_rng(seed)
+    low, high = env.action_space.low, env.action_space.high
+    actions = rng.uniform(low, high, (steps, *env.action_space.shape)).astype(np.float32)
+    env.reset(seed=seed)
+    env_s = raw_s = 0.0
+    for action in actions:
+        before = snapshot()
+        start = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(action)
+        env_s += time.perf_counter() - start
+        after = snapshot()
+        restore(before, after)
+        start = time.perf_counter()
+        raw_step()
+        raw_s += time.perf_counter() - start
+        restore(after, None)
+        release(before)
+        release(after)
+        if terminated or truncated:
+            env.reset()
+    return env_s, raw_s
+
+
+def _env_and_raw(env: gym.Env, backend: str, steps: int, seed: int = 0) -> tuple[float, float]:
+    """:func:`_interleaved` on MuJoCo: the raw step is ``mj_step(m, d, nstep=k)`` with the
+    controls the env step set."""
     import mujoco
 
     model, data, nstep = _physics(env, backend)
     spec = mujoco.mjtState.mjSTATE_INTEGRATION
-    before = np.empty(mujoco.mj_stateSize(model, spec))
-    after = np.empty_like(before)
-    rng = np.random.default_rng(seed)
-    low, high = env.action_space.low, env.action_space.high
-    actions = rng.uniform(low, high, (steps, *env.action_space.shape)).astype(np.float32)
-    env.reset(seed=seed)
-    env_s = raw_s = 0.0
-    for action in actions:
-        mujoco.mj_getState(model, data, before, spec)
-        start = time.perf_counter()
-        _, _, terminated, truncated, _ = env.step(action)
-        env_s += time.perf_counter() - start
-        mujoco.mj_getState(model, data, after, spec)
-        ctrl = data.ctrl.copy()
-        mujoco.mj_setState(model, data, before, spec)
-        data.ctrl[:] = ctrl
-        start = time.perf_counter()
-        mujoco.mj_step(model, data, nstep=nstep)
-        raw_s += time.perf_counter() - start
-        mujoco.mj_setState(model, data, after, spec)
-        mujoco.mj_forward(model, data)
-        if terminated or truncated:
-            env.reset()
-    return env_s, raw_s
+    size = mujoco.mj_stateSize(model, spec)
+
+    def snapshot():
+        state = np.empty(size)
+        mujoco.mj_getState(model, data, state, spec)
+        return state, data.ctrl.copy()
+
+    def restore(state, controls_from):
+        mujoco.mj_setState(model, data, state[0], spec)
+        # the raw step runs with the controls the env step set
+        data.ctrl[:] = (controls_from or state)[1]
+        if controls_from is None:
+            mujoco.mj_forward(model, data)
+
+    return _interleaved(env, steps, snapshot, restore, lambda state: None,
+                        lambda: mujoco.mj_step(model, data, nstep=nstep), seed)
 
 
 def _env_and_raw_pybullet(env: gym.Env, steps: int, seed: int = 0) -> tuple[float, float]:
-    """As :func:`_env_and_raw`, on the PyBullet backend: after each env step the state from
-    before it is restored (the motor targets the env set stay) and ``sim.raw_step()`` alone
-    (``stepSimulation`` x k) is timed; then the state after the env step is put back."""
+    """:func:`_interleaved` on PyBullet: the raw step is ``sim.raw_step()``
+    (``stepSimulation`` x k with the motor targets the env step set)."""
     sim = _pybullet_sim(env, "pybullet")
-    rng = np.random.default_rng(seed)
-    low, high = env.action_space.low, env.action_space.high
-    actions = rng.uniform(low, high, (steps, *env.action_space.shape)).astype(np.float32)
-    env.reset(seed=seed)
-    env_s = raw_s = 0.0
-    for action in actions:
-        before = sim.save_state()
-        start = time.perf_counter()
-        _, _, terminated, truncated, _ = env.step(action)
-        env_s += time.perf_counter() - start
-        after = sim.save_state()
-        sim.restore_state(before)
-        start = time.perf_counter()
-        sim.raw_step()
-        raw_s += time.perf_counter() - start
-        sim.restore_state(after)
-        sim.remove_state(before)
-        sim.remove_state(after)
-        if terminated or truncated:
-            env.reset()
-    return env_s, raw_s
+    return _interleaved(env, steps, sim.save_state, lambda state, _: sim.restore_state(state),
+                        sim.remove_state, sim.raw_step, seed)
 
 
 def _render_loop(env: gym.Env, frames: int) -> float:

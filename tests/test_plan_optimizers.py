@@ -41,6 +41,11 @@ OPTIMISERS = {
         0.01,
         0.05,
     ),
+    "cem-final-best": (
+        CEMConfig(population=300, elites=30, iterations=20, return_mode="final_best"),
+        0.01,
+        0.02,
+    ),
     "icem": (
         ICEMConfig(population=300, elites=30, iterations=30, noise_beta=0.5), 0.05, 0.12
     ),
@@ -251,6 +256,75 @@ def test_cem_best_mode_returns_a_sample_and_mean_mode_the_mean():
     assert torch.equal(plan, best)
 
 
+def _recording(objective):
+    """``objective`` that also keeps a copy of every population it scores."""
+    seen: list[torch.Tensor] = []
+
+    def record(a):
+        seen.append(a.clone())
+        return objective(a)
+
+    return record, seen
+
+
+@pytest.mark.parametrize("bounds", ["clip", "truncated"])
+def test_cem_final_best_returns_the_best_of_one_more_draw(bounds):
+    target, _, _ = _problem(0)
+    quadratic = _quadratic(target)
+    seen: list[torch.Tensor] = []
+    scores: list[torch.Tensor] = []
+
+    def objective(a):
+        # earlier populations score higher, so the best of all draws is never in the last one
+        r = quadratic(a) + 100.0 * (10 - len(seen))
+        seen.append(a.clone())
+        scores.append(r)
+        return r
+
+    cfg = CEMConfig(
+        population=64, elites=8, iterations=5, init_std=2.0, bounds=bounds,
+        return_mode="final_best",
+    )
+    opt = CEM(LOWER, UPPER, H, cfg, generator=torch.Generator().manual_seed(0))
+    for _ in range(2):  # the buffers are reused: the second plan follows the same scheme
+        seen.clear()
+        scores.clear()
+        plan = opt.optimize(objective)
+        # five refits plus the final draw, every one a full population: K * 6 evaluations
+        assert [a.shape for a in seen] == [(64, H, A)] * 6
+        assert all(_in_box(a) for a in seen)
+        assert _in_box(plan)
+        # exactly the argmax member of the last population, not the best of all draws
+        assert torch.equal(plan, seen[-1][scores[-1].argmax()])
+        assert not (torch.cat(seen[:-1]) == plan).all(dim=(1, 2)).any()
+
+
+def test_cem_final_best_ranks_non_finite_returns_lowest():
+    objective, seen = _recording(lambda a: torch.where(a[:, 0, 0] > 0, math.nan, -a[:, 0, 0]))
+    cfg = CEMConfig(population=32, elites=4, iterations=2, return_mode="final_best")
+    plan = CEM(LOWER, UPPER, H, cfg, generator=torch.Generator().manual_seed(0)).optimize(
+        objective
+    )
+    last = seen[-1]
+    valid = last[last[:, 0, 0] <= 0]
+    assert len(valid) and torch.equal(plan, valid[(-valid[:, 0, 0]).argmax()])
+
+
+def test_icem_final_best_draws_one_more_population_of_the_last_size():
+    config = ICEMConfig(
+        population=100, elites=10, iterations=4, population_decay=2.0, keep_elites=0.3,
+        return_mode="final_best",
+    )
+    objective, seen = _recording(lambda a: -(a**2).sum((1, 2)))
+    plan = ICEM(LOWER, UPPER, H, config, generator=torch.Generator().manual_seed(0)).optimize(
+        objective
+    )
+    # fresh: 100, 50, 25, 20, then the final draw 20 again; 3 kept elites; the mean joins last
+    assert [a.shape[0] for a in seen] == [103, 53, 28, 23, 24]
+    last = seen[-1]
+    assert torch.equal(plan, last[objective(last).argmax()])
+
+
 @pytest.mark.parametrize(
     ("make", "names"),
     [
@@ -260,6 +334,8 @@ def test_cem_best_mode_returns_a_sample_and_mean_mode_the_mean():
         (lambda: CEMConfig(alpha=1.0), ["alpha"]),
         (lambda: CEMConfig(bounds="reflect"), ["bounds"]),
         (lambda: CEMConfig(return_mode="median"), ["return_mode"]),
+        (lambda: CEMConfig(return_mode="final"), ["return_mode", "final_best"]),
+        (lambda: ICEMConfig(return_mode="last_best"), ["return_mode"]),
         (lambda: ICEMConfig(population_decay=0.5), ["population_decay"]),
         (lambda: ICEMConfig(keep_elites=1.5), ["keep_elites"]),
         (lambda: ICEMConfig(noise_beta=-1.0), ["noise_beta"]),

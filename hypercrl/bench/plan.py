@@ -1,9 +1,10 @@
 """``hypercrl bench plan``: milliseconds per MPC plan step at the original's three CEM settings.
 
-Each setting (reference §4.1) plans with the original's workload: K samples, horizon H, five
-refits plus one final draw (``CEMConfig(iterations=6, return_mode="best")``, K * H * 6 model
-evaluations per plan step) through a HyperCRL model's cached predictor (hypernetwork weights
-generated once, as in a training round). Variants, timed in the same run:
+Each setting (reference §4.1) plans with the original's scheme: K samples, horizon H, five
+refits, then one more draw of K whose best member is executed (``CEMConfig(iterations=5,
+return_mode="final_best")``, K * H * 6 model evaluations per plan step), through a HyperCRL
+model's cached predictor (hypernetwork weights generated once, as in a training round).
+Variants, timed in the same run:
 
 * ``eager``: :class:`hypercrl.plan.MPCAgent` with :class:`hypercrl.plan.CEM`;
 * ``compiled``: the same with ``compile=True`` (torch.compile; CUDA graphs on a GPU);
@@ -54,7 +55,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "K": 500, "H": 30, "elites": 50, "init_std": 1.0,
     },
 }
-ITERATIONS = 6  # five refits and the original's final draw
+REFITS = 5  # the original's n_sim_steps
+POPULATIONS = REFITS + 1  # the refits and the final draw (choose_best)
 SQUARE_N = {"cpu": 2048, "cuda": 8192}  # size of the large square matmul reference
 
 
@@ -94,7 +96,9 @@ def plain_loop_cem(
     k, h, a = cfg["K"], cfg["H"], cfg["action_dim"]
     mean = torch.zeros(h, a, device=state.device)
     std = torch.full((h, a), cfg["init_std"], device=state.device)
-    for _ in range(ITERATIONS):
+
+    def draw() -> tuple[torch.Tensor, torch.Tensor]:
+        """K clipped samples of N(mean, std) and their indices by decreasing return."""
         noise = torch.randn(k, h, a, generator=generator, device=state.device)
         actions = (mean + std * noise).clamp(-1.0, 1.0)
         s = state.repeat(k, 1)
@@ -103,9 +107,13 @@ def plain_loop_cem(
             s2 = step(s, actions[:, t])
             returns = returns + reward(s, actions[:, t], s2)
             s = s2
-        order = torch.argsort(returns, descending=True)
+        return actions, torch.argsort(returns, descending=True)
+
+    for _ in range(REFITS):
+        actions, order = draw()
         elites = actions[order[: cfg["elites"]]]
         mean, std = elites.mean(0), elites.std(0, unbiased=False)
+    actions, order = draw()  # the final draw: execute its best member
     return actions[order[0]]
 
 
@@ -161,7 +169,7 @@ def bench_setting(
     state = _start_state(cfg, device)
     reward = _reward(torch.zeros_like(state))
     macs = _mlp_macs(cd)
-    evals = k * h * ITERATIONS
+    evals = k * h * POPULATIONS
     gflop = 2 * macs * evals / 1e9
     width = cfg["hidden"][0]
     x = torch.randn(k, width, device=device)
@@ -173,8 +181,8 @@ def bench_setting(
     def optimiser() -> CEM:
         gen = torch.Generator(device=device).manual_seed(0)
         config = CEMConfig(
-            population=k, elites=cfg["elites"], iterations=ITERATIONS,
-            init_std=cfg["init_std"], return_mode="best",
+            population=k, elites=cfg["elites"], iterations=REFITS,
+            init_std=cfg["init_std"], return_mode="final_best",
         )
         return CEM([-1.0] * a, [1.0] * a, h, config, device=device, generator=gen)
 
@@ -211,7 +219,7 @@ def bench_setting(
     result: dict[str, Any] = {
         "state_dim": len(cfg["state_spec"]), "action_dim": a, "hidden": list(cfg["hidden"]),
         "model_in_dim": cd.net.in_dim, "K": k, "H": h, "elites": cfg["elites"],
-        "populations_per_plan": ITERATIONS, "evaluations_per_plan": evals,
+        "populations_per_plan": POPULATIONS, "evaluations_per_plan": evals,
         "mlp_macs_per_evaluation": macs, "gflop_per_plan": round(gflop, 4),
         f"same_shape_matmul_gflops[{k}x{width}x{width}]": round(same_gflops, 1),
         "variants": {},

@@ -5,10 +5,11 @@ objective, and refits mean and std to the ``elites`` best members. The hot path 
 number of tensor operations per iteration on preallocated buffers: no numpy, no per-sample
 Python, no data-dependent branches.
 
-The original (reference §4.1) is ``CEMConfig(population=K, elites=E, iterations=6,
-return_mode="best")``: it refits five times and then draws one more population and executes the
-best member of that last draw. Here "best" is the best member of all draws, never worse on the
-objective, and the sixth refit is computed but unused.
+The original (reference §4.1) is ``CEMConfig(population=K, elites=E, iterations=5,
+init_std=..., return_mode="final_best")``: it refits five times, then draws one more population
+of K from the refitted distribution and executes the best member of that last draw, K * 6
+objective evaluations per plan. ``return_mode="best"`` instead returns the best member of all
+draws (never worse on the objective) and ``"mean"`` the final mean.
 """
 
 from __future__ import annotations
@@ -35,17 +36,21 @@ _TINY = 1e-12  # keeps std > 0 so that the truncated-normal bounds stay finite
 @dataclass(frozen=True)
 class CEMConfig:
     """Settings of :class:`CEM`. Population, elites and std default to the original's pusher
-    planner; its iteration scheme is ``iterations=6, return_mode="best"`` (see the module).
+    planner; its iteration scheme is ``iterations=5, return_mode="final_best"`` (see the
+    module).
 
     Attributes:
         population: samples per iteration (``K``).
         elites: best samples the distribution is refitted to, ``<= population``.
-        iterations: populations drawn per plan.
+        iterations: populations drawn and refitted to per plan (``"final_best"`` draws one more).
         init_std: std of the first population, in action units.
         alpha: momentum; the new mean/std are ``alpha * old + (1 - alpha) * elite statistic``.
         bounds: ``"clip"`` clamps samples to the box; ``"truncated"`` samples the Gaussian
             truncated to the box (inverse CDF, no rejection loop).
-        return_mode: ``"mean"`` returns the final distribution mean; ``"best"`` the best sample.
+        return_mode: ``"mean"`` returns the final distribution mean; ``"best"`` the best sample
+            of all populations; ``"final_best"`` draws one more population of the last
+            iteration's size from the refitted distribution (same bounds handling) and returns
+            its best member (the original's ``choose_best``). Non-finite returns rank lowest.
         warm_start: start the next plan from this plan shifted by one step (the original
             started every plan from the box centre).
     """
@@ -56,7 +61,7 @@ class CEMConfig:
     init_std: float = 1.0
     alpha: float = 0.0
     bounds: Literal["clip", "truncated"] = "clip"
-    return_mode: Literal["mean", "best"] = "mean"
+    return_mode: Literal["mean", "best", "final_best"] = "mean"
     warm_start: bool = False
 
     def __post_init__(self) -> None:
@@ -69,8 +74,10 @@ class CEMConfig:
         check_fraction("alpha", self.alpha, high_open=True)
         if self.bounds not in ("clip", "truncated"):
             raise ValueError(f"bounds={self.bounds!r} must be 'clip' or 'truncated'")
-        if self.return_mode not in ("mean", "best"):
-            raise ValueError(f"return_mode={self.return_mode!r} must be 'mean' or 'best'")
+        if self.return_mode not in ("mean", "best", "final_best"):
+            raise ValueError(
+                f"return_mode={self.return_mode!r} must be 'mean', 'best' or 'final_best'"
+            )
 
 
 class CEM(BoxOptimizer):
@@ -95,6 +102,9 @@ class CEM(BoxOptimizer):
         self.config = config = config if config is not None else CEMConfig()
         H, A = horizon, self.action_dim
         self._fresh = self._fresh_sizes()  # new samples drawn in each iteration
+        self._n_refits = len(self._fresh)
+        if config.return_mode == "final_best":
+            self._fresh.append(self._fresh[-1])  # the final draw, scored but not refitted to
         self._keep = self._kept_elites()  # elites carried into the next iteration/plan
         self._mean_last = self._adds_mean_last()  # the mean joins the last population
         self._noise_filter = self._make_noise_filter()  # [H, H] time correlation, or None
@@ -145,16 +155,19 @@ class CEM(BoxOptimizer):
         self._std.fill_(cfg.init_std)
         self._best.copy_(self._init_mean)
         self._best_return.fill_(-math.inf)
-        n_iter = len(self._fresh)
-        for i in range(n_iter):
-            pop = self._populate(i, last=i == n_iter - 1)
+        n_pop, n_refits = len(self._fresh), self._n_refits
+        for i in range(n_pop):
+            pop = self._populate(i, last=i == n_pop - 1)
             returns = self._returns[: pop.shape[0]]
             returns.copy_(objective(pop))
             rank_returns_(returns)
+            if i == n_refits:  # the "final_best" draw: its best member is the plan
+                self._take_best(pop, returns)
+                break
             if cfg.return_mode == "best":
                 self._track_best(pop, returns)
             self._refit(pop, returns)
-        plan = (self._best if cfg.return_mode == "best" else self._mean).clone()
+        plan = (self._mean if cfg.return_mode == "mean" else self._best).clone()
         self.clip_(plan)
         self._end_plan(plan)
         return plan
@@ -203,6 +216,10 @@ class CEM(BoxOptimizer):
         candidate = torch.index_select(pop, 0, top.view(1))[0]
         self._best.copy_(torch.where(better, candidate, self._best))
         torch.maximum(self._best_return, top_return, out=self._best_return)
+
+    def _take_best(self, pop: Tensor, returns: Tensor) -> None:
+        top = returns.argmax()
+        torch.index_select(pop, 0, top.view(1), out=self._best.unsqueeze(0))
 
     def _refit(self, pop: Tensor, returns: Tensor) -> None:
         # sorted so that the first `keep` elites are the best ones (iCEM carries those)

@@ -10,6 +10,9 @@ CEM with four changes that cut samples without losing return:
   population, and at the end of a plan those are shifted by one step into the next plan's first
   population (:meth:`reset` drops them);
 * the distribution mean joins the last population, and the best sample seen is executed.
+
+``return_mode="final_best"`` works here too: after the refits, one more population (the last
+iteration's fresh size, plus the kept elites and the mean) is drawn and its best member executed.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class ICEMConfig(CEMConfig):
     """
 
     alpha: float = 0.1
-    return_mode: Literal["mean", "best"] = "best"
+    return_mode: Literal["mean", "best", "final_best"] = "best"
     warm_start: bool = True
     noise_beta: float = 2.0
     population_decay: float = 1.25

@@ -34,6 +34,9 @@ class ContinualDynamics:
         state_spec: per-dimension kinds ("delta", "absolute", "angle", "quat"); all "delta"
             by default.
         batch_size: minibatch size of ``fit``.
+        normalize_targets: standardise the training targets per task as well as the inputs.
+            False (the original, reference §1.2): inputs (state features and actions) are
+            standardised per task, targets (state deltas) are trained raw.
         device: torch device for training and prediction.
         **options: the method's options (e.g. ``beta``, ``lr``, ``hnet_hidden``, ``emb_dim``
             for hnet; ``lam`` for ewc; ``coreset_size`` for coreset). Unknown names raise.
@@ -51,6 +54,7 @@ class ContinualDynamics:
         probabilistic: bool = False,
         state_spec: Sequence[str] | None = None,
         batch_size: int = 100,
+        normalize_targets: bool = False,
         device: str | torch.device = "cpu",
         **options: Any,
     ) -> None:
@@ -79,10 +83,12 @@ class ContinualDynamics:
             "probabilistic": probabilistic,
             "state_spec": kinds,
             "batch_size": batch_size,
+            "normalize_targets": normalize_targets,
             "options": dataclasses.asdict(strategy_options),
         }
         self.state_dim, self.action_dim, self.method = state_dim, action_dim, method
         self.batch_size = batch_size
+        self.normalize_targets = normalize_targets
         init_gen = torch.Generator().manual_seed(seed)
         self.sample_gen = torch.Generator().manual_seed(seed + 1)
         self.net = TargetNet(
@@ -105,9 +111,7 @@ class ContinualDynamics:
         if self.current_task is not None:
             raise ValueError(f"task {self.current_task} is still running: call end_task() first")
         task = self.num_tasks
-        self.normalizers.append(
-            Normalizer(self.net.in_dim, self.state_dim).to(self.device)
-        )
+        self.normalizers.append(self._new_normalizer())
         self.strategy.begin_task(task)
         self.current_task = task
         self._data = None
@@ -229,7 +233,11 @@ class ContinualDynamics:
 
     @classmethod
     def load_from_state(cls, state: dict[str, Any], device: str | torch.device | None = None):
-        """A model rebuilt from :meth:`state_dict` (its config included)."""
+        """A model rebuilt from :meth:`state_dict` (its config included).
+
+        A state written before ``normalize_targets`` existed was trained on standardised
+        targets, so it loads with ``normalize_targets=True``.
+        """
         c = dict(state["config"])
         options = c.pop("options")
         options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
@@ -237,6 +245,7 @@ class ContinualDynamics:
             c["state_dim"], c["action_dim"], c["method"], c["seed"],
             hidden=c["hidden"], activation=c["activation"], probabilistic=c["probabilistic"],
             state_spec=c["state_spec"], batch_size=c["batch_size"],
+            normalize_targets=c.get("normalize_targets", True),
             device=device if device is not None else "cpu", **options,
         )
         model.load_state_dict(state)
@@ -244,7 +253,7 @@ class ContinualDynamics:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for sd in state["normalizers"]:
-            norm = Normalizer(self.net.in_dim, self.state_dim).to(self.device)
+            norm = self._new_normalizer()
             norm.load_state_dict(sd)
             self.normalizers.append(norm)
         self.strategy.load_state_dict(_to(state["strategy"], self.device))
@@ -252,6 +261,9 @@ class ContinualDynamics:
         self._data = _to(state["data"], self.device)
         self.sample_gen.set_state(state["sample_gen"])
         self._predictors.clear()
+
+    def _new_normalizer(self) -> Normalizer:
+        return Normalizer(self.net.in_dim, self.state_dim, self.normalize_targets).to(self.device)
 
     # --- input checks ---------------------------------------------------------------------
     def _check_task(self, task: int) -> None:

@@ -42,7 +42,7 @@ def test_save_load_reproduces_predictions_exactly(method, tmp_path):
         np.testing.assert_array_equal(cd.predict(s, a, task), loaded.predict(s, a, task))
 
 
-@pytest.mark.parametrize("method", ["hnet", "ewc"])
+@pytest.mark.parametrize("method", ["hnet", "chunked_hnet", "ewc", "coreset"])
 def test_save_mid_task_then_resume_trains_identically(method, tmp_path):
     cd = trained(method, TASKS[:1])
     cd.begin_task()
@@ -103,3 +103,79 @@ def test_state_spec_and_probabilistic_model_train_and_predict():
     cd.end_task()
     assert np.isfinite(stats["loss"])
     assert cd.predict(s, a, 0).shape == s.shape
+
+
+def _manual_prediction(cd: ContinualDynamics, s: np.ndarray, a: np.ndarray, task: int):
+    """s + y_std * MLP(standardised [s, a]) + y_mean, with the task's generated weights run by
+    hand (ReLU hidden layers, linear output)."""
+    norm = cd.normalizers[task]
+    with torch.no_grad():
+        w = {k: v[0] for k, v in cd.strategy.weights([task]).items()}
+        h = (torch.cat([torch.as_tensor(s), torch.as_tensor(a)], 1) - norm.x_mean) / norm.x_std
+        n = len(cd.net.layers)
+        for i in range(n):
+            h = h @ w[f"layers.{i}.weight"].T + w[f"layers.{i}.bias"]
+            h = torch.relu(h) if i < n - 1 else h
+        return (torch.as_tensor(s) + h * norm.y_std + norm.y_mean).numpy()
+
+
+def test_raw_targets_by_default_as_the_original():
+    """normalize_targets False: inputs standardised per task, the target net learns the raw
+    state delta, so prediction = s + f(standardised [s, a])."""
+    cd = trained("hnet", TASKS[:1])
+    assert cd.config["normalize_targets"] is False
+    norm = cd.normalizers[0]
+    assert torch.equal(norm.y_mean, torch.zeros(3)) and torch.equal(norm.y_std, torch.ones(3))
+    s, a, s2 = TASKS[0]
+    x = np.concatenate([s, a], 1)
+    np.testing.assert_allclose(norm.x_mean.numpy(), x.mean(0), rtol=1e-4, atol=1e-5)
+    assert not torch.equal(norm.x_std, torch.ones(5))
+    # the target net's output is the raw delta: prediction = s + f(standardised [s, a])
+    np.testing.assert_allclose(cd.predict(s, a, 0), _manual_prediction(cd, s, a, 0),
+                               rtol=1e-5, atol=1e-5)
+    assert ((s2 - s).std(0) < 0.7).all()  # deltas far from unit scale: identity stats show
+
+
+def test_normalize_targets_true_standardises_the_deltas():
+    cd = ContinualDynamics(3, 2, "finetune", seed=0, normalize_targets=True, **SMALL)
+    s, a, s2 = TASKS[0]
+    cd.begin_task()
+    cd.fit(s, a, s2, steps=5)
+    norm = cd.normalizers[0]
+    np.testing.assert_allclose(norm.y_mean.numpy(), (s2 - s).mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(norm.y_std.numpy(), (s2 - s).std(0, ddof=1), rtol=1e-4)
+    np.testing.assert_allclose(cd.predict(s, a, 0), _manual_prediction(cd, s, a, 0),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_normalize_targets_round_trips_and_old_saves_load_as_standardised(tmp_path):
+    cd = ContinualDynamics(3, 2, "finetune", seed=0, normalize_targets=True, **SMALL)
+    s, a, s2 = TASKS[0]
+    cd.begin_task()
+    cd.fit(s, a, s2, steps=5)
+    cd.end_task()
+    cd.save(tmp_path / "m.pt")
+    assert ContinualDynamics.load(tmp_path / "m.pt").config["normalize_targets"] is True
+    old = cd.state_dict()
+    old["config"] = {k: v for k, v in old["config"].items() if k != "normalize_targets"}
+    loaded = ContinualDynamics.load_from_state(old)
+    assert loaded.normalize_targets is True and loaded.config["normalize_targets"] is True
+    np.testing.assert_array_equal(loaded.predict(s, a, 0), cd.predict(s, a, 0))
+    assert ContinualDynamics(3, 2, "finetune").config["normalize_targets"] is False
+
+
+@pytest.mark.parametrize("normalize_targets", [False, True])
+def test_fit_trains_on_raw_or_standardised_deltas(normalize_targets):
+    cd = ContinualDynamics(3, 2, "finetune", seed=0, normalize_targets=normalize_targets,
+                           **SMALL)
+    batches = []
+    step = cd.strategy.train_step
+    cd.strategy.train_step = lambda t, x, y: (batches.append(y), step(t, x, y))[1]
+    s, a, s2 = TASKS[0]
+    cd.begin_task()
+    cd.fit(s, a, s2, steps=3)
+    delta = torch.as_tensor(s2 - s)
+    expected = (delta - delta.mean(0)) / delta.std(0) if normalize_targets else delta
+    for y in batches:  # every row of every batch is a row of the expected targets
+        gaps = (y[:, None, :] - expected[None]).abs().amax(-1).amin(-1)
+        assert float(gaps.max()) < 1e-5

@@ -32,7 +32,8 @@ def finetune():
 
 def test_hnet_forgets_far_less_than_finetune(finetune):
     hnet = error_matrix("hnet", 600, **HNET)
-    # measured: hnet 4e-4 vs finetune 0.9 on task 0 after task 2 (>1000x); assert 20x
+    # measured (raw targets, summed loss, multi-head finetune): hnet 1.1e-3 vs finetune 0.24
+    # on task 0 after task 2 (>200x); assert 20x
     assert hnet[2, 0] * 20 < finetune[2, 0]
     assert hnet[2, 0] < 3 * hnet[0, 0] + 1e-3  # stays near its just-trained error
     assert finetune[2, 0] > 10 * finetune[0, 0]  # finetune really forgets
@@ -52,7 +53,17 @@ def test_multitask_is_good_everywhere_and_single_on_its_own_task(finetune):
     assert single[2, 0] == pytest.approx(single[0, 0])  # its task-0 model is kept as it was
 
 
-@pytest.mark.parametrize("method", ["coreset", "ewc", "si"])
+# How many times less than finetune each baseline must forget task 0 by the end. Measured
+# (seed 0): finetune 0.240; coreset 0.0029 (83x), ewc 0.066 (3.7x), si 0.096 (2.5x). SI's
+# bound is 2, not 3, for a written reason: finetune is multi-head now, as the original's
+# baselines, so its task-0 head survives and it forgets about 6x less than the single-head
+# finetune this test was first calibrated on (1.45 with raw targets, 1.16 with standardised
+# ones); SI's own error barely moved (0.061 with standardised targets, 0.096 with the
+# original's raw targets), so its ratio fell from 19x to 2.5x.
+FORGETS_LESS = {"coreset": 3, "ewc": 3, "si": 2}
+
+
+@pytest.mark.parametrize("method", sorted(FORGETS_LESS))
 def test_regularised_baselines_forget_less_than_finetune(method, finetune):
     errors = error_matrix(method, 600)
-    assert errors[2, 0] * 3 < finetune[2, 0]
+    assert errors[2, 0] * FORGETS_LESS[method] < finetune[2, 0]

@@ -178,3 +178,35 @@ def test_in_place_regulariser_backward_equals_the_functional_one():
     torch.testing.assert_close(value, reference.detach())
     for p, g_task, g_fast in zip(hnet.parameters(), task_grads, fast, strict=True):
         torch.testing.assert_close(g_fast, g_task + p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_regulariser_at_shifted_embeddings_in_place_and_functional_agree():
+    """With emb_delta, both forms evaluate h(e_j + de_j; theta + dtheta), and the gradient on
+    the embeddings is taken there."""
+    hnet, emb, targets = _hnet_and_targets()
+    delta = {p: 1e-2 * torch.randn(p.shape, generator=_gen(5)) for p in hnet.parameters()}
+    emb_delta = 0.1 * torch.randn(emb.shape, generator=_gen(6))
+    leaf = emb.clone().requires_grad_()
+    value = regularizer_backward(hnet, leaf, targets, delta, 2.0, LookaheadWorkspace(), emb_delta)
+    fast = [p.grad.clone() for p in hnet.parameters()] + [leaf.grad.clone()]
+    for p in hnet.parameters():
+        p.grad = None
+    leaf.grad = None
+    reference = output_regularizer(hnet, leaf, targets, delta, emb_delta)
+    (2.0 * reference).backward()
+    torch.testing.assert_close(value, reference.detach())
+    for g_fast, p in zip(fast, [*hnet.parameters(), leaf], strict=True):
+        torch.testing.assert_close(g_fast, p.grad, rtol=1e-5, atol=1e-6)
+    # by hand: a shifted copy of the hypernetwork on the shifted embeddings
+    shifted = copy.deepcopy(hnet)
+    with torch.no_grad():
+        for p, q in zip(hnet.parameters(), shifted.parameters(), strict=True):
+            q.add_(delta[p])
+    e = emb.clone().requires_grad_()
+    by_hand = sum((shifted((e + emb_delta)[j : j + 1], flat=True)[0] - targets[j]).pow(2).sum()
+                  for j in range(4)) / 4
+    torch.testing.assert_close(reference, by_hand)
+    torch.testing.assert_close(fast[-1], torch.autograd.grad(2.0 * by_hand, e)[0],
+                               rtol=1e-5, atol=1e-6)
+    unshifted = output_regularizer(hnet, emb, targets, delta).detach()
+    assert abs(value.item() - unshifted.item()) > 1e-3 * value.item()  # the shift matters

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hypercrl.hnet import FullHyperNetwork, param_shapes
-from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet, quat_mul
+from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet, gaussian_nll, quat_mul
 
 
 def _gen(seed=0):
@@ -74,24 +74,43 @@ def test_spec_rejects_bad_kinds():
         StateSpec(["quat"] * 3)
 
 
-def test_normaliser_freezes():
-    norm = Normalizer(2, 1)
+@pytest.mark.parametrize("normalize_targets", [False, True])
+def test_normaliser_freezes(normalize_targets):
+    norm = Normalizer(2, 1, normalize_targets)
     norm.fit(torch.tensor([[0.0, 1.0], [2.0, 1.0]]), torch.tensor([[1.0], [3.0]]))
     torch.testing.assert_close(norm.x_mean, torch.tensor([1.0, 1.0]))
     assert norm.x_std[1] == 1.0  # constant dimension
     norm.freeze()
     with pytest.raises(RuntimeError, match="frozen"):
         norm.fit(torch.zeros(3, 2), torch.zeros(3, 1))
-    torch.testing.assert_close(norm.y_mean, torch.tensor([2.0]))
+    if normalize_targets:
+        torch.testing.assert_close(norm.y_mean, torch.tensor([2.0]))
+        torch.testing.assert_close(norm.y_std, torch.tensor([2.0**0.5]))
+    else:  # the original's rule: raw targets
+        assert torch.equal(norm.y_mean, torch.zeros(1)) and torch.equal(norm.y_std, torch.ones(1))
+        y = torch.tensor([[1.5], [-7.0]])
+        assert torch.equal(norm.norm_y(y), y) and torch.equal(norm.denorm_y(y), y)
+
+
+def test_normaliser_state_dict_loads_across_the_target_flag():
+    """The flag is config, not state: a standardising normaliser's statistics load into one
+    built without it (an old save), and the buffers are the same five as before."""
+    old = Normalizer(2, 1, normalize_targets=True)
+    old.fit(torch.randn(10, 2), torch.randn(10, 1) + 3)
+    new = Normalizer(2, 1)
+    new.load_state_dict(old.state_dict())
+    assert set(old.state_dict()) == {"x_mean", "x_std", "y_mean", "y_std", "frozen"}
+    assert torch.equal(new.y_mean, old.y_mean)
 
 
 @pytest.mark.parametrize("kinds", [["delta"] * 3, ["absolute", "angle", "delta"]])
 @pytest.mark.parametrize("probabilistic", [False, True])
-def test_predictor_matches_the_unfused_model(kinds, probabilistic):
+@pytest.mark.parametrize("normalize_targets", [False, True])
+def test_predictor_matches_the_unfused_model(kinds, probabilistic, normalize_targets):
     spec = StateSpec(kinds)
     net = TargetNet(spec.feature_dim + 2, 3, hidden=(32, 32), activation_name="elu",
                     probabilistic=probabilistic)
-    norm = Normalizer(net.in_dim, 3)
+    norm = Normalizer(net.in_dim, 3, normalize_targets)
     norm.fit(torch.randn(100, net.in_dim) * 3 + 1, torch.randn(100, 3) * 0.1 + 0.2)
     weights = dict(net.named_parameters())
     pred = Predictor(net, weights, spec, norm)
@@ -113,3 +132,15 @@ def test_predictor_matches_the_unfused_model(kinds, probabilistic):
         # a single start state broadcasts over the population
         torch.testing.assert_close(pred.rollout(s[0], actions)[:, 0], pred(s[:1].expand(20, 3),
                                    actions[:, 0]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("probabilistic", [False, True])
+def test_task_loss_is_the_originals_sum_over_batch_of_the_mean_over_dims(probabilistic,
+                                                                          reduction):
+    mean, y = torch.randn(7, 3, generator=_gen(1)), torch.randn(7, 3, generator=_gen(2))
+    logvar = torch.randn(7, 3, generator=_gen(3)) if probabilistic else None
+    per = (mean - y).pow(2) if logvar is None else (mean - y).pow(2) * (-logvar).exp() + logvar
+    by_hand = sum(per[b].sum() / 3 for b in range(7))  # sum_b sum_d l / D
+    expected = by_hand if reduction == "sum" else by_hand / 7
+    torch.testing.assert_close(gaussian_nll(mean, logvar, y, reduction), expected)

@@ -1,8 +1,13 @@
 """The strategy protocol: hooks that ContinualDynamics calls, one object per method.
 
 Every strategy trains the same target architecture (a :class:`TargetNet`) on standardised
-inputs x [B, in] and targets y [B, S] that ContinualDynamics prepares; old tasks' data, if a
-strategy keeps any, arrive standardised with that task's frozen statistics.
+inputs x [B, in] and targets y [B, S] (raw state deltas unless ContinualDynamics'
+``normalize_targets``) that ContinualDynamics prepares; old tasks' data, if a strategy keeps
+any, arrive standardised with that task's frozen statistics.
+
+Every strategy minimises the original's objective (reference §3.1, §6): the task loss SUMMED
+over the batch (per sample, the mean over state dimensions), plus the method's term on that
+scale. Logs report ``loss`` per sample (the sum divided by B) so that they stay readable.
 """
 
 from __future__ import annotations
@@ -64,9 +69,13 @@ class Strategy(ABC):
     def weights(self, tasks: list[int]) -> dict[str, torch.Tensor]:
         """Target weights of ``tasks``: name -> [T, *shape]."""
 
-    def task_loss(self, weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+    def task_loss(
+        self, weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """sum_b sum_d l(b, d) / D on a batch x [B, in], y [B, S] (a scalar): squared error,
+        or (mu - y)^2 exp(-logvar) + logvar for a probabilistic net (``gaussian_nll``)."""
         mean, logvar = self.net.run(weights, x)
-        return gaussian_nll(mean, logvar, y)
+        return gaussian_nll(mean, logvar, y, reduction="sum")
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]: ...

@@ -22,9 +22,12 @@ from hypercrl.hnet.base import param_shapes
 class HnetOptions(StrategyOptions):
     """HyperCRL's settings (reference §3); defaults are the original's pusher values.
 
-    The task loss is the per-sample mean (the original sums over its batch of 100 and scales
-    the regulariser by the batch size, which is the same objective up to that factor);
-    ``beta`` multiplies the regulariser against the mean loss.
+    The objective is the original's: the task loss summed over the batch of B (per sample the
+    mean over state dimensions) plus ``beta * B * L_reg``. ``clip`` bounds the gradient norm
+    of the current embedding (task-loss gradient) and of theta (task + regulariser gradient).
+    ``plastic_previous``: earlier tasks' embeddings keep training, in theta's optimiser, on
+    the regulariser evaluated at their own look-ahead (the original's ``plastic_prev_tembs``,
+    off for ``hnet``, on for ``chunked_hnet``).
     """
 
     lr: float = 1e-4
@@ -41,10 +44,13 @@ class HnetOptions(StrategyOptions):
 class HnetStrategy(Strategy):
     """HyperCRL: h(e_t; theta) generates the target net's weights for task t.
 
-    Per gradient step (reference §3.3): the current embedding steps on the task loss alone;
-    theta steps on task loss + beta * output regulariser, the regulariser evaluated at the
-    Adam look-ahead theta + dtheta of the task-loss gradient, with ONE batched forward over
-    all earlier embeddings. Optimisers are re-created at every task start (as the original).
+    Per gradient step on a batch of B (reference §3.3): L = task loss summed over the batch;
+    the current embedding's gradient of L is clipped to norm ``clip`` and it steps on L
+    alone; theta steps on L + beta * B * L_reg, the regulariser evaluated at the Adam
+    look-ahead theta + dtheta of the task-loss gradient (and, with ``plastic_previous``, at
+    e_j + de_j, the earlier embeddings' own look-ahead) with ONE batched forward over all
+    earlier embeddings, after clipping theta's whole gradient to norm ``clip``. Optimisers
+    are re-created at every task start (as the original).
     """
 
     name = "hnet"
@@ -71,6 +77,12 @@ class HnetStrategy(Strategy):
     def theta(self) -> list[torch.nn.Parameter]:
         return list(self.hnet.parameters())
 
+    def plastic_embeddings(self, task: int) -> list[torch.nn.Parameter]:
+        """Earlier embeddings that train in theta's optimiser while ``task`` runs."""
+        if not self.opts.plastic_previous:
+            return []
+        return [self.embeddings.embeddings[j] for j in range(task)]
+
     @torch.no_grad()
     def begin_task(self, task: int) -> None:
         if task > 0:
@@ -80,9 +92,7 @@ class HnetStrategy(Strategy):
         self._make_optimizers(task)
 
     def _make_optimizers(self, task: int) -> None:
-        theta = self.theta()
-        if self.opts.plastic_previous:
-            theta += [self.embeddings.embeddings[j] for j in range(task)]
+        theta = self.theta() + self.plastic_embeddings(task)
         self.theta_opt = make_adam(theta, self.opts.lr)
         self.emb_opt = make_adam([self.embeddings.embeddings[task]], self.opts.lr)
 
@@ -90,6 +100,7 @@ class HnetStrategy(Strategy):
         o = self.opts
         self.theta_opt.zero_grad(set_to_none=False)
         self.emb_opt.zero_grad(set_to_none=False)
+        batch = x.shape[0]
         w = self.hnet(self.embeddings([task]))
         loss = self.task_loss({k: v[0] for k, v in w.items()}, x, y)
         loss.backward()
@@ -97,17 +108,25 @@ class HnetStrategy(Strategy):
         if o.clip:
             torch.nn.utils.clip_grad_norm_([emb], o.clip)
         self.emb_opt.step()
-        logs = {"loss": loss.detach()}
+        logs = {"loss": loss.detach() / batch}
         if task > 0 and o.beta > 0:
             earlier = self.embeddings(range(task))
+            scale = o.beta * batch
             if o.lookahead:
+                plastic = self.plastic_embeddings(task)
+                for e in plastic:
+                    # the task loss does not reach e_j: its gradient is zero (None at a
+                    # task's first step or after a load), its look-ahead Adam's momentum
+                    if e.grad is None:
+                        e.grad = torch.zeros_like(e)
                 delta = adam_lookahead(self.theta_opt, self.workspace)
-                reg = regularizer_backward(self.hnet, earlier, self.reg_targets, delta, o.beta,
-                                           self.workspace)
+                emb_delta = torch.stack([delta[e] for e in plastic]) if plastic else None
+                reg = regularizer_backward(self.hnet, earlier, self.reg_targets, delta, scale,
+                                           self.workspace, emb_delta)
             else:
                 delta = None
                 reg = output_regularizer(self.hnet, earlier, self.reg_targets)
-                (o.beta * reg).backward()
+                (scale * reg).backward()
             logs["reg"] = reg.detach()
             if delta:
                 norms = torch._foreach_norm(list(delta.values()))
@@ -119,6 +138,7 @@ class HnetStrategy(Strategy):
 
     def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
         self.embeddings.freeze(task)
+        self.embeddings.embeddings[task].grad = None  # no stale task-loss gradient lingers
 
     def weights(self, tasks: list[int]) -> dict[str, torch.Tensor]:
         return self.hnet(self.embeddings(tasks))
@@ -148,7 +168,13 @@ class HnetStrategy(Strategy):
 
 @dataclasses.dataclass
 class ChunkedHnetOptions(HnetOptions):
-    """The chunked variant; defaults are the original's for a 200-200 target (reference §2.3)."""
+    """The chunked variant; defaults are the original's for a 200-200 target (reference §2.3).
+
+    The original's other sizes are passed as these fields: a 200x4 target uses
+    ``hnet_hidden=(25, 30), chunk_dim=4000, chunk_emb_dim=20``; a 256-256 target
+    ``hnet_hidden=(5, 5), chunk_dim=12000, chunk_emb_dim=40``; always ReLU, ``beta`` 0.005 and
+    plastic earlier embeddings.
+    """
 
     beta: float = 0.005
     hnet_hidden: tuple[int, ...] = (20, 20)

@@ -13,14 +13,16 @@ from hypercrl.cl.base import Strategy, StrategyOptions, make_adam
 
 @dataclasses.dataclass
 class ModuleOptions(StrategyOptions):
-    """Baselines train with Adam at lr 1e-3, re-created every task (reference §3.4).
+    """Baselines train with Adam at lr 1e-3, re-created every task, no gradient clipping
+    (reference §3.4, §6.1).
 
-    ``multihead``: one output layer per task chosen by the task id (the original baselines'
-    variant); by default every method shares the single-head target architecture.
+    ``multihead``: one output layer per task, chosen by the task id, as all the original's
+    baselines (reference §6.1): a new randomly initialised head at every task start; earlier
+    heads are never penalised. False: one head shared by all tasks.
     """
 
     lr: float = 1e-3
-    multihead: bool = False
+    multihead: bool = True
 
 
 class ModuleStrategy(Strategy):
@@ -80,7 +82,8 @@ class ModuleStrategy(Strategy):
         self.opt = make_adam(self.trainable(task), self.opts.lr)
 
     def extra_loss(self, task: int, batch_size: int) -> torch.Tensor | None:
-        """Replay or penalty term added to the task loss (None: nothing)."""
+        """Replay or penalty term added to the summed task loss of a batch of ``batch_size``
+        (None: nothing)."""
         return None
 
     def before_step(self) -> None: ...
@@ -88,9 +91,10 @@ class ModuleStrategy(Strategy):
     def after_step(self) -> None: ...
 
     def train_step(self, task: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One Adam step on task loss (summed over the batch) + ``extra_loss``."""
         self.opt.zero_grad(set_to_none=True)
         loss = self.task_loss(self.task_weights(task), x, y)
-        total, logs = loss, {"loss": loss.detach()}
+        total, logs = loss, {"loss": loss.detach() / x.shape[0]}
         extra = self.extra_loss(task, x.shape[0])
         if extra is not None:
             total = loss + extra
@@ -136,7 +140,10 @@ class ModuleStrategy(Strategy):
 
 
 class FinetuneStrategy(ModuleStrategy):
-    """One model trained on each task in turn, nothing protects old tasks (``finetune``)."""
+    """One model trained on each task in turn, nothing protects old tasks (``finetune``).
+
+    Multi-head (the default): the shared trunk and the current task's new head train; earlier
+    heads stay as their task left them."""
 
     name = "finetune"
 
@@ -144,7 +151,8 @@ class FinetuneStrategy(ModuleStrategy):
 class SingleStrategy(ModuleStrategy):
     """A fresh model per task (``single``): the reference for forward transfer.
 
-    Each finished task keeps a frozen copy of its weights.
+    At every task after the first the trunk is re-initialised (and, multi-head, a new head
+    added). Each finished task keeps a frozen copy of its weights.
     """
 
     name = "single"

@@ -15,15 +15,15 @@ from hypercrl.cl.module import ModuleOptions, ModuleStrategy
 class EWCOptions(ModuleOptions):
     """EWC settings.
 
-    ``lam`` = 100 matches the original's 1e4 (reference §6.2): its task loss is summed over a
-    batch of 100 while ours is the per-sample mean, and the Fisher is per sample in both.
+    ``lam``: the original's ``ewc_beta`` = 1e4 (reference §6.2), literally: the penalty
+    lam / 2 * sum_p F_p (theta_p - theta*_p)^2 is added to the task loss summed over the batch
+    (as the original's), with F the per-sample empirical Fisher.
     ``online``: one running Fisher (decayed by ``gamma``) and one anchor instead of one term
     per task. ``fisher_samples``: cap on transitions used for the Fisher (None: all).
-    Multi-head by default, as the original's baselines (heads are not penalised).
+    Heads (multi-head, the default) are not penalised.
     """
 
-    multihead: bool = True
-    lam: float = 100.0
+    lam: float = 1e4
     online: bool = False
     gamma: float = 1.0
     fisher_samples: int | None = None
@@ -42,7 +42,9 @@ class EWCStrategy(ModuleStrategy):
         self.terms: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
 
     def fisher(self, task: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Empirical diagonal Fisher: mean over samples of squared per-sample NLL gradients."""
+        """Empirical diagonal Fisher: sum over the N samples of squared per-sample gradients of
+        0.5 (mu - y)^2 exp(-logvar) + 0.5 logvar (logvar = 0 if deterministic), divided by
+        N - 1 as the original does (reference §6.2)."""
         if self.opts.fisher_samples is not None and x.shape[0] > self.opts.fisher_samples:
             idx = torch.randperm(x.shape[0], generator=self.generator)[: self.opts.fisher_samples]
             x, y = x[idx.to(x.device)], y[idx.to(x.device)]
@@ -61,7 +63,7 @@ class EWCStrategy(ModuleStrategy):
             g = per_sample(shared, x[start : start + 1024], y[start : start + 1024])
             for k in total:
                 total[k] += g[k].pow(2).sum(0)
-        return {k: v / x.shape[0] for k, v in total.items()}
+        return {k: v / max(x.shape[0] - 1, 1) for k, v in total.items()}
 
     def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
         fisher = self.fisher(task, x, y)
@@ -94,9 +96,9 @@ class EWCStrategy(ModuleStrategy):
 class SIOptions(ModuleOptions):
     """Synaptic Intelligence: strength ``c`` and damping ``xi`` (the original: 0.1, 1e-3).
 
-    Multi-head by default, as the original's baselines (heads are not penalised)."""
+    The path integral uses the gradient of the summed objective, as the original's. Heads
+    (multi-head, the default) are not penalised."""
 
-    multihead: bool = True
     c: float = 0.1
     xi: float = 1e-3
 

@@ -1,4 +1,9 @@
-"""HyperCRL's output regulariser and the Adam look-ahead it is evaluated at."""
+"""HyperCRL's output regulariser and the Adam look-ahead it is evaluated at.
+
+L_reg = (1/T) sum_{j<T} || W*_j - h(e_j + de_j; theta + dtheta) ||^2 (reference §3.2), where
+dtheta (and, for plastic earlier embeddings, de_j) is the change the real Adam step would
+make with the task-loss gradient alone, detached.
+"""
 
 from __future__ import annotations
 
@@ -92,20 +97,24 @@ def regularizer_backward(
     delta: dict[torch.nn.Parameter, torch.Tensor],
     scale: float,
     workspace: LookaheadWorkspace,
+    emb_delta: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Backward of ``scale * output_regularizer(hnet, embeddings, targets, delta)``, in place.
+    """Backward of ``scale * output_regularizer(hnet, embeddings, targets, delta, emb_delta)``.
 
     Same value and gradients as the functional form, without materialising theta + dtheta
     as new tensors: the parameters are shifted by dtheta in place, the regulariser is
     evaluated and back-propagated (its gradient at theta + dtheta accumulates into
-    ``p.grad``), and the parameters are restored bit for bit from a backup. Returns the
-    regulariser's value (detached).
+    ``p.grad``), and the parameters are restored bit for bit from a backup. The embeddings
+    (tiny) are shifted functionally, e_j + de_j, so a gradient reaches them at the shifted
+    point where they require one. Returns the regulariser's value (detached).
     """
     params = [p for p in hnet.parameters() if p in delta]
     backup = workspace.backups(params)
     with torch.no_grad():
         torch._foreach_copy_(backup, params)
         torch._foreach_add_(params, [delta[p] for p in params])
+    if emb_delta is not None:
+        embeddings = embeddings + emb_delta
     try:
         reg = (hnet(embeddings, flat=True) - targets).pow(2).sum(dim=1).mean()
         (scale * reg).backward()
@@ -120,15 +129,19 @@ def output_regularizer(
     embeddings: torch.Tensor,
     targets: torch.Tensor,
     delta: dict[torch.nn.Parameter, torch.Tensor] | None = None,
+    emb_delta: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """mean_j || h(e_j; theta + dtheta) - W*_j ||^2 in ONE batched hypernetwork forward.
+    """mean_j || h(e_j + de_j; theta + dtheta) - W*_j ||^2 in ONE batched hypernetwork forward.
 
     Args:
         hnet: the hypernetwork (theta = its parameters).
         embeddings: earlier tasks' embeddings [T, E].
         targets: the weights stored for them at task start, flat [T, n_target].
         delta: look-ahead dtheta per parameter (detached), or None to evaluate at theta.
+        emb_delta: look-ahead de_j of the embeddings [T, E] (detached), or None (de_j = 0).
     """
+    if emb_delta is not None:
+        embeddings = embeddings + emb_delta
     if delta:
         params = {n: p + delta[p] if p in delta else p for n, p in hnet.named_parameters()}
         out = functional_call(hnet, params, (embeddings,), {"flat": True})

@@ -12,14 +12,16 @@ from hypercrl.cl.module import ModuleOptions, ModuleStrategy
 
 @dataclasses.dataclass
 class ReplayOptions(ModuleOptions):
-    """Replay is multi-head by default, as the original's baselines: one shared trunk cannot
-    fit two tasks' different dynamics for the same input without knowing the task."""
-
-    multihead: bool = True
+    """Replay keeps the multi-head default of every baseline: one shared trunk cannot fit two
+    tasks' different dynamics for the same input without knowing the task."""
 
 
 class ReplayStrategy(ModuleStrategy):
-    """Adds, at every step, the loss of each earlier task's kept data through its weights."""
+    """Adds, at every step, the loss of each earlier task's kept data through its weights.
+
+    Each earlier task j adds ``replay_loss(j, ...)``, on the scale of the current task's
+    summed batch loss (reference §6.2).
+    """
 
     Options = ReplayOptions
 
@@ -33,16 +35,17 @@ class ReplayStrategy(ModuleStrategy):
             params += [p for t, h in self.heads.items() if t != task for p in h.values()]
         return params
 
-    def replay_batch(self, x: torch.Tensor, y: torch.Tensor, batch_size: int):
-        return x, y
+    def replay_loss(self, task: int, x: torch.Tensor, y: torch.Tensor,
+                    batch_size: int) -> torch.Tensor:
+        """Loss of earlier ``task`` on its kept data x [M, in], y [M, S]."""
+        raise NotImplementedError
 
     def extra_loss(self, task: int, batch_size: int) -> torch.Tensor | None:
         if not self.memory:
             return None
         total = 0.0
         for j, (x, y) in self.memory.items():
-            xb, yb = self.replay_batch(x, y, batch_size)
-            total = total + self.task_loss(self.task_weights(j), xb, yb)
+            total = total + self.replay_loss(j, x, y, batch_size)
         return total
 
     def extra_state(self) -> dict[str, Any]:
@@ -53,7 +56,8 @@ class ReplayStrategy(ModuleStrategy):
 
 
 class MultitaskStrategy(ReplayStrategy):
-    """Keeps every task's data; each step adds a batch from every earlier task (weight 1).
+    """Keeps every task's data; each step adds the summed loss of a batch of B drawn from
+    every earlier task, at weight 1.
 
     The upper bound that keeps everything (reference §6.2).
     """
@@ -63,10 +67,12 @@ class MultitaskStrategy(ReplayStrategy):
     def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
         self.memory[task] = (x.detach().clone(), y.detach().clone())
 
-    def replay_batch(self, x, y, batch_size):
+    def replay_loss(self, task, x, y, batch_size):
+        if x.shape[0] == 0:
+            return torch.zeros((), device=x.device)
         idx = torch.randint(0, x.shape[0], (batch_size,), generator=self.generator)
         idx = idx.to(x.device)
-        return x[idx], y[idx]
+        return self.task_loss(self.task_weights(task), x[idx], y[idx])
 
 
 @dataclasses.dataclass
@@ -77,7 +83,11 @@ class CoresetOptions(ReplayOptions):
 
 
 class CoresetStrategy(ReplayStrategy):
-    """Keeps M random transitions per task and replays all of them every step."""
+    """Keeps M random transitions per task and replays all of them every step.
+
+    Each earlier task adds its summed loss over its M points scaled by B / M (the original's
+    weighting: one batch's worth per task).
+    """
 
     name = "coreset"
     Options = CoresetOptions
@@ -87,3 +97,8 @@ class CoresetStrategy(ReplayStrategy):
         m = min(self.opts.coreset_size, x.shape[0])
         idx = torch.randperm(x.shape[0], generator=self.generator)[:m].to(x.device)
         self.memory[task] = (x[idx].detach().clone(), y[idx].detach().clone())
+
+    def replay_loss(self, task, x, y, batch_size):
+        if x.shape[0] == 0:
+            return torch.zeros((), device=x.device)
+        return self.task_loss(self.task_weights(task), x, y) * (batch_size / x.shape[0])

@@ -1,4 +1,4 @@
-"""Per-task standardisation of model inputs and targets."""
+"""Per-task standardisation of model inputs and (optionally) targets."""
 
 from __future__ import annotations
 
@@ -14,10 +14,16 @@ class Normalizer(nn.Module):
     Refitted on the task's data at every ``fit`` until ``freeze()`` (task end); afterwards it
     never changes, so the weights stored for that task keep meaning what they meant. A
     standard deviation below 1e-6 counts as 1 (constant dimensions pass through centred).
+
+    ``normalize_targets=False`` (the original's rule, reference §1.2: inputs standardised,
+    state deltas trained raw) keeps the target statistics at y_mean = 0, y_std = 1, so
+    ``norm_y`` and ``denorm_y`` are the identity. The flag is not part of the state_dict (the
+    owner's config records it), so state_dicts written before the flag existed still load.
     """
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, normalize_targets: bool = False) -> None:
         super().__init__()
+        self.normalize_targets = normalize_targets
         self.register_buffer("x_mean", torch.zeros(in_dim))
         self.register_buffer("x_std", torch.ones(in_dim))
         self.register_buffer("y_mean", torch.zeros(out_dim))
@@ -28,7 +34,8 @@ class Normalizer(nn.Module):
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if bool(self.frozen):
             raise RuntimeError("normaliser is frozen: its task has ended")
-        for name, data in (("x", x), ("y", y)):
+        fitted = (("x", x), ("y", y)) if self.normalize_targets else (("x", x),)
+        for name, data in fitted:
             mean = data.mean(0)
             std = data.std(0) if data.shape[0] > 1 else torch.ones_like(mean)
             std = torch.where(std < MIN_STD, torch.ones_like(std), std)

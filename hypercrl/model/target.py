@@ -86,12 +86,25 @@ class TargetNet(nn.Module):
         )(weights, x)
 
 
-def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample loss averaged over samples and dimensions.
+def gaussian_nll(
+    mean: torch.Tensor, logvar: torch.Tensor | None, y: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """Task loss of predictions ``mean`` (and ``logvar``) [B, D] against targets y [B, D].
 
-    Deterministic (logvar None): mean squared error. Probabilistic: the Gaussian NLL without
-    its constant, (mu - y)^2 exp(-logvar) + logvar, as PETS and HyperCRL train it.
+    Per sample, the mean over the D dimensions of: the squared error (deterministic, logvar
+    None), or the Gaussian NLL without its constant, (mu - y)^2 exp(-logvar) + logvar, as
+    PETS and HyperCRL train it. ``reduction="sum"`` sums that over the batch, which is the
+    original's training objective (reference §3.1: sum_b sum_d (...) / D); ``"mean"`` averages
+    it (the per-sample loss, for logs and evaluation). The original's probabilistic loss also
+    adds 0.01 * (sum max_logvar - sum min_logvar); the bounds are fixed buffers here, so that
+    term is a constant without gradient and is left out.
     """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if logvar is None:
-        return (mean - y).pow(2).mean()
-    return ((mean - y).pow(2) * torch.exp(-logvar) + logvar).mean()
+        per_dim = (mean - y).pow(2)
+    else:
+        per_dim = (mean - y).pow(2) * torch.exp(-logvar) + logvar
+    if reduction == "mean":
+        return per_dim.mean()
+    return per_dim.sum() / per_dim.shape[-1]

@@ -34,7 +34,7 @@ from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.spaces import Box
 from gymnasium.wrappers import TimeLimit
 
-from envs.sequences import ModelSettings, PlannerSettings, Schedule, Task, TaskSequence
+from envs.sequences import Schedule, Task, TaskSequence
 
 ENV_ID = "HyperCRL/HalfCheetahBody-v0"
 FAMILY = "halfcheetah"
@@ -284,41 +284,14 @@ def sequence(backend: str = "mujoco") -> TaskSequence:
         action_high=np.ones(ACTION_DIM, dtype=np.float32),
         state_kinds=STATE_KINDS,
         episode_steps=EPISODE_STEPS,
-        # reference §1.3 and the appendix, half_cheetah_body column
+        # reference §1.3 and §7.1, half_cheetah_body column
         schedule=Schedule(
-            init_random_steps=10_000,
-            mpc_steps=100_000,
-            retrain_every=1_000,
-            train_iters=2_000,
-            batch_size=100,
-            eval_every=5_000,
-            eval_episodes=1,
-            coreset_size=1_000,
-        ),
-        planner=PlannerSettings(horizon=30, population=500, elites=50, iterations=5, init_std=1.0),
-        model=ModelSettings(
-            target_hidden=(200, 200, 200, 200),
-            probabilistic=True,
-            hnet_hidden=(256, 256),
-            hnet_activation="relu",
-            beta=0.05,
+            init_random_steps=10_000, mpc_steps=100_000, retrain_every=1_000, train_iters=2_000,
+            batch_size=100, eval_every=5_000, curve_episodes=1,
         ),
         extras={
-            # reduced schedules for CPU runs (hypercrl's run profiles), as data
-            "profiles": {
-                "quick": {
-                    "init_random_steps": 2000, "mpc_steps": 2000, "retrain_every": 500,
-                    "train_iters": 500, "eval_every": 0, "eval_episodes": 1,
-                    "episode_steps": 200, "population": 300, "elites": 30, "iterations": 4,
-                },
-            },
             # the original's default_arg_half_cheetah runs only the first 3 of these bodies
             "original_num_tasks": 3,
             "dt": FRAME_SKIP * 0.01,
-            "emb_size": 10,
-            "l1_reg_lambda": 7.5e-5,
-            "lr_hyper": 1e-4,
-            "grad_max_norm": 5.0,
-            "seeds": (777, 855, 1045, 1046),
         },
     )

@@ -55,7 +55,7 @@ from envs.rotations import (
     quat_mul,
     quat_rotate,
 )
-from envs.sequences import ModelSettings, PlannerSettings, Schedule, TaskSequence
+from envs.sequences import Schedule, TaskSequence
 
 ENV_ID = "HyperCRL/Door-v0"
 
@@ -283,32 +283,10 @@ def sequence(backend: str = "mujoco") -> TaskSequence:
         state_kinds=tuple(kinds),
         episode_steps=EPISODE_STEPS,
         schedule=Schedule(
-            init_random_steps=2000,
-            mpc_steps=60000,
-            retrain_every=200,
-            train_iters=200,
-            batch_size=100,
-            eval_every=1000,
-            eval_episodes=1,
-            coreset_size=600,
-        ),
-        planner=PlannerSettings(horizon=10, population=2000, elites=40, iterations=5, init_std=0.5),
-        model=ModelSettings(
-            target_hidden=(200, 200, 200, 200),
-            probabilistic=True,
-            hnet_hidden=(256, 256),
-            hnet_activation="relu",
-            beta=0.5,
+            init_random_steps=2000, mpc_steps=60000, retrain_every=200, train_iters=200,
+            batch_size=100, eval_every=1000, curve_episodes=1,
         ),
         extras={
-            # reduced schedules for CPU runs (hypercrl's run profiles), as data
-            "profiles": {
-                "quick": {
-                    "init_random_steps": 1000, "mpc_steps": 1000, "retrain_every": 250,
-                    "train_iters": 500, "eval_every": 0, "eval_episodes": 2,
-                    "population": 400, "elites": 40, "iterations": 4,
-                },
-            },
             "control_dt": 0.1,
             "latch_angle": LATCH_ANGLE,
             "success_angle": SUCCESS_ANGLE,

@@ -38,7 +38,7 @@ from envs.backend import (
 )
 from envs.robot_env import RobotTaskEnv, family_tasks
 from envs.rotations import array_namespace
-from envs.sequences import ModelSettings, PlannerSettings, Schedule, TaskSequence
+from envs.sequences import Schedule, TaskSequence
 
 ENV_ID = "HyperCRL/Push-v0"
 
@@ -232,33 +232,10 @@ def sequence(backend: str = "mujoco") -> TaskSequence:
         state_kinds=("delta",) * 10,
         episode_steps=EPISODE_STEPS,
         schedule=Schedule(
-            init_random_steps=2000,
-            mpc_steps=4000,
-            retrain_every=200,
-            train_iters=2000,
-            batch_size=100,
-            eval_every=200,
-            eval_episodes=5,
-            coreset_size=100,
-        ),
-        planner=PlannerSettings(horizon=20, population=500, elites=40, iterations=5, init_std=1.0),
-        model=ModelSettings(
-            target_hidden=(200, 200),
-            probabilistic=False,
-            hnet_hidden=(50, 50),
-            hnet_activation="elu",
-            beta=0.05,
+            init_random_steps=2000, mpc_steps=4000, retrain_every=200, train_iters=2000,
+            batch_size=100, eval_every=200, curve_episodes=5,
         ),
         extras={
-            # reduced schedules for CPU runs (hypercrl's run profiles), as data
-            "profiles": {
-                "quick": {
-                    "num_tasks": 3,
-                    "init_random_steps": 1000, "mpc_steps": 1000, "retrain_every": 250,
-                    "train_iters": 750, "eval_every": 0, "eval_episodes": 3,
-                    "population": 500, "elites": 40, "iterations": 5,
-                },
-            },
             "control_dt": 0.1,
             "goal_corners": GOAL_CORNERS,
             "success_tolerance": SUCCESS_TOL,

@@ -34,7 +34,12 @@ FAMILIES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Schedule:
-    """The original's per-family schedule (reference §1.3), in env steps and gradient steps."""
+    """The original's per-family schedule (reference §1.3, §7), in env steps and gradient steps.
+
+    ``eval_every`` MPC steps, every seen task is evaluated over ``curve_episodes`` episodes (the
+    original's training curves); the tables (the performance matrix) use ``eval_episodes``
+    episodes per cell (the original's post-hoc tables: 10).
+    """
 
     init_random_steps: int
     mpc_steps: int
@@ -42,30 +47,8 @@ class Schedule:
     train_iters: int
     batch_size: int
     eval_every: int
-    eval_episodes: int
-    coreset_size: int
-
-
-@dataclass(frozen=True)
-class PlannerSettings:
-    """CEM settings of the original (reference §4.1)."""
-
-    horizon: int
-    population: int
-    elites: int
-    iterations: int
-    init_std: float
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """Network sizes and regulariser strength of the original (reference appendix)."""
-
-    target_hidden: tuple[int, ...]
-    probabilistic: bool
-    hnet_hidden: tuple[int, ...]
-    hnet_activation: str
-    beta: float
+    curve_episodes: int
+    eval_episodes: int = 10
 
 
 # reward(state [..., S], action [..., A], next_state [..., S]) -> [...]; numpy or torch alike
@@ -96,7 +79,11 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskSequence:
-    """A family's tasks in order, with everything a model-based learner needs."""
+    """A family's tasks in order, with everything a learner needs to know about them.
+
+    Learner settings (network sizes, planner settings, ...) are not task facts; they live
+    with the learner (``hypercrl``'s presets).
+    """
 
     family: str
     backend: str
@@ -108,8 +95,6 @@ class TaskSequence:
     state_kinds: tuple[str, ...]
     episode_steps: int
     schedule: Schedule
-    planner: PlannerSettings
-    model: ModelSettings
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -35,18 +35,19 @@ def _sequence(name: str, backend: str):
 
 
 def _check_method(method: str) -> None:
-    from hypercrl.cl import METHODS
-    from hypercrl.loop import MODEL_FREE
+    from hypercrl.learners import learner_class
 
-    known = sorted(METHODS) + list(MODEL_FREE)
-    if method not in known:
-        raise ValueError(f"unknown method {method!r}; known methods: {known}")
+    learner_class(method)  # ValueError listing the known methods
 
 
-def _check_config(cfg) -> None:
-    _check_method(cfg.method)
-    if cfg.planner != "cem":
-        raise ValueError(f"planner {cfg.planner!r}: the loop runs 'cem'")
+def resolve_config(sequence: str, backend: str, method: str, profile: str,
+                   sets: list[str] | None = None, **values):
+    """The resolved RunConfig of a run; every bad value is a ValueError naming it."""
+    from hypercrl.config import from_sequence, parse_set
+
+    _check_method(method)
+    seq = _sequence(sequence, backend)
+    return from_sequence(seq, profile, method, sets=parse_set(sets or [], method), **values)
 
 
 def default_run_dir(cfg) -> str:
@@ -68,7 +69,6 @@ def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
     """Create the run directory, write config and versions, run; returns the run dir."""
     from hypercrl.loop import ContinualRun, RunError
 
-    _check_config(cfg)
     seq = _sequence(cfg.sequence, cfg.backend)
     run_dir = run_dir or default_run_dir(cfg)
     cfg_path = os.path.join(run_dir, "config.json")
@@ -112,7 +112,6 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
     from hypercrl.loop import ContinualRun, RunError, load_checkpoint
 
     cfg = read_config(run_dir)
-    _check_config(cfg)
     state = load_checkpoint(run_dir)
     if json.loads(json.dumps(state["config"])) != json.loads(cfg.to_json()):
         raise RunError(f"{run_dir}: the checkpoint's config does not match config.json")
@@ -131,18 +130,14 @@ def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile:
     Run directories go to ``out/<method>-s<seed>``; the report to ``out/REPORT.md``.
     Returns the report's path.
     """
-    from hypercrl.config import from_sequence, parse_set
-
-    for m in methods:
-        _check_method(m)
-    overrides = parse_set(sets or [])
-    seq = _sequence(sequence, backend)
+    configs = {(m, seed): resolve_config(sequence, backend, m, profile, sets, seed=seed,
+                                         video=video)
+               for m in methods for seed in seeds}  # every config checked before any run
     out = out or os.path.join("runs", f"{sequence}-{backend}-{profile}")
     run_dirs = []
     for method in methods:
         for seed in seeds:
-            cfg = from_sequence(seq, profile, **{**overrides, "method": method, "seed": seed,
-                                                 "video": video})
+            cfg = configs[method, seed]
             run_dir = os.path.join(out, f"{method}-s{seed}")
             if os.path.exists(os.path.join(run_dir, "config.json")):
                 resume_run(run_dir, quiet)
@@ -182,14 +177,12 @@ def launch_main(sequence: str, argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hypercrl.config import from_sequence, parse_set
-
-    _check_method(args.method)
-    overrides = parse_set(args.set or [])
-    overrides.update(method=args.method, seed=args.seed)
-    if args.video:
-        overrides["video"] = True
-    cfg = from_sequence(_sequence(args.sequence, args.backend), args.profile, **overrides)
+    extra = {"video": True} if args.video else {}
+    cfg = resolve_config(args.sequence, args.backend, args.method, args.profile, args.set,
+                         seed=args.seed, **extra)
+    if args.dry_run:
+        print(cfg.to_json())
+        return 0
     run_dir = start_run(cfg, args.run_dir, args.quiet)
     print(run_dir)
     return 0
@@ -201,32 +194,22 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _model_run(run_dir: str, after: int | None):
-    """A ContinualRun holding the model saved after task ``after`` (the last one if None):
-    ``model_after<i>.pt`` for the model-based methods, ``sac_after<i>.zip`` for sb3-sac."""
-    from hypercrl.loop import MODEL_FREE, ContinualRun, RunError
+    """A ContinualRun whose learner holds what it saved after task ``after`` (the last one
+    if None), loaded through the learner's own ``load``."""
+    from hypercrl.learners import learner_class
+    from hypercrl.loop import ContinualRun, RunError, saved_model_path, saved_models
 
-    cfg = read_config(run_dir)
-    cfg = dataclasses.replace(cfg, video=False)
-    prefix, suffix = ("sac_after", ".zip") if cfg.method in MODEL_FREE else ("model_after", ".pt")
-    saved = sorted(int(f[len(prefix) : -len(suffix)]) for f in os.listdir(run_dir)
-                   if f.startswith(prefix) and f.endswith(suffix))
+    cfg = dataclasses.replace(read_config(run_dir), video=False)
+    suffix = learner_class(cfg.method).saved_suffix
+    saved = saved_models(run_dir, suffix)
     if not saved:
-        raise RunError(f"{run_dir}: no saved model ({prefix}<i>{suffix}); has a task ended?")
+        raise RunError(f"{run_dir}: no saved model (model_after<i>{suffix}); has a task ended?")
     after = saved[-1] if after is None else after
     if after not in saved:
         raise RunError(f"{run_dir}: no model saved after task {after}; saved: {saved}")
-    path = os.path.join(run_dir, f"{prefix}{after}{suffix}")
     run = ContinualRun(cfg, _sequence(cfg.sequence, cfg.backend), run_dir, quiet=True,
                        tensorboard=False)
-    if cfg.method in MODEL_FREE:
-        run.sac.load_state_dict({"saved": path}, run)
-        return run, after
-    from hypercrl.api import ContinualDynamics
-    from hypercrl.plan import MPCAgent
-
-    run.dynamics = ContinualDynamics.load(path, device=cfg.device)
-    run.agent = MPCAgent(run.dynamics, run.tasks[0].reward, run.agent.optimizer,
-                         compile=cfg.compile)
+    run.learner.load(saved_model_path(run_dir, after, suffix))
     return run, after
 
 
@@ -281,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", default=None)
     run.add_argument("--video", action="store_true", help="record evaluation videos")
     run.add_argument("--quiet", action="store_true")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the fully resolved config (JSON) and exit without running")
     run.set_defaults(func=_run)
 
     resume = sub.add_parser("resume", help="continue a run from its last checkpoint")

@@ -1,9 +1,21 @@
-"""Typed run configuration: one flat dataclass, resolved once and written to the run dir.
+"""Typed run configuration, resolved once, validated, and written to the run directory.
 
-Resolution order: the task sequence's own numbers (the original's schedule, the ``paper``
-profile) -> the profile's changes -> ``--set key=value`` overrides. Environment-specific
-profile numbers come from the sequence (``extras["profiles"]``) as data; the generic
-fallbacks below apply where a sequence gives none.
+Every option has one home and one default:
+
+- run-level keys (schedule, buffers, device, ...) are the fields of :class:`RunConfig`;
+- a method's options are the fields of its Options dataclass (``hypercrl.cl``, or the SAC
+  learner's), held resolved in ``RunConfig.method_options``;
+- a planner's options are the fields of its config dataclass (``hypercrl.plan``), held
+  resolved in ``RunConfig.planner_options``.
+
+Resolution order, each layer over the one before: those homes' defaults; the task sequence's
+schedule (``envs``: the original's numbers); the learner presets shipped with hypercrl
+(``hypercrl/presets``: the original's network sizes, beta and CEM settings per family); the
+profile's changes (``paper`` changes nothing: it is the original); ``--set key=value``.
+
+A ``--set`` key is looked up in that order of homes: a run key, then an option of the chosen
+method, then an option of the chosen planner; ``method.KEY`` and ``planner.KEY`` name the home
+explicitly. A key no home of this run knows is refused, with each home's valid keys listed.
 """
 
 from __future__ import annotations
@@ -15,33 +27,22 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-PROFILES = ("paper", "quick", "smoke")
+from hypercrl import presets
+from hypercrl.learners import all_methods, learner_class
+from hypercrl.plan import PLANNERS
 
-# generic profile changes, used where a sequence gives no numbers of its own
-GENERIC_PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "quick": {
-        "init_random_steps": 1000, "mpc_steps": 1000, "retrain_every": 250, "train_iters": 500,
-        "eval_every": 0, "eval_episodes": 2, "population": 200, "elites": 20, "iterations": 4,
-    },
-    "smoke": {
-        "init_random_steps": 30, "mpc_steps": 20, "retrain_every": 10, "train_iters": 5,
-        "eval_every": 0, "eval_episodes": 1, "episode_steps": 10, "horizon": 3,
-        "population": 16, "elites": 4, "iterations": 2, "hidden": (16, 16),
-        "hnet_hidden": (8, 8), "buffer_size": 1000, "coreset_size": 20, "heldout_size": 20,
-    },
-}
+PROFILES = presets.PROFILES
 
 
 @dataclasses.dataclass
 class RunConfig:
-    """Everything a run depends on; every number can be overridden with ``--set``."""
+    """Everything a run depends on; every value can be overridden with ``--set``."""
 
-    sequence: str = ""  # the task family, filled from the sequence
+    sequence: str = ""  # the task family
     backend: str = "mujoco"
     method: str = "hnet"
     seed: int = 0
-    profile: str = "quick"
+    profile: str = "paper"
     num_tasks: int = 0  # 0: every task of the sequence
     # schedule, in env steps and gradient steps (reference §1.3)
     init_random_steps: int = 2000
@@ -50,27 +51,23 @@ class RunConfig:
     train_iters: int = 2000
     batch_size: int = 100
     eval_every: int = 0  # MPC steps between evaluations of all seen tasks; 0: at task end only
-    eval_episodes: int = 5
+    curve_episodes: int = 5  # episodes per task of those evaluations (training curves)
+    eval_episodes: int = 10  # episodes per cell of the performance matrix, at each task end
     episode_steps: int = 100
-    buffer_size: int = 100_000  # the current task's most recent transitions kept for training
+    buffer_size: int = 0  # the current task's recent transitions trained on; 0: all of them
     heldout_size: int = 500  # per task, for the model-error matrix only, never trained on
-    heldout_fraction: float = 0.1
+    heldout_fraction: float = 0.25  # of episodes; the original validates on 25 % of its data
     checkpoint_every: int = 0  # env steps between mid-task checkpoints; 0: at task end only
-    # planner (reference §4)
-    planner: str = "cem"
-    horizon: int = 20
-    population: int = 500
-    elites: int = 40
-    iterations: int = 5
-    init_std: float = 1.0
-    # model and method (reference §2, §3, appendix)
+    # dynamics model (ContinualDynamics; reference §2)
     hidden: tuple[int, ...] = (200, 200)
     probabilistic: bool = False
-    hnet_hidden: tuple[int, ...] = (50, 50)
-    hnet_activation: str = "elu"
-    beta: float = 0.05
-    lr: float = 0.0  # 0: the method's default (hnet 1e-4, baselines 1e-3)
-    coreset_size: int = 100
+    normalize_targets: bool = False  # the original trains on raw state deltas
+    # planner (reference §4): the optimiser's name, the MPC horizon, the optimiser's options
+    planner: str = "cem"
+    horizon: int = 20
+    planner_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # the method's options (its Options dataclass, resolved)
+    method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     device: str = "cpu"
     compile: bool = False  # torch.compile the planner's rollout + reward (pays on CUDA only)
     video: bool = False
@@ -80,85 +77,245 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
+        """A config from its JSON form (``to_json``), re-validated; ValueError names the key."""
+        hints = run_fields()
+        unknown = sorted(set(data) - set(hints))
         if unknown:
             raise ValueError(f"unknown config key(s) {unknown}")
-        return cls(**{k: _coerce(k, v, fields[k].type) for k, v in data.items()})
+        values = {k: coerce(k, v, hints[k]) for k, v in data.items()}
+        cfg = cls(**values)
+        validate(cfg)
+        return cfg
 
 
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` -> typed dict; a bad key or value is a ValueError naming it."""
-    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
-    out: dict[str, Any] = {}
+RUN_GROUPS = ("planner_options", "method_options")
+
+
+def run_fields() -> dict[str, Any]:
+    """RunConfig's field names -> types."""
+    return typing.get_type_hints(RunConfig)
+
+
+# --- option homes ---------------------------------------------------------------------------
+def method_fields(method: str) -> dict[str, Any]:
+    """The options ``method`` takes -> their types."""
+    return typing.get_type_hints(learner_class(method).options_class(method))
+
+
+def planner_fields(planner: str) -> dict[str, Any]:
+    """The options planner ``planner`` takes -> their types."""
+    return typing.get_type_hints(planner_config_class(planner))
+
+
+def planner_config_class(planner: str) -> type:
+    if planner not in PLANNERS:
+        raise ValueError(f"unknown planner {planner!r}; valid: {sorted(PLANNERS)}")
+    return PLANNERS[planner]
+
+
+def method_defaults(method: str) -> dict[str, Any]:
+    return dataclasses.asdict(learner_class(method).options_class(method)())
+
+
+def planner_defaults(planner: str) -> dict[str, Any]:
+    return dataclasses.asdict(planner_config_class(planner)())
+
+
+def validate(cfg: RunConfig) -> None:
+    """ValueError naming the first bad value: the method's and the planner's options are
+    rebuilt through their own dataclasses, which check them."""
+    cls = learner_class(cfg.method)
+    opts_cls = cls.options_class(cfg.method)
+    _build(opts_cls, cfg.method_options, f"method {cfg.method!r}")
+    if cls.uses_planner:
+        _build(planner_config_class(cfg.planner), cfg.planner_options,
+               f"planner {cfg.planner!r}")
+    elif cfg.planner_options:
+        raise ValueError(f"method {cfg.method!r} does not plan; planner options "
+                         f"{sorted(cfg.planner_options)} do not apply")
+    for name in ("init_random_steps", "mpc_steps", "num_tasks", "buffer_size", "eval_every",
+                 "checkpoint_every"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    for name in ("retrain_every", "batch_size", "episode_steps", "heldout_size", "horizon",
+                 "eval_episodes", "curve_episodes"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must lie in [0, 1), got {cfg.heldout_fraction}")
+    if not cfg.hidden or any(h < 1 for h in cfg.hidden):
+        raise ValueError(f"hidden must be positive widths, got {cfg.hidden}")
+
+
+def _build(cls: type, options: Mapping[str, Any], owner: str) -> Any:
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(f"{owner}: unknown option(s) {unknown}; valid: {sorted(valid)}")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{owner}: {err}") from None
+
+
+# --- resolution -----------------------------------------------------------------------------
+def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
+                  sets: Mapping[str, Any] | None = None, **values: Any) -> RunConfig:
+    """The config of ``method`` on a task sequence under ``profile``.
+
+    ``values``: run keys or options of the method or planner, as typed values (a programmatic
+    ``--set``); ``sets``: the same, e.g. parsed from ``--set`` strings by :func:`parse_set`.
+    """
+    learner_class(method)  # unknown method: ValueError listing the known ones
+    table = presets.resolve(seq.family, profile)
+    run: dict[str, Any] = {"sequence": seq.family, "backend": seq.backend, "method": method,
+                           "profile": profile, "episode_steps": seq.episode_steps}
+    run.update(dataclasses.asdict(seq.schedule))
+    run.update(table.get("run", {}))
+    run.update(table.get("model", {}))
+    planner_table = dict(table.get("planner", {}))
+    run["planner"] = planner_table.pop("name", "cem")
+    if "horizon" in planner_table:
+        run["horizon"] = planner_table.pop("horizon")
+    per_planner = {k: planner_table.pop(k) for k in list(planner_table)
+                   if isinstance(planner_table[k], dict)}
+    method_table = dict(table.get("methods", {}).get(method, {}))
+
+    overrides = {**(sets or {}), **values}
+    # the planner's name first: it decides which options the other keys may name
+    if "planner" in overrides:
+        run["planner"] = overrides["planner"]
+    uses_planner = learner_class(method).uses_planner
+    planner = run["planner"]
+    planner_options: dict[str, Any] = {}
+    if uses_planner:
+        fields = planner_fields(planner)
+        planner_options = {k: v for k, v in planner_defaults(planner).items()}
+        planner_options.update({k: v for k, v in planner_table.items() if k in fields})
+        planner_options.update(per_planner.get(planner, {}))
+    method_options = method_defaults(method)
+    method_options.update(method_table)
+    for key, value in overrides.items():
+        home, name = route(key, method, planner, uses_planner)
+        if home == "run":
+            run[name] = value
+        elif home == "method":
+            method_options[name] = value
+        else:
+            planner_options[name] = value
+    run["method_options"] = method_options
+    run["planner_options"] = planner_options
+    return RunConfig.from_dict(run)
+
+
+def route(key: str, method: str, planner: str, uses_planner: bool) -> tuple[str, str]:
+    """Which home ``key`` belongs to: ("run" | "method" | "planner", field name)."""
+    runf = set(run_fields()) - set(RUN_GROUPS)
+    methodf = set(method_fields(method))
+    plannerf = set(planner_fields(planner)) if uses_planner else set()
+    home, _, name = key.partition(".")
+    if name:
+        fields = {"method": methodf, "planner": plannerf}.get(home)
+        if fields is None:
+            raise ValueError(f"--set {key}: unknown home {home!r}; use method.KEY or "
+                             "planner.KEY")
+        if name not in fields:
+            owner = f"method {method!r}" if home == "method" else f"planner {planner!r}"
+            if home == "planner" and not uses_planner:
+                raise ValueError(f"--set {key}: method {method!r} does not plan")
+            raise ValueError(f"--set {key}: not an option of {owner}; valid: {sorted(fields)}")
+        return home, name
+    if key in runf:
+        return "run", key
+    if key in methodf:
+        return "method", key
+    if key in plannerf:
+        return "planner", key
+    others = sorted(m for m in all_methods() if key in method_fields(m))
+    where = f" (an option of {', '.join(others)})" if others else ""
+    planner_part = (f"; planner {planner!r} options: {sorted(plannerf)}" if uses_planner
+                    else f"; method {method!r} does not plan")
+    raise ValueError(f"--set {key}: not a key of this run{where}; method {method!r} options: "
+                     f"{sorted(methodf)}{planner_part}; run keys: {sorted(runf)}")
+
+
+def parse_set(items: list[str], method: str, planner: str | None = None) -> dict[str, Any]:
+    """``["key=value", ...]`` -> typed values for ``method`` (and the chosen planner); a bad
+    key or value is a ValueError naming it."""
+    raw: dict[str, str] = {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set {item!r}: expected key=value")
         key, value = item.split("=", 1)
-        key = key.strip()
-        if key not in fields:
-            raise ValueError(f"--set {key}: unknown key; valid: {', '.join(sorted(fields))}")
-        out[key] = _parse(key, value.strip(), fields[key].type)
+        raw[key.strip()] = value.strip()
+    planner = raw.get("planner", planner or "cem")
+    uses_planner = learner_class(method).uses_planner
+    if uses_planner:
+        planner_config_class(planner)
+    out: dict[str, Any] = {}
+    for key, text in raw.items():
+        home, name = route(key, method, planner, uses_planner)
+        hints = {"run": run_fields, "method": lambda: method_fields(method),
+                 "planner": lambda: planner_fields(planner)}[home]()
+        try:
+            out[key] = coerce(name, text, hints[name], from_text=True)
+        except ValueError as err:
+            raise ValueError(f"--set {key}={text!r}: {err}") from None
     return out
 
 
-def from_sequence(seq: Any, profile: str, **values: Any) -> RunConfig:
-    """The config of ``profile`` for a task sequence, then ``values`` on top."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid: {list(PROFILES)}")
-    sch, pl, mo = seq.schedule, seq.planner, seq.model
-    base: dict[str, Any] = {
-        "sequence": seq.family, "backend": seq.backend, "profile": profile,
-        "init_random_steps": sch.init_random_steps, "mpc_steps": sch.mpc_steps,
-        "retrain_every": sch.retrain_every, "train_iters": sch.train_iters,
-        "batch_size": sch.batch_size, "eval_every": sch.eval_every,
-        "eval_episodes": sch.eval_episodes, "episode_steps": seq.episode_steps,
-        "coreset_size": sch.coreset_size,
-        "horizon": pl.horizon, "population": pl.population, "elites": pl.elites,
-        "iterations": pl.iterations, "init_std": pl.init_std,
-        "hidden": tuple(mo.target_hidden), "probabilistic": mo.probabilistic,
-        "hnet_hidden": tuple(mo.hnet_hidden), "hnet_activation": mo.hnet_activation,
-        "beta": mo.beta,
-    }
-    base.update(GENERIC_PROFILES[profile])
-    base.update(dict(seq.extras.get("profiles", {}).get(profile, {})))
-    base.update(values)
-    return RunConfig.from_dict(base)
-
-
-def _parse(key: str, text: str, tp: Any) -> Any:
-    try:
-        if tp in (bool, "bool"):
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
-        if _is_tuple(tp):
-            return tuple(int(x) for x in text.strip("()[]").split(",") if x.strip())
-        return _coerce(key, text, tp)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"--set {key}={text!r}: {err}") from None
-
-
-def _is_tuple(tp: Any) -> bool:
-    return tp in ("tuple[int, ...]",) or typing.get_origin(tp) is tuple
-
-
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    name = tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
-    if _is_tuple(tp):
-        return tuple(int(v) for v in value)
-    if name == "int":
-        if isinstance(value, bool) or float(value) != int(float(value)):
-            raise ValueError(f"{key} must be an integer, got {value!r}")
-        return int(float(value))
-    if name == "float":
-        return float(value)
-    if name == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"{key} must be true or false, got {value!r}")
+# --- typed values ---------------------------------------------------------------------------
+def coerce(key: str, value: Any, tp: Any, from_text: bool = False) -> Any:
+    """``value`` as type ``tp`` (from JSON, TOML or, with ``from_text``, a --set string)."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (from_text and str(value).lower() in ("none", "null")):
+            return None
+        return coerce(key, value, args[0], from_text)
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ValueError(f"{key} must be one of {list(choices)}, got {value!r}")
         return value
-    if name == "str" or isinstance(tp, types.UnionType):
-        return str(value)
+    if origin is tuple:
+        if from_text and isinstance(value, str):
+            value = [v for v in value.strip("()[]").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key} must be a list of integers, got {value!r}")
+        return tuple(_int(key, v) for v in value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{key} must be a table, got {value!r}")
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_text and str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    if tp is int:
+        return _int(key, value)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{key} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be a string, got {value!r}")
+        return value
     return value
+
+
+def _int(key: str, value: Any) -> int:
+    try:
+        if isinstance(value, bool) or float(value) != int(float(value)):
+            raise ValueError
+        return int(float(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be an integer, got {value!r}") from None

@@ -78,19 +78,61 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
         return _write_report(run_dirs, out_dir)
 
 
+def _flat(cfg: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
+    for group in ("method_options", "planner_options"):
+        out.update(cfg.get(group, {}))
+    return out
+
+
+def variant_labels(configs: list[dict[str, Any]]) -> list[str]:
+    """Each run's method name, plus the settings in which runs of that method (same sequence
+    and backend) differ, other than the seed: e.g. ``hnet (normalize_targets=True)``."""
+    by_method: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for c in configs:
+        by_method[(c["sequence"], c["backend"], c["method"])].append(_flat(c))
+    labels = []
+    for c in configs:
+        peers = by_method[(c["sequence"], c["backend"], c["method"])]
+        mine = _flat(c)
+        keys = sorted(k for k in mine if k != "seed"
+                      and any(json.dumps(p.get(k)) != json.dumps(mine[k]) for p in peers))
+        extra = ", ".join(f"{k}={mine[k]}" for k in keys)
+        labels.append(f"{c['method']} ({extra})" if extra else c["method"])
+    return labels
+
+
+def settings_line(cfg: dict[str, Any]) -> str:
+    """The settings a reader needs to weigh a table: profile, budget, evaluation, options."""
+    opts = ", ".join(f"{k}={v}" for k, v in sorted(cfg.get("method_options", {}).items()))
+    grads = (f" and {cfg['train_iters'] * _retrains(cfg)} model gradient steps"
+             if cfg.get("planner_options") else "")
+    return (f"Profile `{cfg['profile']}`: {cfg['init_random_steps']} random + "
+            f"{cfg['mpc_steps']} MPC env steps{grads} per task; "
+            f"{cfg['eval_episodes']} evaluation episodes per cell; targets "
+            f"{'standardised' if cfg.get('normalize_targets') else 'raw (the original)'}; "
+            f"planner {cfg.get('planner', 'cem')}; method options: {opts or 'none'}.")
+
+
+def _retrains(cfg: dict[str, Any]) -> int:
+    mpc, every = cfg["mpc_steps"], max(1, cfg["retrain_every"])
+    return max(1, -(-mpc // every))
+
+
 def _write_report(run_dirs: list[str], out_dir: str) -> str:
     if not run_dirs:
         raise ValueError("no run directories given")
     runs = [load_run(d) for d in run_dirs]
     os.makedirs(out_dir, exist_ok=True)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for run in runs:
+    labels = variant_labels([r["config"] for r in runs])
+    for run, label in zip(runs, labels, strict=True):
         c = run["config"]
-        groups[(c["sequence"], c["backend"], c["method"])].append(run)
+        groups[(c["sequence"], c["backend"], label)].append(run)
     plt = _plt()
     lines = ["# hypercrl report", ""]
     lines += ["Runs: " + ", ".join(f"`{r['run_dir']}`" for r in runs), ""]
-    singles = {(k[0], k[1]): g for k, g in groups.items() if k[2] == "single"}
+    singles = {(k[0], k[1]): g for k, g in groups.items() if k[2].split(" ")[0] == "single"}
     summary_rows = []
     for (seq, backend, method), group in sorted(groups.items()):
         n = len(group[0]["tasks"])
@@ -101,7 +143,7 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
         done = min(len(g["returns"]) for g in group)
         title = f"{seq} / {backend} / {method}"
         lines += [f"## {title}", "", f"Seeds: {seeds}; tasks: {group[0]['tasks']}; "
-                  f"tasks finished: {done} of {n}.", ""]
+                  f"tasks finished: {done} of {n}.", "", settings_line(group[0]["config"]), ""]
         mean_r = np.nanmean(np.stack(rs), axis=0)
         lines += ["Performance matrix R[i, j]: mean evaluation return on task j after training "
                   "task i (mean over seeds [bootstrap 90 % CI over seeds], +- the standard "

@@ -226,7 +226,6 @@ def test_sequence_is_complete_data() -> None:
     np.testing.assert_array_equal(seq.action_high, np.ones(6))
     assert seq.extras["original_num_tasks"] == 3
     assert seq.schedule.init_random_steps == 10_000 and seq.schedule.train_iters == 2_000
-    assert (seq.planner.horizon, seq.planner.population, seq.planner.elites) == (30, 500, 50)
     env = seq[3].make()
     assert env.unwrapped.task_name == "big_leg"
     env.close()

@@ -110,5 +110,4 @@ def test_tasks_are_data() -> None:
         (0.0, 1.57),
     ]
     assert seq.state_kinds[3:7] == ("quat",) * 4 and seq.state_kinds[24:] == ("angle",) * 2
-    assert seq.planner.population == 2000 and seq.planner.init_std == 0.5
     assert seq.schedule.mpc_steps == 60000 and seq.episode_steps == 200

@@ -8,13 +8,13 @@ import pytest
 
 from hypercrl import cli
 from hypercrl.config import from_sequence
-from hypercrl.loop import ContinualRun
+from hypercrl.learners import ModelBasedLearner
 
 SMOKE = {"num_tasks": 2, "checkpoint_every": 10}
 
 
 def _cfg(sequence="halfcheetah", backend="mujoco", method="hnet", **kw):
-    return from_sequence(cli._sequence(sequence, backend), "smoke", method=method,
+    return from_sequence(cli._sequence(sequence, backend), "smoke", method,
                          **{**SMOKE, **kw})
 
 
@@ -28,19 +28,19 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, monkeypatch)
     full = cli.start_run(cfg, str(tmp_path / "full"), quiet=True)
 
     calls = {"n": 0}
-    real_step = ContinualRun._retrain
+    real_step = ModelBasedLearner._retrain
 
-    def dying_retrain(self, t):
+    def dying_retrain(self):
         calls["n"] += 1
         if calls["n"] == 4:  # task 1, after a mid-task checkpoint
             raise KeyboardInterrupt
-        return real_step(self, t)
+        return real_step(self)
 
-    monkeypatch.setattr(ContinualRun, "_retrain", dying_retrain)
+    monkeypatch.setattr(ModelBasedLearner, "_retrain", dying_retrain)
     killed = str(tmp_path / "killed")
     with pytest.raises(KeyboardInterrupt):
         cli.start_run(cfg, killed, quiet=True)
-    monkeypatch.setattr(ContinualRun, "_retrain", real_step)
+    monkeypatch.setattr(ModelBasedLearner, "_retrain", real_step)
     assert len(_metrics(killed)["returns"]) == 1  # task 0 finished, task 1 not
     cli.resume_run(killed, quiet=True)
     a, b = _metrics(full), _metrics(killed)

@@ -121,7 +121,6 @@ def test_tasks_are_data() -> None:
     assert [t.params["density_left"] for t in seq] == [500, 100, 500, 500, 250]
     assert [t.params["density_right"] for t in seq] == [500, 500, 100, 250, 500]
     assert seq.schedule.init_random_steps == 2000 and seq.schedule.mpc_steps == 4000
-    assert (seq.planner.horizon, seq.planner.population, seq.planner.elites) == (20, 500, 40)
     assert seq.state_kinds == ("delta",) * 10
     env = PushEnv(task="100_500")
     assert env.task == 1

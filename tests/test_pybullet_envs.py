@@ -29,8 +29,6 @@ def test_sequence_is_the_mujoco_one_on_pybullet(family: str) -> None:
         "state_kinds",
         "episode_steps",
         "schedule",
-        "planner",
-        "model",
     ):
         assert getattr(bullet, field) == getattr(mujoco, field), field
     np.testing.assert_array_equal(bullet.action_low, mujoco.action_low)

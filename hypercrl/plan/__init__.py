@@ -20,6 +20,9 @@ from hypercrl.plan.mppi import MPPI, MPPIConfig
 
 PlannerConfig = CEMConfig | ICEMConfig | MPPIConfig
 
+# planner name (a run's ``planner``) -> its config dataclass, the home of its options
+PLANNERS: dict[str, type] = {"cem": CEMConfig, "icem": ICEMConfig, "mppi": MPPIConfig}
+
 
 def make_optimizer(
     config: PlannerConfig,
@@ -51,6 +54,7 @@ __all__ = [
     "MPCAgent",
     "MPPIConfig",
     "Objective",
+    "PLANNERS",
     "PlannerConfig",
     "PredictorSource",
     "RewardFn",

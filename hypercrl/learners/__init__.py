@@ -1,0 +1,40 @@
+"""Learners: what the continual loop drives. Each implements :class:`Learner`.
+
+- :class:`ModelBasedLearner`: every method of ``hypercrl.cl`` (HyperCRL and the baselines),
+  a continual dynamics model with an MPC agent;
+- :class:`SACLearner`: ``sb3-sac``, stable-baselines3's SAC, the model-free reference.
+"""
+
+from __future__ import annotations
+
+from hypercrl.learners.base import Learner, Policy, Transition
+from hypercrl.learners.model_based import ModelBasedLearner
+from hypercrl.learners.sac import SACLearner, SACOptions
+
+LEARNERS: tuple[type[Learner], ...] = (ModelBasedLearner, SACLearner)
+
+
+def all_methods() -> list[str]:
+    """Every method a run can use."""
+    return [m for cls in LEARNERS for m in cls.methods()]
+
+
+def learner_class(method: str) -> type[Learner]:
+    """The learner implementing ``method``; ValueError lists the known methods."""
+    for cls in LEARNERS:
+        if method in cls.methods():
+            return cls
+    raise ValueError(f"unknown method {method!r}; known methods: {all_methods()}")
+
+
+__all__ = [
+    "LEARNERS",
+    "Learner",
+    "ModelBasedLearner",
+    "Policy",
+    "SACLearner",
+    "SACOptions",
+    "Transition",
+    "all_methods",
+    "learner_class",
+]

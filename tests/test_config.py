@@ -1,0 +1,160 @@
+"""Run configuration: the `paper` profile is the original, number for number; every option
+has one home; `--set` routes to it or is refused with the valid keys."""
+
+import json
+
+import pytest
+
+from hypercrl import cli
+from hypercrl.config import from_sequence, parse_set
+from hypercrl.learners import all_methods
+
+# The original HyperCRL's numbers (reference §1.3, §2, §3, §4.1, §6, §7, appendix).
+# Deliberate differences are not in this table: halfcheetah runs its 5 bodies (the original's
+# default_arg_half_cheetah runs 3; docs/METHOD.md).
+SCHEDULE = {
+    "push": dict(init_random_steps=2000, mpc_steps=4000, retrain_every=200, train_iters=2000,
+                 eval_every=200, curve_episodes=5, episode_steps=100),
+    "door": dict(init_random_steps=2000, mpc_steps=60000, retrain_every=200, train_iters=200,
+                 eval_every=1000, curve_episodes=1, episode_steps=200),
+    "halfcheetah": dict(init_random_steps=10000, mpc_steps=100000, retrain_every=1000,
+                        train_iters=2000, eval_every=5000, curve_episodes=1, episode_steps=1000),
+}
+COMMON = dict(batch_size=100, eval_episodes=10, buffer_size=0, heldout_fraction=0.25,
+              normalize_targets=False, planner="cem")
+MODEL = {
+    "push": dict(hidden=[200, 200], probabilistic=False),
+    "door": dict(hidden=[200] * 4, probabilistic=True),
+    "halfcheetah": dict(hidden=[200] * 4, probabilistic=True),
+}
+CEM = {  # horizon, population, elites, initial std; 5 refits + the best of a 6th draw
+    "push": (20, 500, 40, 1.0),
+    "door": (10, 2000, 40, 0.5),
+    "halfcheetah": (30, 500, 50, 1.0),
+}
+HNET = {  # hidden, activation, beta
+    "push": ([50, 50], "elu", 0.05),
+    "door": ([256, 256], "relu", 0.5),
+    "halfcheetah": ([256, 256], "relu", 0.05),
+}
+CHUNKED = {  # hidden, chunk size
+    "push": ([20, 20], 2000),
+    "door": ([25, 30], 4000),
+    "halfcheetah": ([25, 30], 4000),
+}
+CORESET = {"push": 100, "door": 600, "halfcheetah": 1000}
+BASELINE = dict(lr=1e-3, multihead=True, clip=None)
+
+
+def original_method_options(family: str, method: str) -> dict:
+    hyper = dict(lr=1e-4, clip=5.0, emb_dim=10, lookahead=True, init="xavier")
+    if method == "hnet":
+        hidden, act, beta = HNET[family]
+        return dict(hyper, hnet_hidden=hidden, hnet_activation=act, beta=beta,
+                    plastic_previous=False)
+    if method == "chunked_hnet":
+        hidden, chunk = CHUNKED[family]
+        return dict(hyper, hnet_hidden=hidden, hnet_activation="relu", beta=0.005,
+                    chunk_dim=chunk, chunk_emb_dim=20, plastic_previous=True)
+    extra = {
+        "coreset": dict(coreset_size=CORESET[family]),
+        "ewc": dict(lam=1e4, online=False),
+        "si": dict(c=0.1, xi=1e-3),
+    }.get(method, {})
+    return dict(BASELINE, **extra)
+
+
+MODEL_BASED = [m for m in all_methods() if m != "sb3-sac"]
+
+
+@pytest.mark.parametrize("family", sorted(SCHEDULE))
+@pytest.mark.parametrize("method", MODEL_BASED)
+def test_paper_profile_is_the_original(family, method):
+    cfg = from_sequence(cli._sequence(family, "mujoco"), "paper", method)
+    resolved = json.loads(cfg.to_json())
+    for key, value in {**SCHEDULE[family], **COMMON, **MODEL[family]}.items():
+        assert resolved[key] == value, key
+    horizon, population, elites, std = CEM[family]
+    assert resolved["horizon"] == horizon
+    planner = resolved["planner_options"]
+    assert (planner["population"], planner["elites"], planner["init_std"]) == (
+        population, elites, std)
+    assert planner["iterations"] == 5 and planner["return_mode"] == "final_best"
+    assert planner["alpha"] == 0.0 and planner["warm_start"] is False
+    for key, value in original_method_options(family, method).items():
+        assert resolved["method_options"][key] == value, (method, key)
+
+
+@pytest.mark.parametrize("family", sorted(SCHEDULE))
+@pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
+def test_chunked_hnet_gets_its_own_options_not_hnets(family, profile):
+    seq = cli._sequence(family, "mujoco")
+    chunked = from_sequence(seq, profile, "chunked_hnet").method_options
+    hnet = from_sequence(seq, profile, "hnet").method_options
+    assert chunked["beta"] == 0.005 != hnet["beta"]
+    assert chunked["hnet_activation"] == "relu"
+    assert chunked["plastic_previous"] is True and hnet["plastic_previous"] is False
+    if profile == "paper":
+        assert list(chunked["hnet_hidden"]) == CHUNKED[family][0]
+        assert chunked["chunk_dim"] == CHUNKED[family][1]
+
+
+def test_set_routes_to_the_options_home():
+    seq = cli._sequence("push", "mujoco")
+    cfg = from_sequence(seq, "quick", "ewc", sets=parse_set(["lam=10", "mpc_steps=7"], "ewc"))
+    assert cfg.method_options["lam"] == 10.0 and cfg.mpc_steps == 7
+    cfg = from_sequence(seq, "quick", "hnet", sets=parse_set(
+        ["planner.population=64", "method.beta=0.1", "hnet_hidden=8,8"], "hnet"))
+    assert cfg.planner_options["population"] == 64
+    assert cfg.method_options["beta"] == 0.1 and cfg.method_options["hnet_hidden"] == (8, 8)
+    icem = from_sequence(seq, "quick", "hnet", sets=parse_set(
+        ["planner=icem", "noise_beta=3"], "hnet"))
+    assert icem.planner == "icem" and icem.planner_options["noise_beta"] == 3.0
+    mppi = from_sequence(seq, "quick", "hnet", sets=parse_set(
+        ["planner=mppi", "temperature=0.5"], "hnet"))
+    assert mppi.planner_options == {**mppi.planner_options, "temperature": 0.5}
+    assert "elites" not in mppi.planner_options  # MPPI has none; the shared table skips it
+
+
+@pytest.mark.parametrize("items,method,needles", [
+    (["beta=0.1"], "finetune", ["beta", "an option of chunked_hnet, hnet",
+                                "method 'finetune' options: ['clip', 'lr', 'multihead']"]),
+    (["method.lam=3"], "hnet", ["method.lam", "not an option of method 'hnet'"]),
+    (["population=3"], "sb3-sac", ["population", "'sb3-sac' does not plan"]),
+    (["return_mode=foo"], "hnet", ["return_mode", "final_best"]),
+    (["lam=abc"], "ewc", ["lam", "must be a number"]),
+    (["hnet_hidden=a,b"], "hnet", ["hnet_hidden", "integer"]),
+    (["planner=rrt"], "hnet", ["unknown planner 'rrt'", "cem"]),
+    (["nokey"], "hnet", ["expected key=value"]),
+])
+def test_bad_set_is_refused_naming_the_key(items, method, needles):
+    seq = cli._sequence("push", "mujoco")
+    with pytest.raises(ValueError) as err:
+        from_sequence(seq, "quick", method, sets=parse_set(items, method))
+    for needle in needles:
+        assert needle in str(err.value)
+
+
+def test_option_values_are_checked_by_their_home():
+    seq = cli._sequence("push", "mujoco")
+    with pytest.raises(ValueError, match="elites=600 > population=500"):
+        from_sequence(seq, "paper", "hnet", elites=600)
+    with pytest.raises(ValueError, match="retrain_every must be >= 1"):
+        from_sequence(seq, "paper", "hnet", retrain_every=0)
+
+
+def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path, capsys,
+                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", "--sequence", "door", "--method", "coreset", "--profile", "paper",
+                     "--set", "coreset_size=7", "--dry-run"])
+    assert code == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["method_options"]["coreset_size"] == 7
+    assert cfg["planner_options"]["population"] == 2000
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sb3_sac_config_has_no_planner_options():
+    cfg = from_sequence(cli._sequence("push", "mujoco"), "paper", "sb3-sac")
+    assert cfg.planner_options == {} and cfg.method_options["learning_rate"] == 3e-4

@@ -1,0 +1,96 @@
+"""Learners as the loop drives them: the paper planner's final action, random acting until the
+current task's model is fitted, and save/load through the learner."""
+
+import logging
+
+import numpy as np
+import torch
+
+from hypercrl import cli
+from hypercrl.config import from_sequence
+from hypercrl.learners import ModelBasedLearner, Transition
+
+
+def _learner(profile="paper", method="hnet", **values):
+    seq = cli._sequence("push", "mujoco")
+    cfg = from_sequence(seq, profile, method, **values)
+    return ModelBasedLearner(cfg, seq), seq
+
+
+def _feed(learner, n, rng):
+    """n random transitions into the current task; returns the train stats of the last retrain."""
+    stats = {}
+    for _ in range(n):
+        obs = rng.standard_normal(10).astype(np.float32)
+        action = learner.act(obs)
+        out = learner.observe(Transition(obs, action, 0.0, obs + 0.01 * action.sum(), False,
+                                         False))
+        stats = out or stats
+    return stats
+
+
+def test_paper_planner_executes_the_best_sample_of_a_final_population():
+    learner, _ = _learner("paper", init_random_steps=4, train_iters=2, hidden=(32, 32))
+    learner.begin_task(0)
+    _feed(learner, 4, np.random.default_rng(0))
+    assert learner.fitted
+    calls = []
+    real = learner.agent._returns_fn
+
+    def spy(model, reward, state, actions, weights):
+        returns = real(model, reward, state, actions, weights)
+        calls.append((actions.clone(), returns.clone()))
+        return returns
+
+    learner.agent._returns_fn = spy
+    action = learner.act(np.zeros(10, np.float32))
+    assert len(calls) == 6  # five refits, then one more population
+    assert all(a.shape == (500, 20, 2) for a, _ in calls)
+    last_actions, last_returns = calls[-1]
+    best = last_actions[int(torch.argmax(last_returns))]
+    np.testing.assert_array_equal(action, best[0].numpy())
+    # not the mean of the final distribution, nor the best of an earlier population
+    earlier_best = calls[-2][0][int(torch.argmax(calls[-2][1]))]
+    assert not torch.equal(best, earlier_best)
+
+
+def test_without_warm_up_it_acts_randomly_until_the_current_task_is_fitted(caplog):
+    learner, _ = _learner("smoke", init_random_steps=0, retrain_every=5, mpc_steps=20,
+                          train_iters=2)
+    planned = []
+    real_act = learner.agent.act
+    learner.agent.act = lambda obs: planned.append(learner.agent.task) or real_act(obs)
+    rng = np.random.default_rng(0)
+    with caplog.at_level(logging.WARNING, logger="hypercrl"):
+        learner.begin_task(0)
+        _feed(learner, 4, rng)  # before the first retrain point: random, no error
+    assert planned == [] and not learner.fitted
+    assert "task 0: no model of this task is fitted yet" in caplog.text
+    _feed(learner, 16, rng)
+    assert learner.fitted and planned and set(planned) == {0}
+    learner.end_episode()
+    learner.end_task()
+    # task 1 never plans with task 0's model
+    planned.clear()
+    learner.begin_task(1)
+    _feed(learner, 4, rng)
+    assert planned == [] and not learner.fitted
+    _feed(learner, 6, rng)
+    assert learner.fitted and set(planned) == {1}
+
+
+def test_save_and_load_through_the_learner(tmp_path):
+    learner, seq = _learner("smoke", train_iters=3)
+    learner.begin_task(0)
+    _feed(learner, 60, np.random.default_rng(1))
+    learner.end_task()
+    path = str(tmp_path / "model_after0.pt")
+    learner.save(path)
+    other, _ = _learner("smoke", train_iters=3)
+    other.load(path)
+    obs = np.linspace(-1, 1, 10).astype(np.float32)
+    s = torch.as_tensor(obs)[None]
+    a = torch.ones(1, 2)
+    np.testing.assert_array_equal(learner.dynamics.predict(s, a, task=0),
+                                  other.dynamics.predict(s, a, task=0))
+    assert other.policy(0)(obs).shape == (2,)

@@ -129,6 +129,11 @@ class ContinualDynamics:
     ) -> dict[str, float]:
         """Train ``steps`` gradient steps on the current task's transitions.
 
+        Minibatches are drawn as the original's shuffled data loader draws them: epochs of a
+        fresh random permutation, cut into batches, the incomplete last batch dropped; every
+        ``fit`` starts a new epoch. With fewer transitions than a batch, the batch is drawn
+        with replacement.
+
         Pass all of the task's data collected so far ([N, S], [N, A], [N, S]; numpy or torch):
         it replaces what an earlier ``fit`` of the same task was given, and the task's
         normaliser is refitted on it. Returns the mean of each logged scalar over the last
@@ -150,9 +155,9 @@ class ContinualDynamics:
         # training moves shared weights, so every task's cached predictor is stale
         self._predictors.clear()
         history: list[dict[str, torch.Tensor]] = []
+        batches = _epoch_batches(xn.shape[0], batch_size, self.sample_gen)
         for _ in tqdm(range(steps), desc=f"fit task {task}", disable=not progress, leave=False):
-            idx = torch.randint(0, xn.shape[0], (batch_size,), generator=self.sample_gen)
-            idx = idx.to(self.device)
+            idx = next(batches).to(self.device)
             history.append(self.strategy.train_step(task, xn[idx], yn[idx]))
             if len(history) > 100:
                 history.pop(0)
@@ -294,6 +299,17 @@ class ContinualDynamics:
                 raise ValueError(f"{name} contains NaN or inf")
             out.append(t)
         return tuple(out)
+
+
+def _epoch_batches(n: int, batch_size: int, generator: torch.Generator):
+    """Index batches [batch_size] without replacement within an epoch, forever."""
+    if n < batch_size:
+        while True:
+            yield torch.randint(0, n, (batch_size,), generator=generator)
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield perm[start : start + batch_size]
 
 
 def _as_tensor(name: str, value: Any, device: torch.device) -> torch.Tensor:

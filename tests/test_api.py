@@ -179,3 +179,17 @@ def test_fit_trains_on_raw_or_standardised_deltas(normalize_targets):
     for y in batches:  # every row of every batch is a row of the expected targets
         gaps = (y[:, None, :] - expected[None]).abs().amax(-1).amin(-1)
         assert float(gaps.max()) < 1e-5
+
+
+def test_fit_draws_epochs_without_replacement_as_the_original_loader():
+    from hypercrl.api import _epoch_batches
+
+    gen = torch.Generator().manual_seed(0)
+    batches = _epoch_batches(250, 100, gen)
+    first, second = next(batches), next(batches)
+    epoch = torch.cat([first, second])
+    assert epoch.unique().numel() == 200  # no index twice within an epoch
+    third = next(batches)  # the last 50 were dropped: a new permutation starts
+    assert third.unique().numel() == 100
+    small = next(_epoch_batches(7, 100, gen))  # fewer points than a batch: with replacement
+    assert small.shape == (100,) and small.max() < 7

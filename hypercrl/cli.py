@@ -155,7 +155,9 @@ def launch_main(sequence: str, argv: list[str] | None = None) -> int:
         prog=f"launch/{sequence}.py",
         description=f"Compare continual-learning methods on the {sequence} sequence.",
     )
-    parser.add_argument("--methods", default="hnet,finetune,coreset")
+    from hypercrl.learners import DEFAULT_COMPARISON
+
+    parser.add_argument("--methods", default=",".join(DEFAULT_COMPARISON))
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--profile", default="quick", help="paper, quick or smoke")
     parser.add_argument("--backend", default="mujoco")
@@ -250,17 +252,20 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hypercrl.learners import DEFAULT_METHOD, all_methods
+
     parser = argparse.ArgumentParser(prog="hypercrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a method through a task sequence")
     run.add_argument("--sequence", default="push", help="task family: push, door, halfcheetah")
     run.add_argument("--backend", default="mujoco", help="mujoco or pybullet")
-    run.add_argument("--method", default="hnet")
+    run.add_argument("--method", default=DEFAULT_METHOD,
+                     help=f"one of: {', '.join(all_methods())}")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--profile", default="quick", help="paper, quick or smoke")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="override a config value (repeatable)")
+                     help="a run key, or an option of the method or the planner (method.KEY, planner.KEY); repeatable")
     run.add_argument("--run-dir", default=None)
     run.add_argument("--video", action="store_true", help="record evaluation videos")
     run.add_argument("--quiet", action="store_true")

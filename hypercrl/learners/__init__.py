@@ -12,6 +12,8 @@ from hypercrl.learners.model_based import ModelBasedLearner
 from hypercrl.learners.sac import SACLearner, SACOptions
 
 LEARNERS: tuple[type[Learner], ...] = (ModelBasedLearner, SACLearner)
+DEFAULT_METHOD = "hnet"  # what `hypercrl run` trains unless told otherwise
+DEFAULT_COMPARISON = ("hnet", "finetune", "coreset")  # what launch scripts compare by default
 
 
 def all_methods() -> list[str]:
@@ -28,6 +30,8 @@ def learner_class(method: str) -> type[Learner]:
 
 
 __all__ = [
+    "DEFAULT_COMPARISON",
+    "DEFAULT_METHOD",
     "LEARNERS",
     "Learner",
     "ModelBasedLearner",

@@ -89,6 +89,9 @@ class RunConfig:
 
 
 RUN_GROUPS = ("planner_options", "method_options")
+# what a run is (chosen by the command's own arguments, never by --set)
+IDENTITY = {"sequence": "--sequence", "backend": "--backend", "method": "--method",
+            "profile": "--profile"}
 
 
 def run_fields() -> dict[str, Any]:
@@ -210,7 +213,9 @@ def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
 
 def route(key: str, method: str, planner: str, uses_planner: bool) -> tuple[str, str]:
     """Which home ``key`` belongs to: ("run" | "method" | "planner", field name)."""
-    runf = set(run_fields()) - set(RUN_GROUPS)
+    if key in IDENTITY:
+        raise ValueError(f"--set {key}: choose it with {IDENTITY[key]}, not --set")
+    runf = set(run_fields()) - set(RUN_GROUPS) - set(IDENTITY)
     methodf = set(method_fields(method))
     plannerf = set(planner_fields(planner)) if uses_planner else set()
     home, _, name = key.partition(".")

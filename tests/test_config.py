@@ -126,6 +126,8 @@ def test_set_routes_to_the_options_home():
     (["hnet_hidden=a,b"], "hnet", ["hnet_hidden", "integer"]),
     (["planner=rrt"], "hnet", ["unknown planner 'rrt'", "cem"]),
     (["nokey"], "hnet", ["expected key=value"]),
+    (["sequence=door"], "hnet", ["--set sequence", "--sequence"]),
+    (["method=finetune"], "hnet", ["--set method", "--method"]),
 ])
 def test_bad_set_is_refused_naming_the_key(items, method, needles):
     seq = cli._sequence("push", "mujoco")

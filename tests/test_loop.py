@@ -8,7 +8,7 @@ import pytest
 
 from hypercrl import cli
 from hypercrl.config import from_sequence
-from hypercrl.learners import ModelBasedLearner
+from hypercrl.loop import ContinualRun
 
 SMOKE = {"num_tasks": 2, "checkpoint_every": 10}
 
@@ -23,24 +23,37 @@ def _metrics(run_dir):
         return json.load(f)
 
 
-def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, monkeypatch):
-    cfg = _cfg()
+@pytest.mark.parametrize("method", ["hnet", "sb3-sac"])
+def test_resume_after_a_kill_equals_the_uninterrupted_run(method, tmp_path, monkeypatch):
+    cfg = _cfg(method=method)
     full = cli.start_run(cfg, str(tmp_path / "full"), quiet=True)
 
+    # die in task 1 after a mid-task checkpoint (the 70th env step: 30 + 20 of task 0, then
+    # 20 of task 1, past its checkpoint at step 10)
     calls = {"n": 0}
-    real_step = ModelBasedLearner._retrain
+    real_observe = ContinualRun.__dict__["_train_task"]
 
-    def dying_retrain(self):
-        calls["n"] += 1
-        if calls["n"] == 4:  # task 1, after a mid-task checkpoint
-            raise KeyboardInterrupt
-        return real_step(self)
+    def counting(self, t):
+        learner = self.learner
+        real = type(learner).observe
 
-    monkeypatch.setattr(ModelBasedLearner, "_retrain", dying_retrain)
+        def observe(tr):
+            calls["n"] += 1
+            if calls["n"] == 70:
+                raise KeyboardInterrupt
+            return real(learner, tr)
+
+        learner.observe = observe
+        try:
+            return real_observe(self, t)
+        finally:
+            del learner.observe
+
+    monkeypatch.setattr(ContinualRun, "_train_task", counting)
     killed = str(tmp_path / "killed")
     with pytest.raises(KeyboardInterrupt):
         cli.start_run(cfg, killed, quiet=True)
-    monkeypatch.setattr(ModelBasedLearner, "_retrain", real_step)
+    monkeypatch.setattr(ContinualRun, "_train_task", real_observe)
     assert len(_metrics(killed)["returns"]) == 1  # task 0 finished, task 1 not
     cli.resume_run(killed, quiet=True)
     a, b = _metrics(full), _metrics(killed)

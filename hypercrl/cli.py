@@ -265,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--profile", default="quick", help="paper, quick or smoke")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="a run key, or an option of the method or the planner (method.KEY, planner.KEY); repeatable")
+                     help="a run key, or an option of the method or the planner "
+                     "(method.KEY, planner.KEY); repeatable")
     run.add_argument("--run-dir", default=None)
     run.add_argument("--video", action="store_true", help="record evaluation videos")
     run.add_argument("--quiet", action="store_true")

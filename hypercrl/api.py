@@ -12,6 +12,9 @@ import torch
 from tqdm.auto import tqdm
 
 from hypercrl.cl import METHODS, strategy_class
+from hypercrl.cl.base import check_bool, check_choice, check_int, check_widths
+from hypercrl.devices import resolve_device
+from hypercrl.hnet.base import ACTIVATIONS
 from hypercrl.io import atomic_save, load_checked
 from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet
 
@@ -37,7 +40,8 @@ class ContinualDynamics:
         normalize_targets: standardise the training targets per task as well as the inputs.
             False (the original, reference §1.2): inputs (state features and actions) are
             standardised per task, targets (state deltas) are trained raw.
-        device: torch device for training and prediction.
+        device: torch device for training and prediction ("cpu", "cuda", "cuda:1"); one
+            that does not exist here (CUDA without CUDA) is a ValueError naming it.
         **options: the method's options (e.g. ``beta``, ``lr``, ``hnet_hidden``, ``emb_dim``
             for hnet; ``lam`` for ewc; ``coreset_size`` for coreset). Unknown names raise.
     """
@@ -58,27 +62,28 @@ class ContinualDynamics:
         device: str | torch.device = "cpu",
         **options: Any,
     ) -> None:
-        for name, value in (("state_dim", state_dim), ("action_dim", action_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        # every argument is checked before anything is built
+        state_dim = check_int("state_dim", state_dim)
+        action_dim = check_int("action_dim", action_dim)
+        batch_size = check_int("batch_size", batch_size)
+        seed = check_int("seed", seed, minimum=None)
+        hidden = check_widths("hidden", hidden)
+        activation = check_choice("activation", activation, ACTIVATIONS)
+        probabilistic = check_bool("probabilistic", probabilistic)
+        normalize_targets = check_bool("normalize_targets", normalize_targets)
+        self.device = resolve_device(device)
         cls = strategy_class(method)
         strategy_options = cls.make_options(**options)
         kinds = tuple(state_spec) if state_spec is not None else ("delta",) * state_dim
         if len(kinds) != state_dim:
             raise ValueError(f"state_spec has {len(kinds)} entries but state_dim is {state_dim}")
         self.spec = StateSpec(kinds)
-        try:
-            self.device = torch.device(device)
-        except RuntimeError as err:
-            raise ValueError(f"device {device!r} is not a torch device: {err}") from None
         self.config: dict[str, Any] = {
             "state_dim": state_dim,
             "action_dim": action_dim,
             "method": method,
             "seed": seed,
-            "hidden": tuple(hidden),
+            "hidden": hidden,
             "activation": activation,
             "probabilistic": probabilistic,
             "state_spec": kinds,
@@ -92,7 +97,7 @@ class ContinualDynamics:
         init_gen = torch.Generator().manual_seed(seed)
         self.sample_gen = torch.Generator().manual_seed(seed + 1)
         self.net = TargetNet(
-            self.spec.feature_dim + action_dim, state_dim, tuple(hidden), activation, probabilistic
+            self.spec.feature_dim + action_dim, state_dim, hidden, activation, probabilistic
         ).to(self.device)
         self.strategy = cls(self.net, strategy_options, init_gen)
         self.normalizers: list[Normalizer] = []
@@ -187,7 +192,7 @@ class ContinualDynamics:
     def predictor(self, task: int, device: str | torch.device | None = None) -> Predictor:
         """A fast predictor for ``task``, its weights generated once (cached until trained)."""
         self._check_task(task)
-        dev = torch.device(device) if device is not None else self.device
+        dev = resolve_device(device) if device is not None else self.device
         cached = self._predictors.get(task)
         if cached is not None and cached.device == dev:
             return cached

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hypercrl import presets
+from hypercrl.devices import resolve_device
 from hypercrl.learners import all_methods, learner_class
 from hypercrl.plan import PLANNERS
 
@@ -148,6 +149,7 @@ def validate(cfg: RunConfig) -> None:
         raise ValueError(f"heldout_fraction must lie in [0, 1), got {cfg.heldout_fraction}")
     if not cfg.hidden or any(h < 1 for h in cfg.hidden):
         raise ValueError(f"hidden must be positive widths, got {cfg.hidden}")
+    resolve_device(cfg.device)  # a device this machine has, or a ValueError naming it
 
 
 def _build(cls: type, options: Mapping[str, Any], owner: str) -> Any:

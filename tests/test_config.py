@@ -4,6 +4,7 @@ has one home; `--set` routes to it or is refused with the valid keys."""
 import json
 
 import pytest
+import torch
 
 from hypercrl import cli
 from hypercrl.config import from_sequence, parse_set
@@ -143,6 +144,9 @@ def test_option_values_are_checked_by_their_home():
         from_sequence(seq, "paper", "hnet", elites=600)
     with pytest.raises(ValueError, match="retrain_every must be >= 1"):
         from_sequence(seq, "paper", "hnet", retrain_every=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="asked for CUDA"):
+            from_sequence(seq, "paper", "hnet", device="cuda")
 
 
 def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path, capsys,

@@ -13,7 +13,10 @@ scale. Logs report ``loss`` per sample (the sum divided by B) so that they stay 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from typing import Any, ClassVar
 
 import torch
@@ -29,12 +32,97 @@ def make_adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
+# --- option checks: one line, naming the option and what is wrong ------------------------------
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: bool = False,
+    optional: bool = False,
+) -> float | None:
+    """``value`` as a finite float, >= ``minimum`` (> with ``above``) and <= ``maximum``;
+    None passes with ``optional``. ValueError naming ``name`` otherwise."""
+    if value is None and optional:
+        return None
+    want = "a finite number"
+    if minimum is not None and maximum is not None:
+        want += f" in {'(' if above else '['}{minimum:g}, {maximum:g}]"
+    elif minimum is not None:
+        want += f" {'>' if above else '>='} {minimum:g}"
+    elif maximum is not None:
+        want += f" <= {maximum:g}"
+    if optional:
+        want = "None or " + want
+    try:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        number = float(value) if ok else math.nan
+    except (OverflowError, TypeError, ValueError):
+        ok, number = False, math.nan
+    ok = ok and math.isfinite(number)
+    if ok and minimum is not None:
+        ok = number > minimum if above else number >= minimum
+    if ok and maximum is not None:
+        ok = number <= maximum
+    if not ok:
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    return number
+
+
+def check_int(
+    name: str, value: Any, *, minimum: int | None = 1, optional: bool = False
+) -> int | None:
+    """``value`` as an int >= ``minimum`` (None: any int; None passes with ``optional``);
+    ValueError naming ``name`` otherwise."""
+    if value is None and optional:
+        return None
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if ok and minimum is not None:
+        ok = value >= minimum
+    if not ok:
+        want = "an integer" + (f" >= {minimum}" if minimum is not None else "")
+        raise ValueError(f"{name} must be {'None or ' if optional else ''}{want}, got {value!r}")
+    return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is True or False; ValueError naming ``name`` otherwise."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
+    """``value`` if it is one of ``choices``; ValueError naming ``name`` and them otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_widths(name: str, value: Any) -> tuple[int, ...]:
+    """``value`` (a non-empty tuple or list of ints >= 1) as a tuple; ValueError naming
+    ``name`` otherwise."""
+    ok = isinstance(value, (tuple, list)) and len(value) > 0 and all(
+        isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in value
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} must be a non-empty tuple or list of integers >= 1, got {value!r}"
+        )
+    return tuple(int(h) for h in value)
+
+
 @dataclasses.dataclass
 class StrategyOptions:
     """Options every strategy takes; subclasses add their own fields."""
 
     lr: float = 1e-3
     clip: float | None = None
+
+    def __post_init__(self) -> None:
+        self.lr = check_number("lr", self.lr, minimum=0, above=True)
+        self.clip = check_number("clip", self.clip, minimum=0, above=True, optional=True)
 
 
 class Strategy(ABC):

@@ -7,7 +7,16 @@ from typing import Any
 
 import torch
 
-from hypercrl.cl.base import Strategy, StrategyOptions, make_adam
+from hypercrl.cl.base import (
+    Strategy,
+    StrategyOptions,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_widths,
+    make_adam,
+)
 from hypercrl.cl.regularizer import (
     LookaheadWorkspace,
     adam_lookahead,
@@ -15,7 +24,8 @@ from hypercrl.cl.regularizer import (
     regularizer_backward,
 )
 from hypercrl.hnet import ChunkedHyperNetwork, FullHyperNetwork, HyperNetwork, TaskEmbeddings
-from hypercrl.hnet.base import param_shapes
+from hypercrl.hnet.base import ACTIVATIONS, param_shapes
+from hypercrl.hnet.full import INITS
 
 
 @dataclasses.dataclass
@@ -39,6 +49,16 @@ class HnetOptions(StrategyOptions):
     hnet_activation: str = "elu"
     init: str = "xavier"
     plastic_previous: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.beta = check_number("beta", self.beta, minimum=0)
+        self.lookahead = check_bool("lookahead", self.lookahead)
+        self.emb_dim = check_int("emb_dim", self.emb_dim)
+        self.hnet_hidden = check_widths("hnet_hidden", self.hnet_hidden)
+        self.hnet_activation = check_choice("hnet_activation", self.hnet_activation, ACTIVATIONS)
+        self.init = check_choice("init", self.init, INITS)
+        self.plastic_previous = check_bool("plastic_previous", self.plastic_previous)
 
 
 class HnetStrategy(Strategy):
@@ -183,6 +203,13 @@ class ChunkedHnetOptions(HnetOptions):
     chunk_emb_dim: int = 20
     plastic_previous: bool = True
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.chunk_dim = check_int("chunk_dim", self.chunk_dim)
+        self.chunk_emb_dim = check_int("chunk_emb_dim", self.chunk_emb_dim)
+        if self.init != "xavier":  # the chunked hypernetwork has no hyperfan init
+            raise ValueError(f"init must be one of ['xavier'] for chunked_hnet, got {self.init!r}")
+
 
 class ChunkedHnetStrategy(HnetStrategy):
     """HyperCRL with the chunked hypernetwork (method ``chunked_hnet``)."""
@@ -193,9 +220,6 @@ class ChunkedHnetStrategy(HnetStrategy):
 
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
-        if o.init != "xavier":
-            raise ValueError(f"init {o.init!r} is not available for chunked_hnet; valid: "
-                             "['xavier']")
         return ChunkedHyperNetwork(
             shapes, o.emb_dim, o.chunk_dim, o.chunk_emb_dim, o.hnet_hidden, o.hnet_activation,
             self.generator,

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from hypercrl.cl.base import Strategy, StrategyOptions, make_adam
+from hypercrl.cl.base import Strategy, StrategyOptions, check_bool, make_adam
 
 
 @dataclasses.dataclass
@@ -23,6 +23,10 @@ class ModuleOptions(StrategyOptions):
 
     lr: float = 1e-3
     multihead: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.multihead = check_bool("multihead", self.multihead)
 
 
 class ModuleStrategy(Strategy):

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch.func import functional_call, grad, vmap
 
+from hypercrl.cl.base import check_bool, check_int, check_number
 from hypercrl.cl.module import ModuleOptions, ModuleStrategy
 
 
@@ -27,6 +28,13 @@ class EWCOptions(ModuleOptions):
     online: bool = False
     gamma: float = 1.0
     fisher_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.lam = check_number("lam", self.lam, minimum=0)
+        self.online = check_bool("online", self.online)
+        self.gamma = check_number("gamma", self.gamma, minimum=0, maximum=1)
+        self.fisher_samples = check_int("fisher_samples", self.fisher_samples, optional=True)
 
 
 class EWCStrategy(ModuleStrategy):
@@ -101,6 +109,11 @@ class SIOptions(ModuleOptions):
 
     c: float = 0.1
     xi: float = 1e-3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.c = check_number("c", self.c, minimum=0)
+        self.xi = check_number("xi", self.xi, minimum=0, above=True)
 
 
 class SIStrategy(ModuleStrategy):

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from hypercrl.cl.base import check_int
 from hypercrl.cl.module import ModuleOptions, ModuleStrategy
 
 
@@ -80,6 +81,10 @@ class CoresetOptions(ReplayOptions):
     """``coreset_size``: M kept transitions per task (the original: pusher 100, door 600)."""
 
     coreset_size: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.coreset_size = check_int("coreset_size", self.coreset_size)
 
 
 class CoresetStrategy(ReplayStrategy):

@@ -32,12 +32,14 @@ class SACOptions:
     net_arch: tuple[int, ...] = (256, 256)
 
     def __post_init__(self) -> None:
-        for name in ("learning_rate", "gradient_steps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("gamma", "tau"):
-            if not 0.0 < getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in (0, 1], got {getattr(self, name)!r}")
+        from hypercrl.cl.base import check_int, check_number, check_widths
+
+        self.learning_rate = check_number("learning_rate", self.learning_rate, minimum=0,
+                                          above=True)
+        self.gamma = check_number("gamma", self.gamma, minimum=0, maximum=1, above=True)
+        self.tau = check_number("tau", self.tau, minimum=0, maximum=1, above=True)
+        self.gradient_steps = check_int("gradient_steps", self.gradient_steps)
+        self.net_arch = check_widths("net_arch", self.net_arch)
 
 
 class SACLearner(Learner):

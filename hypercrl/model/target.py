@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,8 +36,9 @@ class TargetNet(nn.Module):
         super().__init__()
         if in_dim < 1 or out_dim < 1:
             raise ValueError(f"in_dim and out_dim must be >= 1, got {in_dim}, {out_dim}")
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden widths must be >= 1, got {tuple(hidden)}")
+        if any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
+               for h in hidden):
+            raise ValueError(f"hidden widths must be integers >= 1, got {tuple(hidden)}")
         self.in_dim, self.out_dim = in_dim, out_dim
         self.hidden = tuple(hidden)
         self.activation_name = activation_name

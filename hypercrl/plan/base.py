@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from hypercrl.devices import resolve_device
+
 Objective = Callable[[Tensor], Tensor]
 """Action sequences ``[P, H, A]`` -> returns ``[P]``; higher is better, NaN/inf rank lowest."""
 
@@ -35,22 +37,6 @@ class TrajectoryOptimizer(Protocol):
     def reset(self) -> None:
         """Forget all warm-start state (call between episodes and tasks)."""
         ...
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch.device that exists here; ValueError names it otherwise."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a torch device") from err
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} asked for CUDA, which is not available")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA devices")
-    elif dev.type != "cpu":
-        raise ValueError(f"device={device!r}: only 'cpu' and 'cuda' are supported")
-    return dev
 
 
 def check_positive(**values: float) -> None:

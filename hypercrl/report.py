@@ -6,6 +6,7 @@ Runs are grouped by (sequence, backend, method); within a group every seed is on
 from __future__ import annotations
 
 import json
+import re
 import os
 import warnings
 from collections import defaultdict
@@ -199,7 +200,7 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
             lines += [f"| {i} | " + " | ".join(f"{v:.3g}" if np.isfinite(v) else "n/a"
                                                for v in avg[i]) + " |" for i in range(n)]
             lines.append("")
-        slug = f"{seq}_{backend}_{method}".replace("/", "_")
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{seq}_{backend}_{method}").strip("_")
         fig, axes = plt.subplots(1, 3 if me else 2, figsize=(15 if me else 10, 4), dpi=90)
         _curve(axes[0], group, n)
         matrix_figure(axes[1], mean_r, "mean return")

@@ -164,3 +164,12 @@ def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path, capsys,
 def test_sb3_sac_config_has_no_planner_options():
     cfg = from_sequence(cli._sequence("push", "mujoco"), "paper", "sb3-sac")
     assert cfg.planner_options == {} and cfg.method_options["learning_rate"] == 3e-4
+
+
+def test_quick_push_standardises_targets_as_measured_elsewhere_the_original():
+    # docs/METHOD.md "Targets and heads, measured": better on push's quick profile only
+    push = from_sequence(cli._sequence("push", "mujoco"), "quick", "hnet")
+    door = from_sequence(cli._sequence("door", "mujoco"), "quick", "hnet")
+    assert push.normalize_targets is True and door.normalize_targets is False
+    assert from_sequence(cli._sequence("push", "mujoco"), "paper", "hnet").normalize_targets \
+        is False

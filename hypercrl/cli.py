@@ -89,7 +89,7 @@ def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
         json.dump(versions(), f, indent=2)
     run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
     run.save_checkpoint()
-    run.run()
+    _run_interruptible(run, run_dir)
     return run_dir
 
 
@@ -116,10 +116,29 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
     if json.loads(json.dumps(state["config"])) != json.loads(cfg.to_json()):
         raise RunError(f"{run_dir}: the checkpoint's config does not match config.json")
     seq = _sequence(cfg.sequence, cfg.backend)
+    n = cfg.num_tasks or len(seq.tasks)
+    if state["progress"]["task"] >= n:
+        print(f"{run_dir}: finished ({n} of {n} tasks); nothing to resume", file=sys.stderr)
+        return run_dir
     run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
     run.load_state_dict(state)
-    run.run()
+    _run_interruptible(run, run_dir)
     return run_dir
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``run_dir`` names the run to resume."""
+
+    def __init__(self, run_dir: str) -> None:
+        super().__init__(run_dir)
+        self.run_dir = run_dir
+
+
+def _run_interruptible(run, run_dir: str) -> None:
+    try:
+        run.run()
+    except KeyboardInterrupt:
+        raise Interrupted(run_dir) from None
 
 
 def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile: str = "quick",
@@ -315,8 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # RunError included
         print(f"hypercrl: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hypercrl: interrupted; continue with `hypercrl resume RUN_DIR`", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        where = getattr(err, "run_dir", None)
+        hint = (f"; continue from its last checkpoint with `hypercrl resume {where}`"
+                if where else "")
+        print(f"hypercrl: interrupted{hint}", file=sys.stderr)
         return 130
 
 

@@ -6,8 +6,8 @@ Runs are grouped by (sequence, backend, method); within a group every seed is on
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import warnings
 from collections import defaultdict
 from typing import Any

@@ -117,3 +117,25 @@ def test_resume_refuses_a_config_that_does_not_match_the_checkpoint(tmp_path, ca
     assert cli.main(["resume", run_dir]) == 2
     assert "does not match" in capsys.readouterr().err
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path, capsys):
+    run_dir = cli.start_run(_cfg(num_tasks=1), str(tmp_path / "done"), quiet=True)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "done").rglob("*")}
+    capsys.readouterr()
+    assert cli.main(["resume", run_dir]) == 0
+    assert "finished (1 of 1 tasks); nothing to resume" in capsys.readouterr().err
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "done").rglob("*")}
+    assert after == before
+
+
+def test_ctrl_c_names_the_run_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupt(self, t):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ContinualRun, "_train_task", interrupt)
+    run_dir = str(tmp_path / "r")
+    code = cli.main(["run", "--sequence", "halfcheetah", "--profile", "smoke", "--run-dir",
+                     run_dir])
+    assert code == 130
+    assert f"`hypercrl resume {run_dir}`" in capsys.readouterr().err

@@ -326,6 +326,13 @@ def _by_hand_gradient(s: ModuleStrategy, task: int, before, objective) -> dict[i
             for p, g in zip(params, grads, strict=True)}
 
 
+def _assert_gradients_match(s, before, got, objective) -> None:
+    """The step's gradients equal the by-hand objective's, on task 1's weights."""
+    want = _by_hand_gradient(s, 1, before, objective)
+    for k in got:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
+
+
 def _weights_of(s: ModuleStrategy, task: int, live: dict[int, torch.Tensor]):
     return [live[id(p)] for p in s.task_weights(task).values()]
 
@@ -346,9 +353,7 @@ def test_coreset_adds_all_m_kept_points_scaled_by_b_over_m():
         kept = _summed_loss(*_mlp(_weights_of(s, 0, live), mx, False), my)
         return current + kept * B / 7
 
-    want = _by_hand_gradient(s, 1, before, objective)
-    for k in got:
-        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
+    _assert_gradients_match(s, before, got, objective)
 
 
 def test_multitask_adds_a_batch_of_b_from_every_earlier_task_at_weight_one():
@@ -366,9 +371,7 @@ def test_multitask_adds_a_batch_of_b_from_every_earlier_task_at_weight_one():
         return (_summed_loss(*_mlp(_weights_of(s, 1, live), x, False), y)
                 + _summed_loss(*_mlp(_weights_of(s, 0, live), ox, False), oy))
 
-    want = _by_hand_gradient(s, 1, before, objective)
-    for k in got:
-        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
+    _assert_gradients_match(s, before, got, objective)
 
 
 def test_ewc_uses_the_originals_lambda_on_the_summed_loss():
@@ -402,9 +405,7 @@ def test_ewc_uses_the_originals_lambda_on_the_summed_loss():
         penalty = sum((fisher[k] * (w[names.index(k)] - anchor[k]).pow(2)).sum() for k in fisher)
         return _summed_loss(*_mlp(w, x, False), y) + 1e4 * 0.5 * penalty
 
-    want = _by_hand_gradient(s, 1, before, objective)
-    for k in got:
-        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
+    _assert_gradients_match(s, before, got, objective)
 
 
 def test_logged_loss_is_per_sample_while_training_is_summed():

@@ -229,6 +229,8 @@ class ContinualDynamics:
             "data": self._data,
             "strategy": self.strategy.state_dict(),
             "sample_gen": self.sample_gen.get_state(),
+            # the strategy's stream: new task embeddings and heads, replay draws
+            "strategy_gen": self.strategy.generator.get_state(),
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -270,6 +272,8 @@ class ContinualDynamics:
         self.current_task = state["current_task"]
         self._data = _to(state["data"], self.device)
         self.sample_gen.set_state(state["sample_gen"])
+        if "strategy_gen" in state:  # saved by every version since it was added
+            self.strategy.generator.set_state(state["strategy_gen"])
         self._predictors.clear()
 
     def _new_normalizer(self) -> Normalizer:

@@ -193,3 +193,27 @@ def test_fit_draws_epochs_without_replacement_as_the_original_loader():
     assert third.unique().numel() == 100
     small = next(_epoch_batches(7, 100, gen))  # fewer points than a batch: with replacement
     assert small.shape == (100,) and small.max() < 7
+
+
+@pytest.mark.parametrize("method", ["hnet", "coreset", "multitask", "finetune"])
+def test_save_load_then_a_new_task_trains_as_without_the_save(method, tmp_path):
+    # the strategy's own stream (new embeddings, new heads, replay draws) is in the state
+    tasks = synthetic_tasks(2, state_dim=4, action_dim=2, samples=200, seed=3)
+
+    def first(cd):
+        cd.begin_task()
+        cd.fit(*tasks[0], steps=20)
+        cd.end_task()
+        return cd
+
+    def second(cd):
+        cd.begin_task()
+        cd.fit(*tasks[1], steps=20)
+        return cd.predict(tasks[1][0], tasks[1][1], task=1)
+
+    kw = {"hidden": (16, 16)}
+    straight = second(first(ContinualDynamics(4, 2, method, seed=0, **kw)))
+    saved = first(ContinualDynamics(4, 2, method, seed=0, **kw))
+    saved.save(tmp_path / "m.pt")
+    resumed = second(ContinualDynamics.load(tmp_path / "m.pt"))
+    np.testing.assert_array_equal(straight, resumed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,10 @@ from hypercrl.io import atomic_save, load_checked
 from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet
 
 FORMAT = "hypercrl.ContinualDynamics"
+
+
+class DivergenceError(ValueError):
+    """Training produced a non-finite loss or weight; the message names task and quantity."""
 FORMAT_VERSION = 1
 
 
@@ -167,9 +172,24 @@ class ContinualDynamics:
             if len(history) > 100:
                 history.pop(0)
         keys = {k for h in history for k in h}
-        return {
+        stats = {
             k: float(torch.stack([h[k] for h in history if k in h]).mean()) for k in sorted(keys)
         }
+        self._check_finite(task, stats)
+        return stats
+
+    def _check_finite(self, task: int, stats: dict[str, float]) -> None:
+        """DivergenceError if a training scalar or a generated weight of ``task`` is not
+        finite: a diverged model must stop the run, never be evaluated or ranked."""
+        for key, value in stats.items():
+            if not math.isfinite(value):
+                raise DivergenceError(f"task {task}: training diverged: {key} is {value} over "
+                                      "the last steps of this fit")
+        with torch.no_grad():
+            for name, w in self.strategy.weights([task]).items():
+                if not torch.isfinite(w).all():
+                    raise DivergenceError(f"task {task}: training diverged: the generated "
+                                          f"weight {name} holds NaN or inf")
 
     def end_task(self) -> None:
         """Finish the current task: freeze its normaliser and let the method consolidate."""
@@ -357,4 +377,4 @@ def _copy_to(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return copy.deepcopy(module).to(device)
 
 
-__all__ = ["METHODS", "ContinualDynamics"]
+__all__ = ["METHODS", "ContinualDynamics", "DivergenceError"]

@@ -135,10 +135,16 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _run_interruptible(run, run_dir: str) -> None:
+    from hypercrl.api import DivergenceError
+    from hypercrl.loop import RunError
+
     try:
         run.run()
     except KeyboardInterrupt:
         raise Interrupted(run_dir) from None
+    except DivergenceError as err:
+        raise RunError(f"{run_dir}: {err} (after {run.progress.step + 1} env steps of task "
+                       f"{run.progress.task}); the last good checkpoint is kept") from None
 
 
 def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile: str = "quick",

@@ -79,6 +79,11 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
         return _write_report(run_dirs, out_dir)
 
 
+def _finite_returns(run: dict[str, Any]) -> bool:
+    values = [x for row in run.get("returns", {}).values() for cell in row for x in cell]
+    return all(isinstance(x, (int, float)) and np.isfinite(x) for x in values)
+
+
 def _flat(cfg: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in cfg.items() if not isinstance(v, dict)}
     for group in ("method_options", "planner_options"):
@@ -124,6 +129,10 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     if not run_dirs:
         raise ValueError("no run directories given")
     runs = [load_run(d) for d in run_dirs]
+    diverged = [r["run_dir"] for r in runs if not _finite_returns(r)]
+    runs = [r for r in runs if _finite_returns(r)]
+    if not runs:
+        raise ValueError(f"every run has non-finite returns (diverged): {diverged}")
     os.makedirs(out_dir, exist_ok=True)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     labels = variant_labels([r["config"] for r in runs])
@@ -133,6 +142,9 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     plt = _plt()
     lines = ["# hypercrl report", ""]
     lines += ["Runs: " + ", ".join(f"`{r['run_dir']}`" for r in runs), ""]
+    if diverged:
+        lines += ["Left out, non-finite returns (diverged): "
+                  + ", ".join(f"`{d}`" for d in diverged), ""]
     singles = {(k[0], k[1]): g for k, g in groups.items() if k[2].split(" ")[0] == "single"}
     summary_rows = []
     for (seq, backend, method), group in sorted(groups.items()):

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from hypercrl import cli
 from hypercrl.config import from_sequence
@@ -139,3 +140,28 @@ def test_ctrl_c_names_the_run_to_resume(tmp_path, capsys, monkeypatch):
                      run_dir])
     assert code == 130
     assert f"`hypercrl resume {run_dir}`" in capsys.readouterr().err
+
+
+def test_divergence_stops_the_run_in_one_line_and_keeps_the_checkpoint(tmp_path, capsys):
+    run_dir = tmp_path / "div"
+    code = cli.main(["run", "--sequence", "halfcheetah", "--profile", "smoke", "--set",
+                     "lr=1e6", "--set", "checkpoint_every=10", "--run-dir", str(run_dir),
+                     "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "task 0: training diverged" in err and "last good checkpoint is kept" in err
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert state["progress"]["task"] == 0  # the run never got past the divergence
+
+
+def test_report_leaves_out_a_run_with_non_finite_returns(tmp_path):
+    good = cli.start_run(_cfg(num_tasks=1), str(tmp_path / "good"), quiet=True)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    metrics = _metrics(good)
+    metrics["returns"]["0"][0][0] = float("nan")
+    (bad / "metrics.json").write_text(json.dumps(metrics))
+    assert cli.main(["report", good, str(bad), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "REPORT.md").read_text()
+    assert "Left out, non-finite returns (diverged)" in text and str(bad) in text
+    assert cli.main(["report", str(bad), "--out", str(tmp_path / "rep2")]) == 2

@@ -22,12 +22,35 @@ class RunLogger:
     def __init__(self, run_dir: str, quiet: bool = False, tensorboard: bool = True) -> None:
         self.run_dir = run_dir
         self.quiet = quiet
-        self._jsonl = open(os.path.join(run_dir, "scalars.jsonl"), "a", encoding="utf-8")  # noqa: SIM115
-        self._tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+        self._path = os.path.join(run_dir, "scalars.jsonl")
+        self._jsonl = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+        self._tensorboard = tensorboard
+        self._tb = self._writer(None)
 
-            self._tb = SummaryWriter(os.path.join(run_dir, "tb"))
+    def _writer(self, purge_step: int | None):
+        if not self._tensorboard:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(os.path.join(self.run_dir, "tb"), purge_step=purge_step)
+
+    def mark(self) -> int:
+        """Flush and return the position a resumed run rewinds to (:meth:`rewind`)."""
+        self.flush()
+        return self._jsonl.tell()
+
+    def rewind(self, position: int, purge_step: int) -> None:
+        """Forget what was logged after :meth:`mark` returned ``position``: scalars.jsonl is
+        cut back to it, and TensorBoard purges events from step ``purge_step`` on (events a
+        killed run wrote after its checkpoint), so that a resumed run logs every (tag, step)
+        once."""
+        self._jsonl.close()
+        with open(self._path, "r+b") as f:
+            f.truncate(min(position, os.path.getsize(self._path)))
+        self._jsonl = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = self._writer(purge_step)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         value = float(value)

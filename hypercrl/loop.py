@@ -18,10 +18,13 @@ continues exactly as the uninterrupted run would have.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import random
+import signal
+import threading
 from typing import Any
 
 import numpy as np
@@ -42,6 +45,14 @@ SAVED_PREFIX = "model_after"  # + task index + the learner's suffix: the model a
 
 class RunError(ValueError):
     """A run cannot start or resume; the message names the problem."""
+
+
+class Stopped(KeyboardInterrupt):
+    """The run stopped on request (Ctrl-C) after writing a checkpoint to resume from."""
+
+    def __init__(self, run_dir: str) -> None:
+        super().__init__(run_dir)
+        self.run_dir = run_dir
 
 
 def run_name(run_dir: str) -> str:
@@ -102,21 +113,57 @@ class ContinualRun:
             "eval_curve": [], "train_episodes": [],
         }
         self._eval_envs: dict[tuple[int, bool], Any] = {}
+        self.stop_requested = False  # set by a first Ctrl-C
         torch.manual_seed(seed_of(cfg.seed, 2))
         self.learner: Learner = learner_class(cfg.method)(cfg, seq, progress=not quiet)
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Train every remaining task; returns the metrics."""
-        while self.progress.task < len(self.tasks):
-            self._train_task(self.progress.task)
-            self._end_task(self.progress.task)
-            self.progress = dataclasses.replace(
-                self.progress, task=self.progress.task + 1, step=0, episode=0
-            )
-            self.save_checkpoint()
+        """Train every remaining task; returns the metrics.
+
+        A first Ctrl-C (SIGINT, when run in the main thread) lets the run go on to its next
+        consistent point (the end of the current episode, or of the task's evaluation), write
+        a checkpoint there and stop with :class:`Stopped`; a second one stops at once, the
+        last checkpoint on disk being the one to resume from.
+        """
+        with self._sigint_stops():
+            while self.progress.task < len(self.tasks):
+                self._train_task(self.progress.task)
+                self._end_task(self.progress.task)
+                self.progress = dataclasses.replace(
+                    self.progress, task=self.progress.task + 1, step=0, episode=0
+                )
+                self.save_checkpoint()
+                self._stop_if_asked(checkpointed=True)
         self.close()
         return self.metrics
+
+    @contextlib.contextmanager
+    def _sigint_stops(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            self.log.info("stopping at the next episode end, with a checkpoint "
+                          "(Ctrl-C again to stop now)")
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _stop_if_asked(self, checkpointed: bool = False) -> None:
+        if not self.stop_requested:
+            return
+        if not checkpointed:
+            self.save_checkpoint()
+        self.close()
+        raise Stopped(self.run_dir)
 
     def close(self) -> None:
         self.log.close()
@@ -165,10 +212,11 @@ class ContinualRun:
             p.episode += 1
             ep_return, ep_len = 0.0, 0
             obs, _ = env.reset(seed=seed_of(cfg.seed, 10, t, p.episode))
-            if cfg.checkpoint_every and p.step - last_ckpt >= cfg.checkpoint_every:
-                if p.step < total:
-                    self.save_checkpoint()
-                    last_ckpt = p.step
+            if p.step < total and (self.stop_requested or (
+                    cfg.checkpoint_every and p.step - last_ckpt >= cfg.checkpoint_every)):
+                self.save_checkpoint()
+                last_ckpt = p.step
+                self._stop_if_asked(checkpointed=True)
         bar.close()
         env.close()
 
@@ -182,7 +230,7 @@ class ContinualRun:
         for key, row in self.learner.end_task().items():
             self.metrics.setdefault(key, {})[str(t)] = row
             for j, value in enumerate(row):
-                self.log.scalar(f"{key}/task{j}", value, t)
+                self.log.scalar(f"{key}/task{j}", value, self.progress.env_steps_total)
         self.learner.save(saved_model_path(self.run_dir, t, self.learner.saved_suffix))
         self._evaluate(t, final=True)
         self._write_metrics()
@@ -252,7 +300,8 @@ class ContinualRun:
         except ImportError:
             return
         r = performance_matrix(self.metrics["returns"], len(self.tasks))
-        self.log.image("eval/R_matrix", matrix_figure_rgb(r, "mean return"), i)
+        self.log.image("eval/R_matrix", matrix_figure_rgb(r, "mean return"),
+                       self.progress.env_steps_total)
 
     # --- persistence ------------------------------------------------------------------------
     def _write_metrics(self) -> None:
@@ -274,6 +323,7 @@ class ContinualRun:
             "numpy_rng": np.random.get_state(),  # noqa: NPY002 (SB3 samples from it)
             "python_rng": random.getstate(),
             "metrics": self.metrics,
+            "log_position": self.log.mark(),
         }
 
     def save_checkpoint(self) -> None:
@@ -288,6 +338,8 @@ class ContinualRun:
         np.random.set_state(state["numpy_rng"])  # noqa: NPY002
         random.setstate(state["python_rng"])
         self.metrics = state["metrics"]
+        # what a killed run logged after this checkpoint is logged again by the resumed one
+        self.log.rewind(state["log_position"], purge_step=self.progress.env_steps_total + 1)
 
 
 def load_checkpoint(run_dir: str) -> dict[str, Any]:

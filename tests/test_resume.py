@@ -1,0 +1,178 @@
+"""A run killed anywhere and resumed gives exactly the metrics of the uninterrupted run.
+
+In-process kills (an exception at a chosen point) cover every method at three points: mid-task
+after a checkpoint, right after a task-end checkpoint, and during an evaluation. Real kills
+(SIGKILL of a subprocess, and Ctrl-C) cover the process boundary.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import torch
+
+from hypercrl import cli
+from hypercrl.config import from_sequence
+from hypercrl.loop import ContinualRun
+
+METHODS = ["hnet", "chunked_hnet", "coreset", "ewc", "si", "sb3-sac"]
+KEYS = ("returns", "successes", "model_error_1", "model_error_h")
+# 50 env steps per task, 10 per episode, a checkpoint every other episode
+SMOKE = {"num_tasks": 2, "checkpoint_every": 20}
+_FULL: dict[str, dict] = {}
+
+
+def _cfg(method):
+    return from_sequence(cli._sequence("halfcheetah", "mujoco"), "smoke", method, **SMOKE)
+
+
+def _metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+def _full(method, tmp_path_factory):
+    if method not in _FULL:
+        run_dir = str(tmp_path_factory.mktemp("full") / method)
+        _FULL[method] = _metrics(cli.start_run(_cfg(method), run_dir, quiet=True))
+    return _FULL[method]
+
+
+def _assert_same(full, run_dir):
+    resumed = _metrics(run_dir)
+    for key in KEYS:
+        assert resumed[key] == full[key], key
+    rows = []
+    with open(os.path.join(run_dir, "scalars.jsonl")) as f:
+        for line in f:
+            row = json.loads(line)
+            rows.append((row["tag"], row["step"]))
+    dupes = [k for k, n in Counter(rows).items() if n > 1]
+    assert not dupes, f"logged twice after the resume: {dupes[:5]}"
+
+
+def _die_at_observe(n):
+    """Patch: raise KeyboardInterrupt at the n-th env step of the run (1-based)."""
+    real = ContinualRun.__dict__["_train_task"]
+    count = {"n": 0}
+
+    def patched(self, t):
+        learner = self.learner
+        observe = type(learner).observe
+
+        def dying(tr):
+            count["n"] += 1
+            if count["n"] == n:
+                self.log.flush()  # what a killed process had written reached the disk
+                raise KeyboardInterrupt
+            return observe(learner, tr)
+
+        learner.observe = dying
+        try:
+            return real(self, t)
+        finally:
+            del learner.observe
+
+    return patched
+
+
+def _die_in_evaluation(n):
+    real = ContinualRun.evaluate_task
+    count = {"n": 0}
+
+    def patched(self, *args, **kwargs):
+        count["n"] += 1
+        if count["n"] == n:
+            self.log.flush()
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    return patched
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("point", ["mid_task", "task_boundary", "evaluation"])
+def test_killed_anywhere_resumes_exactly(method, point, tmp_path, tmp_path_factory,
+                                         monkeypatch):
+    full = _full(method, tmp_path_factory)
+    if point == "mid_task":  # task 1, step 35: after its checkpoint at 20 and logs at 30
+        monkeypatch.setattr(ContinualRun, "_train_task", _die_at_observe(85))
+    elif point == "task_boundary":  # the first step of task 1, right after task 0's checkpoint
+        monkeypatch.setattr(ContinualRun, "_train_task", _die_at_observe(51))
+    else:  # evaluating task 1 after task 1 (the 3rd task evaluation of the run)
+        monkeypatch.setattr(ContinualRun, "evaluate_task", _die_in_evaluation(3))
+    killed = str(tmp_path / "killed")
+    with pytest.raises(KeyboardInterrupt):
+        cli.start_run(_cfg(method), killed, quiet=True)
+    monkeypatch.undo()
+    assert len(_metrics(killed)["returns"]) == 1  # task 0 finished, task 1 not
+    cli.resume_run(killed, quiet=True)
+    _assert_same(full, killed)
+
+
+def _start(run_dir, method):
+    argv = [sys.executable, "-m", "hypercrl.cli", "run", "--sequence", "halfcheetah",
+            "--method", method, "--profile", "smoke", "--run-dir", run_dir, "--quiet"]
+    for key, value in SMOKE.items():
+        argv += ["--set", f"{key}={value}"]
+    # the same thread count as this process, which runs the reference and the resumed part:
+    # float reductions differ between thread counts
+    threads = str(torch.get_num_threads())
+    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": threads})
+
+
+def _wait_for_checkpoints(proc, path, count, timeout=120):
+    """Wait until ``path`` has been written ``count`` times after the first; True if so."""
+    seen, last, start = 0, None, time.monotonic()
+    while time.monotonic() - start < timeout and proc.poll() is None:
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if mtime is not None and mtime != last:
+            seen, last = seen + (last is not None), mtime
+            if seen >= count:
+                return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.parametrize("method,checkpoints", [("hnet", 2), ("hnet", 5), ("sb3-sac", 3)])
+def test_sigkill_of_the_process_then_resume_is_exact(method, checkpoints, tmp_path,
+                                                     tmp_path_factory):
+    full = _full(method, tmp_path_factory)
+    run_dir = str(tmp_path / "run")
+    proc = _start(run_dir, method)
+    reached = _wait_for_checkpoints(proc, os.path.join(run_dir, "checkpoint.pt"), checkpoints)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(60)
+    assert reached, proc.stderr.read()
+    code = cli.main(["resume", run_dir, "--quiet"])
+    assert code == 0
+    _assert_same(full, run_dir)
+
+
+def test_ctrl_c_writes_a_checkpoint_names_the_run_and_resumes_exactly(tmp_path,
+                                                                    tmp_path_factory):
+    full = _full("hnet", tmp_path_factory)
+    run_dir = str(tmp_path / "run")
+    proc = _start(run_dir, "hnet")
+    ckpt = os.path.join(run_dir, "checkpoint.pt")
+    assert _wait_for_checkpoints(proc, ckpt, 2)
+    before = os.stat(ckpt).st_mtime_ns
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:  # finished before the signal landed: nothing to check
+        pytest.skip("the run ended before Ctrl-C arrived")
+    assert proc.returncode == 130
+    assert f"hypercrl resume {run_dir}" in err
+    assert os.stat(ckpt).st_mtime_ns != before  # a checkpoint was written on the way out
+    assert cli.main(["resume", run_dir, "--quiet"]) == 0
+    _assert_same(full, run_dir)

@@ -2,18 +2,22 @@
 
 Only this module and ``launch/`` wire ``hypercrl`` to the simulators in ``envs``.
 Errors in what a user asked for (unknown method, sequence or backend, a bad ``--set``, a
-missing or corrupt checkpoint, a run directory holding another run) print one line and exit
-with status 2; nothing is overwritten.
+missing or corrupt checkpoint, a run directory holding another run, a path that is a file or
+cannot be written) and files that cannot be written during a run print one line naming the
+field or the path and exit with status 2; nothing is overwritten, and a run that fails before
+it starts leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import json
 import os
 import platform
+import shutil
 import sys
 from importlib import metadata
 
@@ -65,32 +69,105 @@ def versions() -> dict[str, str]:
     return out
 
 
+def config_diff(run_dir: str, cfg) -> list[str] | None:
+    """The keys (``method_options.KEY`` inside the option groups) in which ``cfg`` differs
+    from the run ``run_dir`` holds; None if it holds no run (no config.json)."""
+    from hypercrl.loop import RunError
+
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        if not isinstance(old, dict):
+            raise ValueError("not a JSON object")
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
+        raise RunError(f"{path}: invalid run config ({err})") from None
+    return sorted(_flat_diff(old, json.loads(cfg.to_json())))
+
+
+def _flat_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in set(old) | set(new):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _flat_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def check_run_dir(run_dir: str) -> None:
+    """RunError unless ``run_dir`` is a writable directory or can be created as one."""
+    from hypercrl.io import folder_problem
+    from hypercrl.loop import RunError
+
+    problem = folder_problem(run_dir)
+    if problem:
+        raise RunError(f"run directory {run_dir}: {problem}")
+
+
 def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
-    """Create the run directory, write config and versions, run; returns the run dir."""
+    """Create the run directory, write config and versions, run; returns the run dir.
+
+    If the run cannot be set up (nothing trained yet), what this call created is removed:
+    the run directory if it made it, else the files it wrote into it."""
     from hypercrl.loop import ContinualRun, RunError
 
     seq = _sequence(cfg.sequence, cfg.backend)
     run_dir = run_dir or default_run_dir(cfg)
-    cfg_path = os.path.join(run_dir, "config.json")
-    if os.path.exists(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            old = json.load(f)
-        new = json.loads(cfg.to_json())
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if diff:
-            raise RunError(f"{run_dir} holds a run with another config (differs in {diff}); "
-                           "choose another --run-dir")
+    diff = config_diff(run_dir, cfg)
+    if diff:
+        raise RunError(f"{run_dir} holds a run with another config (differs in {diff}); "
+                       "choose another --run-dir")
+    if diff is not None:
         raise RunError(f"{run_dir} already holds this run; continue it with "
                        f"`hypercrl resume {run_dir}` or choose another --run-dir")
+    check_run_dir(run_dir)
+    created = _missing_ancestor(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        f.write(cfg.to_json())
-    with open(os.path.join(run_dir, "versions.json"), "w", encoding="utf-8") as f:
-        json.dump(versions(), f, indent=2)
-    run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
-    run.save_checkpoint()
+    before = set(os.listdir(run_dir))
+    run = None
+    try:
+        with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+            f.write(cfg.to_json())
+        with open(os.path.join(run_dir, "versions.json"), "w", encoding="utf-8") as f:
+            json.dump(versions(), f, indent=2)
+        run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
+        run.save_checkpoint()
+    except BaseException:
+        if run is not None:
+            with contextlib.suppress(Exception):
+                run.close()
+        _remove_new(run_dir, created, before)
+        raise
     _run_interruptible(run, run_dir)
     return run_dir
+
+
+def _missing_ancestor(path: str) -> str | None:
+    """The topmost folder of ``path`` that does not exist yet (None if ``path`` exists)."""
+    top = None
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        top, path = path, os.path.dirname(path)
+    return top
+
+
+def _remove_new(run_dir: str, created: str | None, before: set[str]) -> None:
+    """Remove what a failed start wrote: the folders it created, else its new entries."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    with contextlib.suppress(OSError):
+        for name in sorted(set(os.listdir(run_dir)) - before):
+            path = os.path.join(run_dir, name)
+            with contextlib.suppress(OSError):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
 
 
 def read_config(run_dir: str):
@@ -145,6 +222,11 @@ def _run_interruptible(run, run_dir: str) -> None:
     except DivergenceError as err:
         raise RunError(f"{run_dir}: {err} (after {run.progress.step + 1} env steps of task "
                        f"{run.progress.task}); the last good checkpoint is kept") from None
+    except OSError as err:  # the run directory turned read-only, the disk filled up, ...
+        with contextlib.suppress(Exception):
+            run.close()
+        raise RunError(f"{_one_line(err)}; the run stopped at its last checkpoint: continue "
+                       f"with `hypercrl resume {run_dir}` once it can be written") from None
 
 
 def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile: str = "quick",
@@ -155,23 +237,28 @@ def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile:
     Run directories go to ``out/<method>-s<seed>``; the report to ``out/REPORT.md``.
     Returns the report's path.
     """
+    from hypercrl.loop import RunError
+
     configs = {(m, seed): resolve_config(sequence, backend, m, profile, sets, seed=seed,
                                          video=video)
                for m in methods for seed in seeds}  # every config checked before any run
     out = out or os.path.join("runs", f"{sequence}-{backend}-{profile}")
-    run_dirs = []
-    for method in methods:
-        for seed in seeds:
-            cfg = configs[method, seed]
-            run_dir = os.path.join(out, f"{method}-s{seed}")
-            if os.path.exists(os.path.join(run_dir, "config.json")):
-                resume_run(run_dir, quiet)
-            else:
-                start_run(cfg, run_dir, quiet)
-            run_dirs.append(run_dir)
+    run_dirs = {key: os.path.join(out, f"{key[0]}-s{key[1]}") for key in configs}
+    existing = {}
+    for key, run_dir in run_dirs.items():  # every existing run checked before any run
+        existing[key] = diff = config_diff(run_dir, configs[key])
+        if diff:
+            raise RunError(f"{run_dir} holds a run with another config (differs in {diff}); "
+                           f"choose another --out, or rerun with the settings of {out}")
+        check_run_dir(run_dir)
+    for key, run_dir in run_dirs.items():
+        if existing[key] is not None:
+            resume_run(run_dir, quiet)
+        else:
+            start_run(configs[key], run_dir, quiet)
     from hypercrl.report import write_report
 
-    return write_report(run_dirs, out)
+    return write_report(list(run_dirs.values()), out)
 
 
 def launch_main(sequence: str, argv: list[str] | None = None) -> int:
@@ -192,15 +279,41 @@ def launch_main(sequence: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s]
+        seeds = _seeds(args.seeds)
         path = run_comparison(sequence, [m for m in args.methods.split(",") if m], seeds,
                               args.profile, args.backend, args.set, args.out, args.video,
                               args.quiet)
-    except ValueError as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:
+        print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        print(f"{parser.prog}: {_interrupted(err)}", file=sys.stderr)
+        return 130
     print(path)
     return 0
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected integers separated by commas") from None
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of a user-facing error: ``PATH: problem`` for an OSError."""
+    if isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror or 'cannot access'}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+def _interrupted(err: BaseException) -> str:
+    where = getattr(err, "run_dir", None)
+    hint = (f"; continue from its last checkpoint with `hypercrl resume {where}`"
+            if where else "")
+    return f"interrupted{hint}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -241,6 +354,10 @@ def _model_run(run_dir: str, after: int | None):
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from hypercrl.loop import RunError
+
+    if args.episodes < 1:
+        raise RunError(f"--episodes must be >= 1, got {args.episodes}")
     run, after = _model_run(args.run_dir, args.after)
     out = {"run_dir": args.run_dir, "after": after, "tasks": {}}
     for j in range(after + 1):
@@ -272,8 +389,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.name is None:  # `hypercrl bench [--help]`: the list of benchmarks
+        if not _wants_help(rest):
+            args.bench_parser.error(f"choose a benchmark: {', '.join(sorted(BENCHES))}")
+        args.bench_parser.print_help()
+        return 0
     module = importlib.import_module(BENCHES[args.name])
     return int(module.main(rest) or 0)
+
+
+def _wants_help(rest: list[str]) -> bool:
+    return any(a in ("-h", "--help") for a in rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,9 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="output folder")
     report.set_defaults(func=_report)
 
-    bench = sub.add_parser("bench", help="run a benchmark and print JSON")
-    bench.add_argument("name", choices=sorted(BENCHES), help="which benchmark")
-    bench.set_defaults(func=_bench)
+    # no -h here: `hypercrl bench NAME --help` reaches the benchmark's own parser
+    bench = sub.add_parser("bench", help="run a benchmark and print JSON", add_help=False,
+                           usage="%(prog)s {" + ",".join(sorted(BENCHES)) + "} [options]",
+                           epilog="`hypercrl bench NAME --help` lists the options of NAME")
+    bench.add_argument("name", nargs="?", choices=sorted(BENCHES), help="which benchmark")
+    bench.set_defaults(func=_bench, bench_parser=bench)
     return parser
 
 
@@ -337,16 +466,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return args.func(args, rest)
         return args.func(args)
-    except ValueError as err:  # RunError included
-        print(f"hypercrl: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # RunError included; OSError: a path, its problem
+        print(f"hypercrl: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        where = getattr(err, "run_dir", None)
-        hint = (f"; continue from its last checkpoint with `hypercrl resume {where}`"
-                if where else "")
-        print(f"hypercrl: interrupted{hint}", file=sys.stderr)
+        print(f"hypercrl: {_interrupted(err)}", file=sys.stderr)
         return 130
-
 
 
 if __name__ == "__main__":

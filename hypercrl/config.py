@@ -33,6 +33,7 @@ from hypercrl.learners import all_methods, learner_class
 from hypercrl.plan import PLANNERS
 
 PROFILES = presets.PROFILES
+MAX_SEED = 2**32 - 1  # seeds are numpy SeedSequence entropy and torch generator seeds
 
 
 @dataclasses.dataclass
@@ -93,6 +94,8 @@ RUN_GROUPS = ("planner_options", "method_options")
 # what a run is (chosen by the command's own arguments, never by --set)
 IDENTITY = {"sequence": "--sequence", "backend": "--backend", "method": "--method",
             "profile": "--profile"}
+# chosen by a command's own flag, which a --set value would be silently overridden by
+FLAG_KEYS = {"seed": "--seed (--seeds in a launch script)"}
 
 
 def run_fields() -> dict[str, Any]:
@@ -137,6 +140,8 @@ def validate(cfg: RunConfig) -> None:
     elif cfg.planner_options:
         raise ValueError(f"method {cfg.method!r} does not plan; planner options "
                          f"{sorted(cfg.planner_options)} do not apply")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ValueError(f"seed must lie in [0, {MAX_SEED}], got {cfg.seed}")
     for name in ("init_random_steps", "mpc_steps", "num_tasks", "buffer_size", "eval_every",
                  "checkpoint_every"):
         if getattr(cfg, name) < 0:
@@ -210,7 +215,11 @@ def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
             planner_options[name] = value
     run["method_options"] = method_options
     run["planner_options"] = planner_options
-    return RunConfig.from_dict(run)
+    cfg = RunConfig.from_dict(run)
+    if cfg.num_tasks > len(seq.tasks):
+        raise ValueError(f"num_tasks must lie in [0, {len(seq.tasks)}] (the {seq.family} "
+                         f"sequence has {len(seq.tasks)} tasks), got {cfg.num_tasks}")
+    return cfg
 
 
 def route(key: str, method: str, planner: str, uses_planner: bool) -> tuple[str, str]:
@@ -254,6 +263,9 @@ def parse_set(items: list[str], method: str, planner: str | None = None) -> dict
         if "=" not in item:
             raise ValueError(f"--set {item!r}: expected key=value")
         key, value = item.split("=", 1)
+        if key.strip() in FLAG_KEYS:
+            raise ValueError(f"--set {key.strip()}: choose it with {FLAG_KEYS[key.strip()]}, "
+                             "not --set")
         raw[key.strip()] = value.strip()
     planner = raw.get("planner", planner or "cem")
     uses_planner = learner_class(method).uses_planner

@@ -2,26 +2,71 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-import tempfile
+import secrets
 from typing import Any
 
 import torch
 
+FILE_MODE = 0o666  # less the umask (0644 with the usual 022), as open() creates files
+
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+
+    The file gets the mode every other file of a run gets (0666 less the umask). A failed
+    write is an OSError naming ``path`` (the temporary file is removed)."""
     path = os.fspath(path)
-    # torch.save derives its zip archive name from the file name: keep a plain ".pt" name
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="tmp-", suffix=".pt")
+    try:
+        tmp, fd = _create_beside(folder)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write ({err.strerror})", path) from None
     os.close(fd)
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write ({err.strerror})", path) from None
+    except RuntimeError as err:  # torch's zip writer reports I/O failures (disk full) so
+        text = str(err).strip()
+        if "PytorchStreamWriter" not in text and "write" not in text.lower():
+            raise
+        raise OSError(errno.EIO, f"cannot write ({text.splitlines()[0]})", path) from None
     finally:
-        if os.path.exists(tmp):
+        # gone after the rename; if the folder turned read-only meanwhile, it has to stay
+        with contextlib.suppress(OSError):
             os.remove(tmp)
+
+
+def _create_beside(folder: str) -> tuple[str, int]:
+    """A new empty file in ``folder`` (mode 0666 less the umask) and its descriptor."""
+    # torch.save derives its zip archive name from the file name: keep a plain ".pt" name
+    while True:
+        tmp = os.path.join(folder, f"tmp-{secrets.token_hex(8)}.pt")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:
+            continue
+
+
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written into ``folder`` (creating it if missing), e.g. "is a
+    file, not a directory"; None if they can."""
+    folder = os.fspath(folder)
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        return "is a file, not a directory"
+    parent = os.path.normpath(folder)
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent) or os.curdir
+    if not os.path.isdir(parent):
+        return f"{parent} is a file, not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        where = "" if parent == os.path.normpath(folder) else f"{parent} "
+        return f"{where}is not writable"
+    return None
 
 
 def load_checked(path: str | os.PathLike, fmt: str, version: int, what: str,

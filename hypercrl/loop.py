@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -56,12 +57,14 @@ class Stopped(KeyboardInterrupt):
 
 
 def run_name(run_dir: str) -> str:
-    """A run's name for its videos: the path below a ``runs`` folder, else the folder name."""
-    parts = os.path.abspath(run_dir).split(os.sep)
-    if "runs" in parts[:-1]:
-        below = parts[len(parts) - 1 - parts[::-1].index("runs") + 1 :]
-        return os.path.join(*below)
-    return parts[-1]
+    """A run's name for its videos, one per run directory: the path below ``runs/`` of the
+    working directory (``runs/push/hnet-s0`` -> ``push/hnet-s0``) for a run there, else the
+    folder name and a hash of its absolute path (``/data/r`` -> ``r-1a2b3c4d``)."""
+    path = os.path.abspath(run_dir)
+    below = os.path.relpath(path, os.path.abspath("runs"))
+    if below != os.curdir and below.split(os.sep)[0] != os.pardir:
+        return below
+    return f"{os.path.basename(path)}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
 
 
 def saved_models(run_dir: str, suffix: str) -> list[int]:

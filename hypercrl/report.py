@@ -15,20 +15,99 @@ from typing import Any
 import numpy as np
 
 from hypercrl import metrics as M
+from hypercrl.io import folder_problem
 from hypercrl.metrics import performance_matrix as matrix
 
 
 def load_run(run_dir: str) -> dict[str, Any]:
+    """A run's metrics.json, its shape checked; ValueError names the file and the field."""
     path = os.path.join(run_dir, "metrics.json")
     if not os.path.isfile(path):
         raise ValueError(f"{run_dir}: no metrics.json (not a run directory, or no task ended)")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: unreadable ({err})") from None
+    problem = metrics_problem(data)
+    if problem:
+        raise ValueError(f"{path}: not a hypercrl metrics.json: {problem}")
     data["run_dir"] = run_dir
     return data
+
+
+# config keys the report reads -> their JSON types
+_CONFIG_KEYS = {"sequence": str, "backend": str, "method": str, "profile": str, "seed": int,
+                "init_random_steps": int, "mpc_steps": int, "retrain_every": int,
+                "train_iters": int, "eval_episodes": int}
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def metrics_problem(data: Any) -> str | None:
+    """What makes ``data`` (a parsed metrics.json) unusable for a report, naming the field;
+    None if it has the shape a run writes."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    cfg = data.get("config")
+    if not isinstance(cfg, dict):
+        return "'config' missing or not an object"
+    for key, tp in _CONFIG_KEYS.items():
+        if not isinstance(cfg.get(key), tp) or isinstance(cfg.get(key), bool):
+            return f"'config.{key}' missing or not a {tp.__name__}"
+    for key in ("method_options", "planner_options"):
+        if not isinstance(cfg.get(key, {}), dict):
+            return f"'config.{key}' is not an object"
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        return "'tasks' missing or not a list of task names"
+    n = len(tasks)
+    for key in ("returns", "successes"):
+        problem = _matrix_problem(data.get(key), key, n, episodes=True)
+        if problem:
+            return problem
+    for key in ("model_error_1", "model_error_h"):
+        if data.get(key):
+            problem = _matrix_problem(data[key], key, n, episodes=False)
+            if problem:
+                return problem
+    for key in ("train_episodes", "eval_curve"):
+        rows = data.get(key)
+        if not isinstance(rows, list):
+            return f"'{key}' missing or not a list"
+        for row in rows:
+            if not (isinstance(row, dict) and isinstance(row.get("task"), int)
+                    and _number(row.get("env_steps")) and _number(row.get("return"))):
+                return f"'{key}' holds {row!r}, not {{task, env_steps, return}}"
+    return None
+
+
+def _matrix_problem(rows: Any, key: str, n: int, episodes: bool) -> str | None:
+    """Rows ``{"i": [cell of task 0..i]}`` with i < n; a cell is a list of episode values
+    (``episodes``) or one value."""
+    if not isinstance(rows, dict):
+        return f"'{key}' missing or not an object"
+    for i, row in rows.items():
+        if not (i.isdigit() and int(i) < n):
+            return f"'{key}' has row {i!r}; rows are task indices 0..{n - 1}"
+        if not isinstance(row, list) or len(row) > int(i) + 1:
+            return f"'{key}.{i}' is not a list of at most {int(i) + 1} cells"
+        for cell in row:
+            ok = (isinstance(cell, list) and cell and all(_number(x) for x in cell)
+                  if episodes else _number(cell))
+            if not ok:
+                return (f"'{key}.{i}' holds {cell!r}, not "
+                        + ("a list of numbers" if episodes else "a number"))
+    return None
+
+
+def check_out_dir(out_dir: str) -> None:
+    """ValueError unless ``out_dir`` is a writable folder or can be created as one."""
+    problem = folder_problem(out_dir)
+    if problem:
+        raise ValueError(f"report folder {out_dir}: {problem}")
 
 
 def _plt():
@@ -128,6 +207,7 @@ def _retrains(cfg: dict[str, Any]) -> int:
 def _write_report(run_dirs: list[str], out_dir: str) -> str:
     if not run_dirs:
         raise ValueError("no run directories given")
+    check_out_dir(out_dir)
     runs = [load_run(d) for d in run_dirs]
     diverged = [r["run_dir"] for r in runs if not _finite_returns(r)]
     runs = [r for r in runs if _finite_returns(r)]

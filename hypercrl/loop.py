@@ -11,8 +11,9 @@ The loop knows no environment and no method by name.
 
 Every random stream is seeded from the run's seed: episode e of task t resets its env with
 seed ``seed_of(seed, 10, t, e)``, evaluation episode e of task j with ``seed_of(seed, 20, j,
-e)``; the learner's streams and the global torch, numpy and python ones are in the
-checkpoint, so a run resumed from a checkpoint (taken at a task end or an episode boundary)
+e)`` and its policy (the planner's sampling) with ``seed_of(seed, 21, j, e)``, so that an
+evaluation depends on the model and the seed only; the learner's streams and the global
+torch, numpy and python ones are in the checkpoint, so a run resumed from a checkpoint (taken at a task end or an episode boundary)
 continues exactly as the uninterrupted run would have.
 """
 
@@ -251,7 +252,7 @@ class ContinualRun:
         returns, successes = [], []
         for e in range(episodes):
             obs, _ = env.reset(seed=seed_of(self.cfg.seed, 20, task, e))
-            policy.reset()
+            policy.reset(seed=seed_of(self.cfg.seed, 21, task, e))
             total, success, frames = 0.0, False, []
             for _ in range(self.cfg.episode_steps):
                 if render and e == 0:

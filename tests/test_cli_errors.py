@@ -391,8 +391,6 @@ def test_launch_rerun_with_other_settings_is_refused(tmp_path, capsys):
 
 
 # --- eval agrees with the run's own performance matrix --------------------------------------
-@pytest.mark.xfail(strict=True, reason="the planner draws evaluation noise from the training "
-                   "stream; needs a per-episode seed in ContinualRun.evaluate_task")
 def test_eval_returns_equal_the_runs_own_matrix(tmp_path, capsys):
     run_dir = tmp_path / "r"
     argv = ["run", "--sequence", "halfcheetah", "--profile", "smoke", "--set", "num_tasks=2",

@@ -16,9 +16,12 @@ import numpy as np
 
 
 class Policy(Protocol):
-    """Acts in one task: ``reset()`` at every episode start, then ``policy(obs) -> action``."""
+    """Acts in one task: ``reset(seed)`` at every episode start, then ``policy(obs) -> action``.
 
-    def reset(self) -> None: ...
+    ``seed`` seeds every random stream the policy draws from in that episode (its planner's
+    sampling noise), so an evaluation episode depends only on the model and the seed."""
+
+    def reset(self, seed: int | None = None) -> None: ...
 
     def __call__(self, obs: np.ndarray) -> np.ndarray: ...
 

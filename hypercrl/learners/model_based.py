@@ -212,11 +212,23 @@ class ModelBasedLearner(Learner):
 
 
 class _MPCPolicy:
+    """Plans with the agent, drawing the planner's noise from its own generator, seeded per
+    episode by ``reset(seed)``: evaluating neither depends on nor advances the training
+    stream."""
+
     def __init__(self, agent: MPCAgent) -> None:
         self.agent = agent
+        self.generator = torch.Generator(device=agent.device)
 
-    def reset(self) -> None:
+    def reset(self, seed: int | None = None) -> None:
         self.agent.reset()
+        if seed is not None:
+            self.generator.manual_seed(seed)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.agent.act(obs).cpu().numpy().astype(np.float32)
+        optimizer = self.agent.optimizer
+        training, optimizer.generator = optimizer.generator, self.generator
+        try:
+            return self.agent.act(obs).cpu().numpy().astype(np.float32)
+        finally:
+            optimizer.generator = training

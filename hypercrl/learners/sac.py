@@ -173,7 +173,7 @@ class _DeterministicPolicy:
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    def reset(self) -> None: ...
+    def reset(self, seed: int | None = None) -> None: ...
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict(obs, deterministic=True)[0], dtype=np.float32)

@@ -13,8 +13,8 @@ Every random stream is seeded from the run's seed: episode e of task t resets it
 seed ``seed_of(seed, 10, t, e)``, evaluation episode e of task j with ``seed_of(seed, 20, j,
 e)`` and its policy (the planner's sampling) with ``seed_of(seed, 21, j, e)``, so that an
 evaluation depends on the model and the seed only; the learner's streams and the global
-torch, numpy and python ones are in the checkpoint, so a run resumed from a checkpoint (taken at a task end or an episode boundary)
-continues exactly as the uninterrupted run would have.
+torch, numpy and python ones are in the checkpoint, so a run resumed from a checkpoint (taken
+at a task end or an episode boundary) continues exactly as the uninterrupted run would have.
 """
 
 from __future__ import annotations

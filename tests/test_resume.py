@@ -143,7 +143,10 @@ def _wait_for_checkpoints(proc, path, count, timeout=120):
     return False
 
 
-@pytest.mark.parametrize("method,checkpoints", [("hnet", 2), ("hnet", 5), ("sb3-sac", 3)])
+@pytest.mark.parametrize("method,checkpoints", [
+    ("hnet", 2), ("hnet", 5), ("chunked_hnet", 3), ("coreset", 4), ("ewc", 3), ("si", 4),
+    ("sb3-sac", 3),
+])
 def test_sigkill_of_the_process_then_resume_is_exact(method, checkpoints, tmp_path,
                                                      tmp_path_factory):
     full = _full(method, tmp_path_factory)
@@ -176,3 +179,36 @@ def test_ctrl_c_writes_a_checkpoint_names_the_run_and_resumes_exactly(tmp_path,
     assert os.stat(ckpt).st_mtime_ns != before  # a checkpoint was written on the way out
     assert cli.main(["resume", run_dir, "--quiet"]) == 0
     _assert_same(full, run_dir)
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path, monkeypatch):
+    # both signals arrive during the 35th env step (mid-episode): the first asks for a stop at
+    # the episode end, the second stops right there, without another checkpoint
+    real = ContinualRun.__dict__["_train_task"]
+    seen = {"n": 0, "ckpt": None}
+
+    def patched(self, t):
+        learner = self.learner
+        observe = type(learner).observe
+
+        def observing(tr):
+            seen["n"] += 1
+            if seen["n"] == 35:
+                seen["ckpt"] = os.stat(os.path.join(self.run_dir, "checkpoint.pt")).st_mtime_ns
+                os.kill(os.getpid(), signal.SIGINT)
+                assert self.stop_requested  # the first only asks
+                os.kill(os.getpid(), signal.SIGINT)
+            return observe(learner, tr)
+
+        learner.observe = observing
+        try:
+            return real(self, t)
+        finally:
+            del learner.observe
+
+    monkeypatch.setattr(ContinualRun, "_train_task", patched)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        cli.start_run(_cfg("hnet"), str(run_dir), quiet=True)
+    assert seen["n"] == 35  # stopped in that step, not at the episode end
+    assert os.stat(run_dir / "checkpoint.pt").st_mtime_ns == seen["ckpt"]

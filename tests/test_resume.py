@@ -56,6 +56,17 @@ def _assert_same(full, run_dir):
     assert not dupes, f"logged twice after the resume: {dupes[:5]}"
 
 
+def _assert_tensorboard_once(run_dir):
+    """TensorBoard, reading every event file of the run as one stream, sees each step once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(os.path.join(run_dir, "tb"))
+    acc.Reload()
+    for tag in acc.Tags()["scalars"]:
+        steps = [e.step for e in acc.Scalars(tag)]
+        assert len(steps) == len(set(steps)), tag
+
+
 def _die_at_observe(n):
     """Patch: raise KeyboardInterrupt at the n-th env step of the run (1-based)."""
     real = ContinualRun.__dict__["_train_task"]
@@ -113,6 +124,8 @@ def test_killed_anywhere_resumes_exactly(method, point, tmp_path, tmp_path_facto
     assert len(_metrics(killed)["returns"]) == 1  # task 0 finished, task 1 not
     cli.resume_run(killed, quiet=True)
     _assert_same(full, killed)
+    if method == "hnet":
+        _assert_tensorboard_once(killed)
 
 
 def _start(run_dir, method):

@@ -140,6 +140,12 @@ def _start(run_dir, method):
                             env={**os.environ, "OMP_NUM_THREADS": threads})
 
 
+def _progress(path):
+    """(task, env step) of the checkpoint at ``path`` (written by rename: never half)."""
+    p = torch.load(path, weights_only=False)["progress"]
+    return (p["task"], p["step"])
+
+
 def _wait_for_checkpoints(proc, path, count, timeout=120):
     """Wait until ``path`` has been written ``count`` times after the first; True if so."""
     seen, last, start = 0, None, time.monotonic()
@@ -182,14 +188,14 @@ def test_ctrl_c_writes_a_checkpoint_names_the_run_and_resumes_exactly(tmp_path,
     proc = _start(run_dir, "hnet")
     ckpt = os.path.join(run_dir, "checkpoint.pt")
     assert _wait_for_checkpoints(proc, ckpt, 2)
-    before = os.stat(ckpt).st_mtime_ns
+    before = _progress(ckpt)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:  # finished before the signal landed: nothing to check
         pytest.skip("the run ended before Ctrl-C arrived")
     assert proc.returncode == 130
     assert f"hypercrl resume {run_dir}" in err
-    assert os.stat(ckpt).st_mtime_ns != before  # a checkpoint was written on the way out
+    assert _progress(ckpt) >= before  # the stop's own checkpoint: test_ctrl_c_checkpoints_*
     assert cli.main(["resume", run_dir, "--quiet"]) == 0
     _assert_same(full, run_dir)
 
@@ -225,3 +231,33 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path, monkeypatch):
         cli.start_run(_cfg("hnet"), str(run_dir), quiet=True)
     assert seen["n"] == 35  # stopped in that step, not at the episode end
     assert os.stat(run_dir / "checkpoint.pt").st_mtime_ns == seen["ckpt"]
+
+
+def test_ctrl_c_checkpoints_at_the_next_episode_end(tmp_path, monkeypatch):
+    # Ctrl-C during step 25 of task 1: the run goes on to the episode end at step 30, which is
+    # no periodic checkpoint (every 20 steps: 20, 40), writes one there and stops
+    real = ContinualRun.__dict__["_train_task"]
+    count = {"n": 0}
+
+    def patched(self, t):
+        learner = self.learner
+        observe = type(learner).observe
+
+        def observing(tr):
+            count["n"] += 1
+            if count["n"] == 75:
+                os.kill(os.getpid(), signal.SIGINT)
+            return observe(learner, tr)
+
+        learner.observe = observing
+        try:
+            return real(self, t)
+        finally:
+            del learner.observe
+
+    monkeypatch.setattr(ContinualRun, "_train_task", patched)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        cli.start_run(_cfg("hnet"), str(run_dir), quiet=True)
+    assert count["n"] == 80  # it finished the episode
+    assert _progress(run_dir / "checkpoint.pt") == (1, 30)

@@ -67,8 +67,9 @@ def _assert_tensorboard_once(run_dir):
         assert len(steps) == len(set(steps)), tag
 
 
-def _die_at_observe(n):
-    """Patch: raise KeyboardInterrupt at the n-th env step of the run (1-based)."""
+def _at_observe(n, action):
+    """A replacement of ContinualRun._train_task that calls ``action(run)`` at the n-th env
+    step of the run (1-based), before the learner observes it; and the step counter."""
     real = ContinualRun.__dict__["_train_task"]
     count = {"n": 0}
 
@@ -76,20 +77,28 @@ def _die_at_observe(n):
         learner = self.learner
         observe = type(learner).observe
 
-        def dying(tr):
+        def observing(tr):
             count["n"] += 1
             if count["n"] == n:
-                self.log.flush()  # what a killed process had written reached the disk
-                raise KeyboardInterrupt
+                action(self)
             return observe(learner, tr)
 
-        learner.observe = dying
+        learner.observe = observing
         try:
             return real(self, t)
         finally:
             del learner.observe
 
-    return patched
+    return patched, count
+
+
+def _die(run):
+    run.log.flush()  # what a killed process had written reached the disk
+    raise KeyboardInterrupt
+
+
+def _die_at_observe(n):
+    return _at_observe(n, _die)[0]
 
 
 def _die_in_evaluation(n):
@@ -203,58 +212,27 @@ def test_ctrl_c_writes_a_checkpoint_names_the_run_and_resumes_exactly(tmp_path,
 def test_a_second_ctrl_c_stops_at_once(tmp_path, monkeypatch):
     # both signals arrive during the 35th env step (mid-episode): the first asks for a stop at
     # the episode end, the second stops right there, without another checkpoint
-    real = ContinualRun.__dict__["_train_task"]
-    seen = {"n": 0, "ckpt": None}
+    seen = {}
 
-    def patched(self, t):
-        learner = self.learner
-        observe = type(learner).observe
+    def two_ctrl_c(run):
+        seen["ckpt"] = os.stat(os.path.join(run.run_dir, "checkpoint.pt")).st_mtime_ns
+        os.kill(os.getpid(), signal.SIGINT)
+        assert run.stop_requested  # the first only asks
+        os.kill(os.getpid(), signal.SIGINT)
 
-        def observing(tr):
-            seen["n"] += 1
-            if seen["n"] == 35:
-                seen["ckpt"] = os.stat(os.path.join(self.run_dir, "checkpoint.pt")).st_mtime_ns
-                os.kill(os.getpid(), signal.SIGINT)
-                assert self.stop_requested  # the first only asks
-                os.kill(os.getpid(), signal.SIGINT)
-            return observe(learner, tr)
-
-        learner.observe = observing
-        try:
-            return real(self, t)
-        finally:
-            del learner.observe
-
+    patched, count = _at_observe(35, two_ctrl_c)
     monkeypatch.setattr(ContinualRun, "_train_task", patched)
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         cli.start_run(_cfg("hnet"), str(run_dir), quiet=True)
-    assert seen["n"] == 35  # stopped in that step, not at the episode end
+    assert count["n"] == 35  # stopped in that step, not at the episode end
     assert os.stat(run_dir / "checkpoint.pt").st_mtime_ns == seen["ckpt"]
 
 
 def test_ctrl_c_checkpoints_at_the_next_episode_end(tmp_path, monkeypatch):
     # Ctrl-C during step 25 of task 1: the run goes on to the episode end at step 30, which is
     # no periodic checkpoint (every 20 steps: 20, 40), writes one there and stops
-    real = ContinualRun.__dict__["_train_task"]
-    count = {"n": 0}
-
-    def patched(self, t):
-        learner = self.learner
-        observe = type(learner).observe
-
-        def observing(tr):
-            count["n"] += 1
-            if count["n"] == 75:
-                os.kill(os.getpid(), signal.SIGINT)
-            return observe(learner, tr)
-
-        learner.observe = observing
-        try:
-            return real(self, t)
-        finally:
-            del learner.observe
-
+    patched, count = _at_observe(75, lambda run: os.kill(os.getpid(), signal.SIGINT))
     monkeypatch.setattr(ContinualRun, "_train_task", patched)
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):

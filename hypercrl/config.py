@@ -200,7 +200,7 @@ def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
     planner_options: dict[str, Any] = {}
     if uses_planner:
         fields = planner_fields(planner)
-        planner_options = {k: v for k, v in planner_defaults(planner).items()}
+        planner_options = planner_defaults(planner)
         planner_options.update({k: v for k, v in planner_table.items() if k in fields})
         planner_options.update(per_planner.get(planner, {}))
     method_options = method_defaults(method)

@@ -9,8 +9,9 @@ logic (observation, reward, success, scripted approach) lives in ``envs/push.py`
 only implements this class.
 
 Conventions: SI units, world frame, quaternions [w, x, y, z]. The Panda is pybullet_data's
-``franka_panda/panda.urdf``; its end effector is the link ``panda_grasptarget`` (between
-the fingertips), whose z axis points out of the hand.
+``franka_panda/panda.urdf`` with the real arm's inertias (``envs/panda.py``); its end effector
+is the link ``panda_grasptarget`` (between the fingertips), whose z axis points out of the
+hand.
 """
 
 from __future__ import annotations
@@ -34,18 +35,17 @@ BACKENDS: dict[str, str] = {
 
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
-# rad/s, the URDF's joint velocity limits: a controller moves a joint target at most this
-# far per second, which keeps random or planner actions from whipping the arm
-ARM_VELOCITY_LIMITS = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)
+# The Franka Panda's joint limits from Franka's datasheet, which the controller
+# (envs/controller.py) applies on both backends at every physics substep. pybullet_data's URDF
+# allows more (joint 1 +-2.9671 rad, joint 4 up to 0, joint 6 down to -0.0873): the real arm
+# cannot go there.
+ARM_POSITION_LIMITS = (
+    (-2.8973, 2.8973), (-1.7628, 1.7628), (-2.8973, 2.8973), (-3.0718, -0.0698),
+    (-2.8973, 2.8973), (-0.0175, 3.7525), (-2.8973, 2.8973),
+)  # rad
+ARM_VELOCITY_LIMITS = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)  # rad/s
 EE_LINK = "panda_grasptarget"
 FINGER_OPEN = 0.04  # m, each finger's travel in the URDF
-
-
-def panda_urdf() -> str:
-    """Path of pybullet_data's Panda URDF, the one robot description of both backends."""
-    import pybullet_data
-
-    return os.path.join(pybullet_data.getDataPath(), "franka_panda", "panda.urdf")
 
 
 def asset(name: str) -> str:
@@ -108,6 +108,16 @@ class CameraSpec:
 
 
 @dataclass(frozen=True)
+class MarkerSpec:
+    """A box drawn in the scene but not simulated (no mass, no collisions): a goal to show."""
+
+    half_size: Vec3
+    pos: Vec3
+    quat: Quat = (1.0, 0.0, 0.0, 0.0)
+    rgba: tuple[float, float, float, float] = (0.1, 0.8, 0.2, 0.4)
+
+
+@dataclass(frozen=True)
 class SceneSpec:
     """Everything a backend needs to build a task's scene."""
 
@@ -117,6 +127,7 @@ class SceneSpec:
     control_dt: float = 0.1  # s, one env step (10 Hz)
     physics_dt: float = 0.002  # s, MuJoCo's default step, as in the original
     floor_z: float | None = None  # height of a ground plane, None for none
+    markers: tuple[MarkerSpec, ...] = ()
 
 
 class Backend(ABC):

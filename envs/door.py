@@ -3,15 +3,22 @@
 Tasks differ in the handle and in the way it turns (reference §5.2): pull (a fixed bar, no
 latch); round knob turned negative; lever turned negative; round knob positive; lever
 positive. A round or lever door is latched: its hinge cannot open until the handle has been
-turned at least ``LATCH_ANGLE`` = 0.4 rad (about 23 degrees) in the task's direction (the
-knob's range only allows that direction). Once the door is open by more than
-``LATCH_RELEASED`` = 0.02 rad it stays unlatched until it closes again with the handle back.
-The latch is decided by the task once per control step and applied as the hinge's range.
-The handle has a return spring (2 N m/rad) so that pulling on it does not turn it by chance.
+turned at least ``LATCH_ANGLE`` = 0.655 rad (37.5 degrees) in the task's direction (the knob's
+range only allows that direction), the angle at which the original's latch box clears the door
+frame. Once the door is open by more than ``LATCH_RELEASED`` = 0.02 rad it stays unlatched until
+it closes again with the handle back. The latch is decided by the task once per control step
+and applied as the hinge's range. The handle has the original's weak return spring (0.1 N m/rad)
+against its strong damping (1.82 round, 1.73 lever N m s/rad).
 
-Scene: the Panda's base at the origin on the floor, facing +x; the door's hinge axis at
-(0.9, -0.32) with the handle 0.42 m along the panel and 6 cm proud of it, at 0.62 m height.
-The handle frame has x out of the door (towards the robot), z up.
+Scene (the original's numbers, as seen from the robot's base; docs/door-geometry.md lists every
+one with its source): the Panda's base at the origin, facing +x, 0.913 m above the floor (the
+original's pedestal; the floor is at z = -0.913). The door is DoorGym's: a 1.0 m wide panel,
+2.17-2.41 m tall, 0.80 kg, in the plane x = 0.70 between a door frame and a wall, hinged on a
+vertical axis at y = -0.50; the knob's axis is 0.85 m from the hinge (y = 0.35), 0.087 m above
+the base, and carries 2 kg of handle (1.31 kg for the pull bar). The door opens towards the
+robot. The observed handle point is the original's: on the knob 4.7 cm (round) or 6.0 cm (pull,
+between the bar's posts) in front of the door's mid-plane, or on the lever's grip 6.9 cm in
+front and 3.3 cm along it. The handle frame has x out of the door (towards the robot), z up.
 
 - Action ``[7]`` in [-1, 1]: end-effector displacement (x, y, z, scaled to +-5 cm), rotation
   vector (world frame, scaled to +-0.5 rad) and gripper (-1 open, +1 closed), 10 Hz.
@@ -21,13 +28,18 @@ The handle frame has x out of the door (towards the robot), z up.
   angle (4; the knob entries are 0 for the pull door).
 - Reward (:func:`reward`): ``50 |door| + 20 |knob| - |euler(q_des ⊗ q)[:2]| - |d| -
   log(|d|^2 + 5e-3) - 5`` with d the gripper-handle vector and q_des = (0.7071, 0, 0.7071, 0).
-- Episode: a scripted approach puts the open gripper 10 cm in front of the handle, facing
-  it; then 200 agent steps. ``info["success"]`` once the hinge has reached 0.2 rad.
+- Episode: a scripted approach puts the open gripper 10 cm in front of the handle, facing it
+  with the fingers closing vertically (the original's reset orientation); then 200 agent
+  steps. ``info["success"]`` once the hinge has reached 0.2 rad.
 
-Differences from the original: the door, frame and handles are primitive shapes in
-``envs/assets/door_{pull,round,lever}.urdf`` (DoorGym's meshes are not redistributed here),
-with DoorGym's hinge damping per handle (1.5, 1.9, 1.6); the scripted approach places the arm
-by inverse kinematics instead of spending 20 of 220 control steps servoing there.
+Differences from the original (docs/door-geometry.md): the door, frame, wall and handles are
+primitive shapes in ``envs/assets/door_{pull,round,lever}.urdf`` (DoorGym's meshes are not
+redistributed here) with the meshes' sizes, the original's masses and inertias (its joint
+armature, 1e-4 kg m^2, folded into the link inertias); the latch is the hinge's range switched
+at the latch box's release angle rather than a box colliding with the frame (so that both
+simulators latch alike); the handle's two damped slide joints (DoorGym's position
+randomisation, 30000 N s/m) are rigid; the scripted approach places the arm by inverse
+kinematics instead of spending 20 of 220 control steps servoing there.
 """
 
 from __future__ import annotations
@@ -59,7 +71,8 @@ from envs.sequences import Schedule, TaskSequence
 
 ENV_ID = "HyperCRL/Door-v0"
 
-# (name, handle, knob range in rad, hinge damping in N m s/rad); reference §5.2
+# (name, handle, knob range in rad, hinge damping in N m s/rad); reference §5.2, the
+# original's door XMLs (joint hinge0 damping)
 TASKS: tuple[tuple[str, str, tuple[float, float], float], ...] = (
     ("pull", "pull", (-1.57, 1.57), 1.5),
     ("round_neg", "round", (-1.57, 0.0), 1.9),
@@ -69,25 +82,49 @@ TASKS: tuple[tuple[str, str, tuple[float, float], float], ...] = (
 )
 TASK_NAMES = tuple(t[0] for t in TASKS)
 
-DOOR_POS = (0.9, -0.32, 0.62)  # m, hinge axis at mid-height on the room-side face
+# Geometry (docs/door-geometry.md has every number with its source in the original). The
+# original's Panda base stands on a 0.913 m pedestal at (0.70, 0, 0) turned by pi, its door
+# in the plane x = 0 with the hinge at y = 0.5 and the knob at (0, -0.35, 1.0): seen from the
+# base, the door's mid-plane is 0.70 m ahead, the hinge 0.50 m to the right, the knob's axis
+# 0.35 m to the left and 0.087 m above the base.
+DOOR_POS = (0.70, -0.50, 0.087)  # m, the URDF's "frame": hinge axis, door mid-plane, knob height
+FLOOR_Z = -0.913  # m, the floor below the base (robosuite's Panda bottom_offset)
+KNOB_AXIS = (0.0, 0.85, 0.0)  # m, the knob's axis from the hinge axis, door frame
+# m, the handle point the task observes, in the knob frame (on the knob's axis at the door's
+# mid-plane; x towards the robot, z up): the original's door_knob_2/3 midpoint (pull),
+# door_knob_2 centroid (round), door_knob_4 centroid (lever, on the lever, off the axis)
+HANDLE_POINT = {
+    "pull": (0.060265, 0.0, 0.0),
+    "round": (0.046961, 0.0, 0.0),
+    "lever": (0.069477, 0.032633, 0.0),
+}
 DOOR_RANGE = (0.0, 1.57)  # rad
-LATCH_ANGLE = 0.4  # rad the handle must turn (in the task's direction) to unlatch
+# rad the handle must turn (in the task's direction) to unlatch: the original's knob_latch box
+# (0.1633 m half-length, 0.05 m half-height, on the knob's axis) overlaps door_frame_0 by
+# 3.3 mm until its half-extent 0.1633 cos a + 0.05 sin a drops below 0.16 m, at 0.655 rad
+LATCH_ANGLE = 0.655
 LATCH_RELEASED = 0.02  # rad of door opening above which the latch cannot re-engage
-KNOB_SPRING = 2.0  # N m / rad, returns the handle to 0
-KNOB_DAMPING = 0.1  # N m s / rad
+KNOB_SPRING = 0.1  # N m / rad, returns the handle to 0 (the original's hinge1 stiffness)
+KNOB_DAMPING = {"round": 1.82, "lever": 1.73}  # N m s / rad, the original's hinge1 damping
 SUCCESS_ANGLE = 0.2  # rad
 POS_SCALE = 0.05  # m per step at |u| = 1
 ROT_SCALE = 0.5  # rad per step at |u| = 1
 APPROACH_DIST = 0.1  # m in front of the handle after the scripted approach
 EPISODE_STEPS = 200
 Q_DES = (math.sqrt(0.5), 0.0, math.sqrt(0.5), 0.0)  # [w, x, y, z], reference §4.2
-# the approach orientation in the handle frame: conj(Q_DES), so euler(Q_DES ⊗ q) = 0
-Q_GRASP = np.array([math.sqrt(0.5), 0.0, -math.sqrt(0.5), 0.0])
-# an arm pose with the hand pointing forward (+x), the seed of the approach IK
-HOME_QPOS = np.array([0.0, 0.4, 0.0, -1.4, 0.0, 3.37, math.pi / 4])
+# the approach orientation in the handle frame, the original's reset_ori [-0.5, -0.5, 0.5,
+# 0.5] (w >= 0 here): the hand faces the door, its fingers close vertically. It is conj(Q_DES)
+# turned by -90 degrees about the approach axis, so euler(Q_DES ⊗ q) has no roll or pitch.
+Q_GRASP = np.array([0.5, 0.5, -0.5, -0.5])
+# the seed of the approach IK: an arm pose with the hand 10 cm in front of the handle, facing
+# it (the shoulder turned towards the handle, the forearm rolled to bring the hand level)
+HOME_QPOS = np.array([0.8, 0.75, 0.0, -2.1, -2.3, 1.8, 2.2])
 JOINT_NOISE = 0.02  # rad
 APPROACH_NOISE = 0.01  # m, half-width of uniform noise on the approach point
-WORKSPACE = ((0.3, 1.0), (-0.5, 0.5), (0.2, 1.1))  # m, bounds of the end-effector target
+# m, bounds of the end-effector target, around the handle's path: x from short of where the
+# handle of a door open by 0.5 rad is (0.28 m) to 0.15 m past the door's plane, y from the hinge
+# to past the latch-side jamb, z about 0.5 m either side of the knob's height
+WORKSPACE = ((0.15, 0.85), (-0.45, 0.65), (-0.4, 0.6))
 
 
 def reward(state: Any, action: Any, next_state: Any) -> Any:
@@ -130,21 +167,27 @@ def success(state: Any) -> Any:
 def task_params(task: int) -> dict[str, Any]:
     """Physical parameters of task ``task`` as data."""
     _, handle, knob_range, damping = TASKS[task]
+    knob = handle != "pull"
     return {
         "handle": handle,
-        "knob_range": knob_range if handle != "pull" else None,
+        "knob_range": knob_range if knob else None,
         "hinge_damping": damping,
-        "latch_angle": LATCH_ANGLE if handle != "pull" else None,
+        "knob_damping": KNOB_DAMPING[handle] if knob else None,
+        "knob_spring": KNOB_SPRING if knob else None,
+        "latch_angle": LATCH_ANGLE if knob else None,
     }
 
 
 def scene(task: int) -> SceneSpec:
-    """The door scene of task ``task``: Panda on the floor facing a door with its handle."""
+    """The door scene of task ``task``: the Panda (its base 0.913 m above the floor, as on the
+    original's pedestal) facing a door with the task's handle."""
     params = task_params(task)
     joints = {"hinge": JointParams(range=DOOR_RANGE, damping=params["hinge_damping"])}
     if params["handle"] != "pull":
         joints["knob_hinge"] = JointParams(
-            range=params["knob_range"], damping=KNOB_DAMPING, stiffness=KNOB_SPRING
+            range=params["knob_range"],
+            damping=params["knob_damping"],
+            stiffness=params["knob_spring"],
         )
     door = ObjectSpec(
         name="door", urdf=asset(f"door_{params['handle']}.urdf"), pos=DOOR_POS, joints=joints
@@ -152,8 +195,9 @@ def scene(task: int) -> SceneSpec:
     return SceneSpec(
         robot=RobotSpec(base_pos=(0.0, 0.0, 0.0), finger_friction=1.5),
         objects=(door,),
-        camera=CameraSpec(pos=(-0.6, -1.2, 1.4), lookat=(0.45, 0.0, 0.6), fovy=45.0),
-        floor_z=0.0,
+        # behind the robot on the handle side, looking at the door face and the arm
+        camera=CameraSpec(pos=(-0.9, 0.8, 1.1), lookat=(0.45, 0.0, -0.1), fovy=60.0),
+        floor_z=FLOOR_Z,
     )
 
 

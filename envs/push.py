@@ -31,13 +31,14 @@ import numpy as np
 
 from envs.backend import (
     CameraSpec,
+    MarkerSpec,
     ObjectSpec,
     RobotSpec,
     SceneSpec,
     asset,
 )
 from envs.robot_env import RobotTaskEnv, family_tasks
-from envs.rotations import array_namespace
+from envs.rotations import array_namespace, quat_to_mat
 from envs.sequences import Schedule, TaskSequence
 
 ENV_ID = "HyperCRL/Push-v0"
@@ -84,7 +85,22 @@ HOME_QPOS = np.array(
 )
 JOINT_NOISE = 0.02  # rad, std of the home pose noise
 APPROACH_NOISE = 0.01  # m, half-width of the uniform noise on the approach point's xy
-WORKSPACE = ((-0.45, 0.38), (-0.38, 0.38))  # m, x and y bounds of the end-effector target
+ROBOT_BASE = (-0.56, 0.0, 0.0)  # m
+# m, x and y bounds of the end-effector target, and its distance from the robot base in the
+# table plane: with the hand pointing down at PUSH_HEIGHT and the datasheet's joint limits, the
+# IK from the home pose converges on a 2 cm grid everywhere 0.26-0.64 m from the base (and in
+# some directions from 0.15 m or up to 0.79 m: `python -m envs.checks reach`), so targets
+# stay 0.26-0.62 m away.
+WORKSPACE = ((-0.45, 0.38), (-0.38, 0.38))
+REACH = (0.26, 0.62)
+
+
+# the block's goal footprint, a translucent green plate 1 mm above the table (drawn only)
+GOAL_MARKER = MarkerSpec(
+    half_size=(BLOCK_HALF, BLOCK_HALF, 0.001),
+    pos=(BLOCK_START[0] + GOAL_SHIFT, BLOCK_START[1], 0.001),
+    rgba=(0.1, 0.8, 0.2, 0.45),
+)
 
 
 def reward(state: Any, action: Any, next_state: Any) -> Any:
@@ -139,19 +155,31 @@ def scene(task: int) -> SceneSpec:
         friction={"top": BLOCK_FRICTION},
     )
     return SceneSpec(
-        robot=RobotSpec(base_pos=(-0.56, 0.0, 0.0), finger_friction=PUSHER_FRICTION),
+        robot=RobotSpec(base_pos=ROBOT_BASE, finger_friction=PUSHER_FRICTION),
         objects=(table, block),
         camera=CameraSpec(pos=(0.75, -1.05, 0.85), lookat=(-0.2, 0.0, 0.2), fovy=45.0),
         floor_z=-0.75,
+        markers=(GOAL_MARKER,),
     )
+
+
+def reachable(xy: np.ndarray) -> np.ndarray:
+    """The end-effector target ``xy`` moved into the workspace: inside the ``WORKSPACE`` box
+    and ``REACH`` away from the robot's base."""
+    out = np.clip(xy, [WORKSPACE[0][0], WORKSPACE[1][0]], [WORKSPACE[0][1], WORKSPACE[1][1]])
+    offset = out - np.asarray(ROBOT_BASE[:2])
+    dist = float(np.hypot(*offset))
+    if dist > REACH[1] or dist < REACH[0]:
+        scale = min(max(dist, REACH[0]), REACH[1]) / max(dist, 1e-9)
+        out = np.asarray(ROBOT_BASE[:2]) + offset * scale
+    return out
 
 
 def corners_xy(pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
     """xy of the block's corners ``[4, 2]`` in observation order, from its centre pose."""
-    w, x, y, z = quat
     # planar part of the rotation: the block stays flat on the table
-    c = 1 - 2 * (y * y + z * z)
-    s = 2 * (x * y + w * z)
+    rot = quat_to_mat(quat)
+    c, s = rot[0, 0], rot[1, 0]
     local = np.asarray(CORNERS_LOCAL)
     return pos[:2] + local @ np.array([[c, s], [-s, c]])
 
@@ -201,10 +229,8 @@ class PushEnv(RobotTaskEnv):
         action = np.asarray(action, dtype=np.float32).reshape(2)
         u = np.clip(action, -1.0, 1.0)
         ee, _ = self.sim.ee_pose()
-        target = np.array([ee[0] + ACTION_SCALE * u[0], ee[1] + ACTION_SCALE * u[1], PUSH_HEIGHT])
-        target[0] = np.clip(target[0], *WORKSPACE[0])
-        target[1] = np.clip(target[1], *WORKSPACE[1])
-        self.sim.command(target, EE_QUAT_DOWN, 0.0)
+        xy = reachable(ee[:2] + ACTION_SCALE * u)
+        self.sim.command(np.array([xy[0], xy[1], PUSH_HEIGHT]), EE_QUAT_DOWN, 0.0)
         self.sim.step()
         obs = self._observe()
         # the reward sees the action as given (unclipped), like the planner's model inputs

@@ -1,10 +1,14 @@
-"""Quaternion helpers in [w, x, y, z] order that work on numpy arrays and torch tensors alike.
+"""Rotation maths (quaternions in [w, x, y, z] order, rotation matrices, rotation vectors,
+URDF roll/pitch/yaw) that works on numpy arrays and torch tensors alike.
 
 Every function is batched over leading dimensions (``[..., 4]`` quaternions, ``[..., 3]``
-vectors) and written with plain indexing and arithmetic, so one definition serves the
-environments (numpy) and a planner on torch. The few elementwise functions that differ by
-library (sqrt, atan2, stack) go through :func:`array_namespace`, which never imports torch
-itself: a torch tensor can only reach it if torch is already imported.
+vectors, ``[..., 3, 3]`` matrices) and written with plain indexing and arithmetic, so one
+definition serves the environments (numpy) and a planner on torch. The few elementwise
+functions that differ by library (sqrt, atan2, stack) go through :func:`array_namespace`,
+which never imports torch itself: a torch tensor can only reach it if torch is already
+imported. The functions the simulators call per step have a fast path for one plain numpy
+vector (or matrix), done on Python floats. PyBullet orders quaternions [x, y, z, w]:
+:func:`wxyz_to_xyzw` and :func:`xyzw_to_wxyz` convert at that boundary.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ def _single(*arrays: Any) -> bool:
     """All plain 1-D numpy arrays: the env's per-step case, done on Python floats because
     numpy's per-call overhead dwarfs a 4-element product."""
     return all(isinstance(a, np.ndarray) and a.ndim == 1 for a in arrays)
+
+
+def _matrix(xp: ModuleType, rows: list[list[Any]]) -> Any:
+    """``[..., 3, 3]`` from three rows of three ``[...]`` entries."""
+    stacked = [_stack(xp, row) for row in rows]
+    return xp.stack(stacked, -2) if xp is not np else np.stack(stacked, axis=-2)
 
 
 def quat_mul(q1: Any, q2: Any) -> Any:
@@ -80,14 +90,90 @@ def quat_normalize(q: Any, eps: float = 1e-12) -> Any:
 
 def quat_to_mat(q: Any) -> Any:
     """Rotation matrix ``[..., 3, 3]`` of a unit quaternion ``[..., 4]``."""
-    xp = array_namespace(q)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    single = _single(q)
+    w, x, y, z = q.tolist() if single else (q[..., 0], q[..., 1], q[..., 2], q[..., 3])
     rows = [
-        _stack(xp, [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)]),
-        _stack(xp, [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)]),
-        _stack(xp, [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]),
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
     ]
-    return xp.stack(rows, -2) if xp is not np else np.stack(rows, axis=-2)
+    return np.array(rows) if single else _matrix(array_namespace(q), rows)
+
+
+def rpy_to_mat(rpy: Any) -> Any:
+    """Rotation matrix ``[..., 3, 3]`` of URDF roll, pitch, yaw ``[..., 3]`` (rad).
+
+    URDF's angles are fixed-axis: roll about x, then pitch about the fixed y, then yaw about
+    the fixed z, so ``R = Rz(yaw) Ry(pitch) Rx(roll)``.
+    """
+    single = _single(rpy)
+    if single:
+        roll, pitch, yaw = rpy.tolist()
+        cr, sr = math.cos(roll), math.sin(roll)
+        cp, sp = math.cos(pitch), math.sin(pitch)
+        cy, sy = math.cos(yaw), math.sin(yaw)
+    else:
+        xp = array_namespace(rpy)
+        c, s = xp.cos(rpy), xp.sin(rpy)
+        cr, cp, cy = c[..., 0], c[..., 1], c[..., 2]
+        sr, sp, sy = s[..., 0], s[..., 1], s[..., 2]
+    rows = [
+        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+        [-sp, cp * sr, cp * cr],
+    ]
+    return np.array(rows) if single else _matrix(xp, rows)
+
+
+def mat_to_axis_angle(mat: Any) -> Any:
+    """Rotation vector ``[..., 3]`` (axis * angle, angle in [0, pi]) of a rotation matrix
+    ``[..., 3, 3]``; well-behaved near 0 and near pi.
+
+    In between, the axis is the skew part of the matrix over ``2 sin(angle)``; near 0 the
+    skew part alone is the answer; near pi (where sin(angle) ~ 0) the axis is read from the
+    symmetric part, ``(R + R^T) / 4 + I / 2 = ((1 + cos) I + (1 - cos) a a^T) / 2 ~ a a^T``
+    (its row with the largest diagonal entry), and its sign from the skew part. The angle
+    comes from the trace, so near pi it is good to ~1e-8 rad (the square root of float64's
+    resolution).
+    """
+    if isinstance(mat, np.ndarray) and mat.ndim == 2:  # one matrix: the IK's per-step case
+        cos = min(1.0, max(-1.0, 0.5 * (np.trace(mat) - 1.0)))
+        angle = math.acos(cos)
+        vee = np.array([mat[2, 1] - mat[1, 2], mat[0, 2] - mat[2, 0], mat[1, 0] - mat[0, 1]])
+        if angle < 1e-6:
+            return 0.5 * vee
+        if angle > math.pi - 1e-4:
+            sym = 0.25 * (mat + mat.T) + 0.5 * np.eye(3)
+            axis = sym[int(np.argmax(np.diag(sym)))]
+            axis = axis / np.linalg.norm(axis)
+            if axis @ vee < 0:
+                axis = -axis
+            return angle * axis
+        return angle / (2.0 * math.sin(angle)) * vee
+    xp = array_namespace(mat)
+    m = mat
+    vee = _stack(
+        xp,
+        [m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]],
+    )
+    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    angle = xp.arccos(xp.clip(0.5 * (trace - 1.0), -1.0, 1.0))[..., None]
+    small = angle < 1e-6
+    near_pi = angle > math.pi - 1e-4
+    # angle / (2 sin(angle)) -> 0.5 as angle -> 0; the branches not taken get a finite value
+    denom = xp.where(small | near_pi, 1.0 + 0 * angle, 2.0 * xp.sin(angle))
+    scale = xp.where(small, 0.5 + 0 * angle, angle / denom)
+    # near pi: the row of the symmetric part with the largest diagonal entry (first on ties)
+    sym = [
+        [0.25 * (m[..., i, j] + m[..., j, i]) + 0.5 * float(i == j) for j in range(3)]
+        for i in range(3)
+    ]
+    d0, d1, d2 = (sym[i][i][..., None] for i in range(3))
+    rows = [_stack(xp, row) for row in sym]
+    axis = xp.where((d0 >= d1) & (d0 >= d2), rows[0], xp.where(d1 >= d2, rows[1], rows[2]))
+    axis = axis / xp.sqrt((axis * axis).sum(-1, keepdims=True))
+    axis = xp.where((axis * vee).sum(-1, keepdims=True) < 0, -axis, axis)
+    return xp.where(near_pi, angle * axis, scale * vee)
 
 
 def quat_rotate(q: Any, v: Any) -> Any:
@@ -154,3 +240,31 @@ def quat_to_axis_angle(q: Any) -> Any:
     angle = 2 * xp.arctan2(sin_half, q[..., :1])
     scale = xp.where(sin_half < 1e-8, 2.0 + 0 * angle, angle / (sin_half + 1e-12))
     return q[..., 1:] * scale
+
+
+def _one_quat(q: Any) -> tuple[float, float, float, float] | None:
+    """The four floats of one quaternion given as a tuple, a list or a 1-D numpy array (the
+    per-step case at PyBullet's boundary, which hands out tuples), else None."""
+    if isinstance(q, tuple | list):
+        return tuple(q)
+    return tuple(q.tolist()) if _single(q) else None
+
+
+def wxyz_to_xyzw(q: Any) -> Any:
+    """Quaternions ``[..., 4]`` in [w, x, y, z] order reordered to [x, y, z, w] (PyBullet's);
+    one quaternion may also be a tuple or list (the answer is a numpy array)."""
+    one = _one_quat(q)
+    if one is not None:
+        w, x, y, z = one
+        return np.array([x, y, z, w], dtype=float)
+    return q[..., [1, 2, 3, 0]]
+
+
+def xyzw_to_wxyz(q: Any) -> Any:
+    """Quaternions ``[..., 4]`` in [x, y, z, w] order (PyBullet's) reordered to [w, x, y, z];
+    one quaternion may also be a tuple or list (the answer is a numpy array)."""
+    one = _one_quat(q)
+    if one is not None:
+        x, y, z, w = one
+        return np.array([w, x, y, z], dtype=float)
+    return q[..., [3, 0, 1, 2]]

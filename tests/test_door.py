@@ -1,4 +1,5 @@
-"""Door family on MuJoCo: a scripted grasp opens the doors, the latch and the reward."""
+"""Door family: a scripted opener opens every door on both backends, the latch holds until the
+handle turns the task's way, the geometry is the original's; the reward and the task data."""
 
 from __future__ import annotations
 
@@ -7,62 +8,108 @@ import math
 import numpy as np
 import pytest
 import torch
+from envtools import BACKENDS
+from scripted import open_door
 
 import envs  # noqa: F401  (registers the ids)
 from envs import door
 from envs.door import DoorEnv
 from envs.rotations import quat_mul
 
-GRASP_DEPTH = np.array([0.02, 0.0, 0.0])  # m, end effector past the handle point: bar on the pads
+SEEDS = (0, 1, 2)
 
 
-def _act(pos: np.ndarray | None = None, rot_x: float = 0.0, grip: float = 1.0) -> np.ndarray:
-    a = np.zeros(7, np.float32)
-    if pos is not None:
-        a[:3] = np.clip(pos, -1, 1)
-    a[3] = rot_x
-    a[6] = grip
-    return a
+def _turn_sign(task: str) -> float:
+    """+1 if the task's knob turns positive, -1 if negative."""
+    return 1.0 if door.task_params(door.TASK_NAMES.index(task))["knob_range"][0] >= 0 else -1.0
 
 
-def _grasp_turn_pull(env: DoorEnv, seed: int, turn: float) -> dict[str, float]:
-    """Reach the handle with the open gripper, close it, turn it ``turn`` x 0.5 rad per step
-    about world x for 4 steps, then pull back 8 steps; returns the knob angle after the turn,
-    the door angle at the end, and the episode's success."""
-    obs, _ = env.reset(seed=seed)
-    for _ in range(12):
-        obs, *_ = env.step(_act((GRASP_DEPTH - obs[:3]) / 0.05, grip=-1.0))
-        if np.linalg.norm(obs[:3] - GRASP_DEPTH) < 0.004:
-            break
-    for _ in range(3):
-        obs, *_ = env.step(_act())
-    for _ in range(4 if turn else 0):
-        obs, *_ = env.step(_act(rot_x=turn))
-    knob = float(obs[25])
-    info = {}
-    for _ in range(8):
-        # pull towards the robot, keeping the gripper level with the handle
-        pull = np.array([-0.4, *np.clip(-obs[1:3] / 0.05, -1, 1)])
-        obs, _, _, _, info = env.step(_act(pull))
-    return {"knob": knob, "door": float(obs[24]), "success": info["success"]}
+# issue 10, open: on MuJoCo the round knob slips in the closed gripper (the fingers'
+# contact does not transmit the knob's 2 N m), so the handle never reaches the latch angle
+KNOB_SLIPS = pytest.mark.xfail(
+    reason="issue 10: MuJoCo's gripper does not hold the round knob's turn", strict=True
+)
+OPENER_CASES = [
+    pytest.param(backend, task, marks=KNOB_SLIPS if (backend, task[:5]) == ("mujoco", "round")
+                 else ())
+    for backend in BACKENDS for task in door.TASK_NAMES
+]
 
 
-def test_grasp_and_pull_opens_the_pull_door() -> None:
-    env = DoorEnv(task="pull")
-    out = _grasp_turn_pull(env, seed=0, turn=0.0)
-    assert out["door"] > door.SUCCESS_ANGLE
-    assert out["success"]
+@pytest.mark.slow
+@pytest.mark.parametrize(("backend", "task"), OPENER_CASES)
+def test_scripted_opener_opens_the_door(backend: str, task: str) -> None:
+    # approach, grasp, turn the handle the task's way past the latch, pull along the arc:
+    # through env.step alone, closed loop on the observation, from three seeded starts
+    env = DoorEnv(task=task, backend=backend)
+    for seed in SEEDS:
+        out = open_door(env, seed)
+        trace = "\n".join(out.log)
+        assert out.success and out.door >= door.SUCCESS_ANGLE, f"seed {seed}:\n{trace}"
+        if task != "pull":
+            assert _turn_sign(task) * out.knob_turned >= door.LATCH_ANGLE, f"seed {seed}"
+            # the hinge did not give before the handle reached the latch angle
+            assert out.door_while_latched < 0.01, f"seed {seed}:\n{trace}"
+    env.close()
 
 
-def test_round_knob_latch_opens_only_in_the_task_direction() -> None:
-    env = DoorEnv(task="round_neg")
-    pulled = _grasp_turn_pull(env, seed=0, turn=0.0)
-    assert pulled["door"] < 0.01  # latched: pulling alone does not open it
-    wrong = _grasp_turn_pull(env, seed=0, turn=-0.5)  # positive knob turn: beyond its range
-    assert abs(wrong["knob"]) < 0.05 and wrong["door"] < 0.01
-    right = _grasp_turn_pull(env, seed=0, turn=0.5)  # negative knob turn
-    assert right["knob"] <= -door.LATCH_ANGLE
-    assert right["door"] > door.SUCCESS_ANGLE and right["success"]
+@pytest.mark.parametrize("task", ["round_pos", "lever_neg"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_latched_door_opens_only_by_turning_the_handle_the_task_way(
+    backend: str, task: str
+) -> None:
+    env = DoorEnv(task=task, backend=backend)
+    pulled = open_door(env, seed=0, turn=0.0, max_steps=30)  # grasp and pull, no turn
+    assert pulled.door < 0.01 and not pulled.success
+    wrong = -_turn_sign(task) * (door.LATCH_ANGLE + 0.12)  # beyond the knob's range
+    twisted = open_door(env, seed=0, turn=wrong, max_steps=30)
+    assert abs(twisted.knob_turned) < 0.05 and twisted.door < 0.01
+    env.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("handle", ["pull", "round", "lever"])
+def test_handle_pose_is_the_documented_geometry(backend: str, handle: str) -> None:
+    # the URDF and the constants the docs and the scripted opener use agree: hinge axis at
+    # DOOR_POS, knob axis KNOB_AXIS from it, the observed point HANDLE_POINT on the knob
+    task = [t[0] for t in door.TASKS if t[1] == handle][0]
+    env = DoorEnv(task=task, backend=backend)
+    env.reset(seed=0)
+    pos, quat = env.sim.link_pose("door", "handle")
+    expected = np.add(door.DOOR_POS, door.KNOB_AXIS) + _handle_point_closed(handle)
+    np.testing.assert_allclose(pos, expected, atol=1e-5)
+    assert abs(float(quat @ np.array([0.0, 0.0, 0.0, 1.0]))) == pytest.approx(1.0, abs=1e-6)
+    env.close()
+
+
+def _handle_point_closed(handle: str) -> np.ndarray:
+    """HANDLE_POINT in the world with the door closed, knob at 0 (knob frame turned by pi)."""
+    x, y, z = door.HANDLE_POINT[handle]
+    return np.array([-x, -y, z])
+
+
+# the original's joint-space inertias (its XMLs compiled by MuJoCo, armature included):
+# hinge0 1.2184 (pull), 1.7198 (round), 1.7188 (lever) kg m^2; hinge1 0.0041093 kg m^2
+ORIGINAL_INERTIA = {"pull": (1.2184, None), "round": (1.7198, 0.0041093),
+                    "lever": (1.7188, 0.0041093)}
+
+
+@pytest.mark.parametrize("handle", ["pull", "round", "lever"])
+def test_door_and_knob_inertia_are_the_originals(handle: str) -> None:
+    mujoco = pytest.importorskip("mujoco")
+    task = [t[0] for t in door.TASKS if t[1] == handle][0]
+    env = DoorEnv(task=task, backend="mujoco")
+    env.reset(seed=0)
+    m, d = env.sim.model, env.sim.data
+    full = np.zeros((m.nv, m.nv))
+    mujoco.mj_fullM(m, d, full)
+    hinge, knob = ORIGINAL_INERTIA[handle]
+    dof = m.joint("door/hinge").dofadr[0]
+    assert full[dof, dof] == pytest.approx(hinge, rel=0.01)
+    if knob is not None:
+        dof = m.joint("door/knob_hinge").dofadr[0]
+        assert full[dof, dof] == pytest.approx(knob, rel=0.01)
+    env.close()
 
 
 def test_observation_layout() -> None:
@@ -109,5 +156,9 @@ def test_tasks_are_data() -> None:
         (0.0, 1.57),
         (0.0, 1.57),
     ]
+    # the original's hinge0 and hinge1 damping (N m s/rad), hinge1 stiffness (N m/rad)
+    assert [t.params["hinge_damping"] for t in seq] == [1.5, 1.9, 1.6, 1.9, 1.6]
+    assert [t.params["knob_damping"] for t in seq] == [None, 1.82, 1.73, 1.82, 1.73]
+    assert [t.params["knob_spring"] for t in seq] == [None, 0.1, 0.1, 0.1, 0.1]
     assert seq.state_kinds[3:7] == ("quat",) * 4 and seq.state_kinds[24:] == ("angle",) * 2
     assert seq.schedule.mpc_steps == 60000 and seq.episode_steps == 200

@@ -3,6 +3,7 @@ task sequence (numpy and torch), determinism, rendering, argument errors."""
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import gymnasium as gym
@@ -110,3 +111,22 @@ def test_sequence_tasks_make_their_env(family: str) -> None:
         env.close()
     with pytest.raises(ValueError, match="valid"):
         envs.sequence(family, backend="gazebo")
+
+
+@pytest.mark.parametrize(
+    ("env_id", "module"),
+    [("HyperCRL/Push-v0", "envs.push"), ("HyperCRL/Door-v0", "envs.door"),
+     ("HyperCRL/HalfCheetahBody-v0", "envs.cheetah")],
+)
+def test_registered_episode_length_is_the_family_s(env_id: str, module: str) -> None:
+    steps = importlib.import_module(module).EPISODE_STEPS
+    assert gym.spec(env_id).max_episode_steps == steps
+    env = gym.make(env_id, task=0)
+    env.reset(seed=0)
+    truncated, n = False, 0
+    while not truncated:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        n += 1
+        assert not terminated
+    env.close()
+    assert n == steps

@@ -23,7 +23,6 @@ import numpy as np
 
 from envs.backend import (
     ARM_JOINTS,
-    ARM_VELOCITY_LIMITS,
     EE_LINK,
     FINGER_JOINTS,
     FINGER_OPEN,
@@ -31,18 +30,17 @@ from envs.backend import (
     CameraSpec,
     ObjectSpec,
     SceneSpec,
-    panda_urdf,
 )
+from envs.controller import ArmController
+from envs.panda import panda_urdf
 
 ROBOT = "panda"
 # collision bits: the robot never collides with itself, objects collide with everything
 _ROBOT_TYPE, _ROBOT_AFF = 2, 1
 _OBJ_TYPE, _OBJ_AFF = 1, 3
-_ARMATURE = 0.1  # kg m^2, reflected rotor inertia; keeps the stiff servos stable at 2 ms
-_IK_DAMPING = 0.05  # damped least squares lambda
-_IK_NULLSPACE_GAIN = 0.2
-_IK_ITERS = 2  # per control step; the next step starts again from the measured pose
-_IK_JAC_EVERY = 2  # iterations per Jacobian (solve_ik's long searches refresh it often)
+# kg m^2, reflected rotor inertia per arm joint; keeps the stiff servos stable at 2 ms (the
+# wrist's is lower: with 0.1 its 12 N m could not follow the controller's ramps)
+_ARMATURE = (0.1, 0.1, 0.1, 0.1, 0.02, 0.02, 0.02)
 
 
 def _urdf_text_for_mujoco(path: str) -> str:
@@ -84,22 +82,6 @@ def _urdf_link_colors(path: str) -> dict[str, tuple[float, ...]]:
     return colors
 
 
-def _spd_solve(mat: np.ndarray, vec: np.ndarray) -> np.ndarray:
-    """``mat^-1 vec`` for a small symmetric positive definite ``mat`` (overwritten), by
-    MuJoCo's Cholesky: a fraction of ``np.linalg.solve``'s per-call overhead."""
-    out = np.empty(len(vec))
-    mujoco.mju_cholFactor(mat, 0.0)
-    mujoco.mju_cholSolve(out, mat, np.ascontiguousarray(vec))
-    return out
-
-
-def _chol_solve(factor: np.ndarray, vec: np.ndarray) -> np.ndarray:
-    """``mat^-1 vec`` given ``factor``, ``mat`` after ``mju_cholFactor``."""
-    out = np.empty(len(vec))
-    mujoco.mju_cholSolve(out, factor, np.ascontiguousarray(vec))
-    return out
-
-
 def _camera_quat(camera: CameraSpec) -> np.ndarray:
     """Orientation of a MuJoCo camera (looking along its -z, y up) aimed at ``lookat``."""
     forward = np.asarray(camera.lookat, float) - np.asarray(camera.pos, float)
@@ -125,9 +107,9 @@ class MujocoBackend(Backend):
         self._ik_data = mujoco.MjData(self.model)
         self._renderer: mujoco.Renderer | None = None
         self._nstep = int(round(scene.control_dt / scene.physics_dt))
-        self._max_dq = np.asarray(ARM_VELOCITY_LIMITS) * scene.control_dt
         self._index()
-        self._q_rest = self.model.qpos0[self._arm_qadr].copy()
+        self._controller = ArmController.for_scene(scene)
+        self._ramp = self._controller.reset(self.model.qpos0[self._arm_qadr])
 
     # ----------------------------------------------------------------- building
     def _build_spec(self, scene: SceneSpec) -> mujoco.MjSpec:
@@ -151,6 +133,17 @@ class MujocoBackend(Backend):
                 rgba=[0.55, 0.55, 0.5, 1.0],
                 contype=_OBJ_TYPE,
                 conaffinity=_OBJ_AFF,
+            )
+        for marker in scene.markers:
+            world.add_geom(
+                type=mujoco.mjtGeom.mjGEOM_BOX,
+                size=list(marker.half_size),
+                pos=list(marker.pos),
+                quat=list(marker.quat),
+                rgba=list(marker.rgba),
+                contype=0,
+                conaffinity=0,
+                mass=0.0,
             )
         self._attach_robot(spec, scene)
         for obj in scene.objects:
@@ -180,7 +173,7 @@ class MujocoBackend(Backend):
                 geom.condim = 4
         for i, name in enumerate(ARM_JOINTS):
             joint = spec.joint(f"{ROBOT}/{name}")
-            joint.armature = _ARMATURE
+            joint.armature = _ARMATURE[i]
             act = spec.add_actuator(name=f"{ROBOT}/act{i + 1}", target=joint.name)
             act.trntype = mujoco.mjtTrn.mjTRN_JOINT
             act.set_to_position(kp=robot.joint_kp[i], dampratio=1.0)
@@ -191,7 +184,7 @@ class MujocoBackend(Backend):
         # the servo saturates at the finger force, the grip a closed hand exerts
         for i, name in enumerate(FINGER_JOINTS):
             joint = spec.joint(f"{ROBOT}/{name}")
-            joint.armature = 0.01
+            joint.armature = 0.1  # the real inertias make a 15 g finger: slow it to a hand's pace
             joint.damping[0] = 5.0
             joint.actfrcrange = [-robot.finger_force, robot.finger_force]
             act = spec.add_actuator(name=f"{ROBOT}/finger{i + 1}", target=joint.name)
@@ -255,15 +248,10 @@ class MujocoBackend(Backend):
         self._arm_act = np.array([m.actuator(f"{ROBOT}/act{i + 1}").id for i in range(7)])
         self._finger_act = np.array([m.actuator(f"{ROBOT}/finger{i}").id for i in (1, 2)])
         self._ee_body = m.body(f"{ROBOT}/{EE_LINK}").id
-        # IK scratch: rows 0:3 and 3:6 are contiguous views for mj_jacBody
-        self._jac_full = np.zeros((6, m.nv))
-        vadr = self._arm_vadr
-        contiguous = np.array_equal(vadr, np.arange(vadr[0], vadr[0] + len(vadr)))
-        self._arm_cols = slice(int(vadr[0]), int(vadr[-1]) + 1) if contiguous else vadr
-        self._err = np.zeros(6)
-        self._qerr = np.zeros(4)
-        self._qneg = np.zeros(4)
-        self._damp = np.eye(6) * _IK_DAMPING**2
+        # a position servo's force is kp (ctrl - q) - kv qdot: a reference q_ref moving at
+        # v_ref is tracked with ctrl = q_ref + (kv / kp) v_ref, the velocity fed forward
+        kp = m.actuator_gainprm[self._arm_act, 0]
+        self._kv_over_kp = -m.actuator_biasprm[self._arm_act, 2] / kp
         self._bodies: dict[tuple[str, str], int] = {}
         self._joints: dict[tuple[str, str], tuple[int, int, int]] = {}
 
@@ -282,66 +270,33 @@ class MujocoBackend(Backend):
             _, adr, _ = self._joint_adr(name, "root")
             d.qpos[adr : adr + 3] = pos
             d.qpos[adr + 3 : adr + 7] = quat
-        d.ctrl[self._arm_act] = arm_qpos
+        self._ramp = self._controller.reset(arm_qpos)
+        d.ctrl[self._arm_act] = self._ramp.end
         d.ctrl[self._finger_act] = float(np.clip(finger_opening, 0, 1)) * FINGER_OPEN
-        self._q_rest = np.asarray(arm_qpos, float).copy()
         mujoco.mj_forward(m, d)
 
-    def _ik(
-        self, pos: np.ndarray, quat: np.ndarray, q: np.ndarray, iters: int, tol: float
-    ) -> np.ndarray:
-        m, s = self.model, self._ik_data
-        q = np.array(q, dtype=float)
-        err, qerr, qneg = self._err, self._qerr, self._qneg
-        jac_full, cols = self._jac_full, self._arm_cols
-        for i in range(iters):
-            s.qpos[self._arm_qadr] = q
-            mujoco.mj_kinematics(m, s)
-            np.subtract(pos, s.xpos[self._ee_body], out=err[:3])
-            mujoco.mju_negQuat(qneg, s.xquat[self._ee_body])
-            mujoco.mju_mulQuat(qerr, quat, qneg)
-            mujoco.mju_quat2Vel(err[3:], qerr, 1.0)
-            if err[:3] @ err[:3] + err[3:] @ err[3:] * 0.01 < tol * tol:
-                break
-            # the Jacobian is refreshed every _IK_JAC_EVERY iterations (a quasi-Newton step
-            # in between): its factorisation is most of an iteration's cost
-            if i % _IK_JAC_EVERY == 0:
-                mujoco.mj_comPos(m, s)
-                mujoco.mj_jacBody(m, s, jac_full[:3], jac_full[3:], self._ee_body)
-                jac = jac_full[:, cols]
-                jjt = jac @ jac.T
-                chol = jjt + self._damp
-                mujoco.mju_cholFactor(chol, 0.0)
-            dq = jac.T @ _chol_solve(chol, err)
-            if i == 0:
-                # the arm is redundant: drift of the elbow is pulled back towards the rest
-                # pose, projected with an almost undamped pseudo-inverse so the hand stays
-                pull = _IK_NULLSPACE_GAIN * (self._q_rest - q)
-                dq += pull - jac.T @ _spd_solve(jjt + self._damp * 1e-4, jac @ pull)
-            q += dq
-            np.clip(q, self._arm_range[:, 0], self._arm_range[:, 1], out=q)
-        return q
-
     def solve_ik(self, pos: np.ndarray, quat: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
-        saved = self._q_rest
-        self._q_rest = np.asarray(q_seed, float)
-        try:
-            return self._ik(np.asarray(pos, float), np.asarray(quat, float), q_seed, 200, 1e-5)
-        finally:
-            self._q_rest = saved
+        return self._controller.solve_ik(pos, quat, q_seed)
 
     def command(self, pos: np.ndarray, quat: np.ndarray, finger_opening: float) -> None:
-        q_now = self.data.qpos[self._arm_qadr]
-        q_des = self._ik(np.asarray(pos, float), np.asarray(quat, float), q_now, _IK_ITERS, 1e-4)
-        # no joint target further than its velocity limit reaches within the control step
-        np.clip(q_des, q_now - self._max_dq, q_now + self._max_dq, out=q_des)
-        self.data.ctrl[self._arm_act] = q_des
+        d = self.data
+        self._ramp = self._controller.command(
+            pos, quat, d.qpos[self._arm_qadr], d.qvel[self._arm_vadr]
+        )
         self.data.ctrl[self._finger_act] = float(np.clip(finger_opening, 0, 1)) * FINGER_OPEN
 
     def step(self) -> None:
-        mujoco.mj_step(self.model, self.data, nstep=self._nstep)
+        m, d, ramp = self.model, self.data, self._ramp
+        ctrl, act, kv_over_kp = d.ctrl, self._arm_act, self._kv_over_kp
+        for k in range(1, self._nstep + 1):
+            # the servos track the ramp's references of this substep
+            q_ref, v_ref = ramp.at(k)
+            ctrl[act] = q_ref + kv_over_kp * v_ref
+            mujoco.mj_step(m, d)
+        ctrl[act] = ramp.end
+        self._ramp = self._controller.hold(ramp.end)
         # bring positions (xpos, xquat) up to date with qpos for the readers below
-        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_kinematics(m, d)
 
     def physics_steps_per_control(self) -> int:
         return self._nstep

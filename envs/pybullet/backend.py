@@ -12,11 +12,12 @@ Controller (the same as MuJoCo's in what it does, not in its code): each :meth:`
 runs a few damped-least-squares iterations of 6-D differential IK, from the measured arm
 configuration, with a null-space pull towards the configuration at reset; Bullet's joint
 position motors (force-limited by the URDF efforts) track the result during the control step.
-The IK runs on the arm's kinematic chain read from the URDF and evaluated in numpy, so it never
-touches the simulation state. Bullet's motors are velocity constraints, not springs: they hold
-their target up to the joint effort (gravity included, as Bullet has no gravity compensation)
-and ignore ``RobotSpec.joint_kp``, so the arm is stiffer than MuJoCo's servos when something
-pushes back: where MuJoCo's hand yields by a centimetre, this one presses with full effort.
+The IK runs on the arm's kinematic chain read from the URDF and evaluated in numpy
+(:mod:`envs.pybullet.kinematics`), so it never touches the simulation state. Bullet's motors
+are velocity constraints, not springs: they hold their target up to the joint effort (gravity
+included, as Bullet has no gravity compensation) and ignore ``RobotSpec.joint_kp``, so the arm
+is stiffer than MuJoCo's servos when something pushes back: where MuJoCo's hand yields by a
+centimetre, this one presses with full effort.
 
 Every reset also clears Bullet's contact caches: Bullet keeps contact manifolds and their
 warm-start impulses between bodies that stay close, which would make a rollout depend on the
@@ -25,20 +26,13 @@ drops its manifolds; the arm never collides with itself, so doing that for the f
 the objects' links drops them all, and a rollout depends on the seed alone (it is the same as
 in a fresh env).
 
-Friction: MuJoCo takes the larger of the two geoms' coefficients (or the coefficient of a geom
-with higher priority: the finger pads), Bullet multiplies them. The contacts the tasks depend
-on all involve a moving object, so the moving objects' links get a neutral 1.0 and every other
-link carries the coefficient MuJoCo would use against them; see :func:`bullet_frictions`.
+Friction: MuJoCo takes the larger of the two geoms' coefficients, Bullet multiplies them; the
+links carry the coefficients of :mod:`envs.pybullet.friction`, which make every contact with a
+moving object match MuJoCo's. The arm is loaded from :func:`envs.pybullet.urdf.robot_urdf`.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import math
-import os
-import tempfile
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,247 +49,20 @@ from envs.backend import (
     CameraSpec,
     ObjectSpec,
     SceneSpec,
-    panda_urdf,
 )
+from envs.controller import ArmController
+from envs.pybullet.friction import FINGER_SPIN_FRICTION, bullet_frictions
+from envs.pybullet.urdf import robot_urdf
+from envs.rotations import wxyz_to_xyzw, xyzw_to_wxyz
 
 GRAVITY = -9.81  # m/s^2
-MUJOCO_FRICTION = 1.0  # MuJoCo's default sliding friction: what an unspecified geom has there
-FINGER_SPIN_FRICTION = 0.01  # m, MuJoCo's torsional friction of the finger pads (condim 4)
-IK_DAMPING = 0.05  # damped least squares lambda
-IK_NULLSPACE_GAIN = 0.2  # fraction of the distance to the rest pose taken per IK iteration
-IK_ROT_WEIGHT = 0.1  # weight of the squared orientation error (rad^2) in the stop test
 ROBOT_RGBA = (0.92, 0.92, 0.92, 1.0)  # as the MuJoCo backend paints the arm
 FINGER_RGBA = (0.25, 0.25, 0.25, 1.0)
 FLOOR_RGBA = (0.55, 0.55, 0.5, 1.0)
 FLOOR_HALF_THICKNESS = 0.05  # m, the floor is a thin box whose top is at scene.floor_z
 CAMERA_NEAR, CAMERA_FAR = 0.01, 10.0  # m
-
-
-# ---------------------------------------------------------------------- small rotations
-def _xyzw(quat_wxyz: np.ndarray) -> list[float]:
-    w, x, y, z = (float(v) for v in quat_wxyz)
-    return [x, y, z, w]
-
-
-def _wxyz(quat_xyzw: tuple[float, ...] | np.ndarray) -> np.ndarray:
-    x, y, z, w = quat_xyzw
-    return np.array([w, x, y, z])
-
-
-def _quat_to_mat(quat_wxyz: np.ndarray) -> np.ndarray:
-    """Rotation matrix ``[3, 3]`` of a unit quaternion [w, x, y, z]."""
-    w, x, y, z = np.asarray(quat_wxyz, float) / np.linalg.norm(quat_wxyz)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def _rpy_to_mat(rpy: np.ndarray) -> np.ndarray:
-    """URDF's fixed-axis roll, pitch, yaw: ``R = Rz(yaw) Ry(pitch) Rx(roll)``."""
-    cr, sr = math.cos(rpy[0]), math.sin(rpy[0])
-    cp, sp = math.cos(rpy[1]), math.sin(rpy[1])
-    cy, sy = math.cos(rpy[2]), math.sin(rpy[2])
-    return np.array(
-        [
-            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-            [-sp, cp * sr, cp * cr],
-        ]
-    )
-
-
-def _rotation_vector(mat: np.ndarray) -> np.ndarray:
-    """Axis * angle ``[3]`` (rad) of a rotation matrix; well-behaved near 0 and near pi."""
-    cos = min(1.0, max(-1.0, 0.5 * (np.trace(mat) - 1.0)))
-    angle = math.acos(cos)
-    vee = np.array([mat[2, 1] - mat[1, 2], mat[0, 2] - mat[2, 0], mat[1, 0] - mat[0, 1]])
-    if angle < 1e-6:
-        return 0.5 * vee
-    if angle > math.pi - 1e-4:
-        # sin(angle) ~ 0: read the axis from the symmetric part, sign from the skew part
-        sym = 0.5 * (mat + np.eye(3))
-        axis = sym[int(np.argmax(np.diag(sym)))]
-        axis = axis / np.linalg.norm(axis)
-        if axis @ vee < 0:
-            axis = -axis
-        return angle * axis
-    return angle / (2.0 * math.sin(angle)) * vee
-
-
-@functools.cache
-def robot_urdf() -> str:
-    """Path of the Panda URDF as this backend loads it: pybullet_data's file with the visual
-    meshes swapped for the collision meshes, as MuJoCo (``discardvisual``) draws it.
-
-    The visual meshes hold ten times the triangles: TinyRenderer spent most of a frame on
-    them, and the first load read 10 MB. The file is written once per machine to the temp
-    directory (named by its content, replaced atomically, so concurrent processes agree).
-    """
-    source = panda_urdf()
-    with open(source) as f:
-        text = f.read()
-    root_dir = os.path.dirname(source)
-    text = text.replace("package://meshes/visual/", "package://meshes/collision/")
-    text = text.replace("package://", root_dir + "/")
-    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    path = os.path.join(tempfile.gettempdir(), f"hypercrl_panda_{digest}.urdf")
-    if not os.path.exists(path):
-        try:
-            fd, tmp = tempfile.mkstemp(suffix=".urdf", dir=tempfile.gettempdir())
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except OSError:  # no writable temp directory: draw the detailed visual meshes
-            return source
-    return path
-
-
-# ---------------------------------------------------------------------- arm kinematics
-def _urdf_vector(element: ET.Element | None, attribute: str, default: str) -> np.ndarray:
-    text = default if element is None else element.get(attribute, default)
-    return np.array([float(v) for v in text.split()])
-
-
-class ArmChain:
-    """Forward kinematics and geometric Jacobian of the Panda's arm, from its URDF, in numpy.
-
-    The IK runs here rather than in the simulator so that solving never changes the
-    simulation state (PyBullet's kinematics queries read the live joint positions). The
-    chain from the base to the end effector is stored as 8 rigid segments (fixed joints
-    merged in) between the 7 revolute joints.
-    """
-
-    def __init__(self, urdf: str, base_pos: np.ndarray, base_quat: np.ndarray) -> None:
-        root = ET.parse(urdf).getroot()
-        by_child = {j.find("child").get("link"): j for j in root.findall("joint")}
-        walk = []
-        link = EE_LINK
-        while link in by_child:
-            walk.append(by_child[link])
-            link = by_child[link].find("parent").get("link")
-        base = np.eye(4)
-        base[:3, :3] = _quat_to_mat(base_quat)
-        base[:3, 3] = base_pos
-        segments, axes, names = [base], [], []
-        for joint in reversed(walk):
-            origin = joint.find("origin")
-            frame = np.eye(4)
-            frame[:3, :3] = _rpy_to_mat(_urdf_vector(origin, "rpy", "0 0 0"))
-            frame[:3, 3] = _urdf_vector(origin, "xyz", "0 0 0")
-            segments[-1] = segments[-1] @ frame
-            kind = joint.get("type")
-            if kind == "revolute":
-                axis = _urdf_vector(joint.find("axis"), "xyz", "1 0 0")
-                axes.append(axis / np.linalg.norm(axis))
-                names.append(joint.get("name"))
-                segments.append(np.eye(4))
-            elif kind != "fixed":
-                raise ValueError(f"joint {joint.get('name')!r} of type {kind!r} on the arm chain")
-        if tuple(names) != ARM_JOINTS:
-            raise ValueError(f"arm chain joints {names}, expected {list(ARM_JOINTS)}")
-        self._segments = [(seg[:3, :3].copy(), seg[:3, 3].copy()) for seg in segments]
-        # Rodrigues' terms per joint: R(q) = I + sin(q) K + (1 - cos(q)) K^2
-        self._skew = []
-        for x, y, z in axes:
-            k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-            self._skew.append((k, k @ k))
-        self._axes = np.array(axes)
-        limits = {j.get("name"): j.find("limit") for j in root.findall("joint")}
-        self.lower = np.array([float(limits[n].get("lower")) for n in ARM_JOINTS])
-        self.upper = np.array([float(limits[n].get("upper")) for n in ARM_JOINTS])
-
-    def kinematics(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """End-effector position [3], rotation [3, 3] and Jacobian [6, 7] (linear; angular)
-        at arm angles ``q [7]`` (rad), world frame."""
-        rot, pos = self._segments[0]
-        origins, axes = np.empty((7, 3)), np.empty((7, 3))
-        eye = np.eye(3)
-        for i in range(7):
-            origins[i] = pos
-            axes[i] = rot @ self._axes[i]
-            k, k2 = self._skew[i]
-            rot = rot @ (eye + math.sin(q[i]) * k + (1.0 - math.cos(q[i])) * k2)
-            seg_rot, seg_pos = self._segments[i + 1]
-            pos = pos + rot @ seg_pos
-            rot = rot @ seg_rot
-        arm = pos - origins
-        linear = np.stack(
-            [
-                axes[:, 1] * arm[:, 2] - axes[:, 2] * arm[:, 1],
-                axes[:, 2] * arm[:, 0] - axes[:, 0] * arm[:, 2],
-                axes[:, 0] * arm[:, 1] - axes[:, 1] * arm[:, 0],
-            ]
-        )
-        return pos, rot, np.vstack([linear, axes.T])
-
-
-def solve_dls(
-    chain: ArmChain,
-    pos: np.ndarray,
-    rot: np.ndarray,
-    q: np.ndarray,
-    q_rest: np.ndarray,
-    iters: int,
-    tol: float,
-    settle: bool = False,
-) -> np.ndarray:
-    """Damped-least-squares IK: arm angles ``[7]`` moving the end effector towards (pos [3],
-    rot [3, 3]) from ``q [7]``, with a null-space pull of the redundant DoF towards
-    ``q_rest [7]``; stops early once the weighted pose error is below ``tol`` (m) and, with
-    ``settle``, the null-space motion too (so the answer does not depend on the path)."""
-    q = np.array(q, dtype=float)
-    damp = IK_DAMPING**2 * np.eye(6)
-    for _ in range(iters):
-        ee_pos, ee_rot, jac = chain.kinematics(q)
-        err = np.concatenate([pos - ee_pos, _rotation_vector(rot @ ee_rot.T)])
-        jjt = jac @ jac.T
-        # the projection uses a nearly undamped pseudo-inverse so the pull leaves the pose be
-        pull = IK_NULLSPACE_GAIN * (q_rest - q)
-        pull -= jac.T @ np.linalg.solve(jjt + 1e-4 * damp, jac @ pull)
-        if err[:3] @ err[:3] + IK_ROT_WEIGHT * (err[3:] @ err[3:]) < tol * tol and (
-            not settle or pull @ pull < tol * tol
-        ):
-            break
-        step = jac.T @ np.linalg.solve(jjt + damp, err) + pull
-        q = np.clip(q + step, chain.lower, chain.upper)
-    return q
-
-
-# ---------------------------------------------------------------------- friction mapping
-def bullet_frictions(scene: SceneSpec) -> dict[tuple[str, str], float]:
-    """Bullet lateral friction per (owner, link), owner "robot", "floor" or an object name;
-    a link not listed keeps :data:`MUJOCO_FRICTION`.
-
-    Bullet multiplies the two coefficients of a contact; MuJoCo takes the larger one, or the
-    one of a higher-priority geom (the finger pads). Moving (free) objects get 1.0, so each
-    contact with them gets the coefficient stored on the other link, which is set to what
-    MuJoCo would use for that pair: ``max(own, object's)``, or the fingers' own. This is
-    exact for every contact with a moving object; contacts between two static or robot
-    links (which no task relies on) may differ.
-    """
-    # a free object's coefficient: the largest of its links' (unspecified ones: MuJoCo's 1)
-    moving = [
-        max(obj.friction.values(), default=MUJOCO_FRICTION) for obj in scene.objects if obj.free
-    ]
-    partner = max(moving) if moving else 0.0
-    out: dict[tuple[str, str], float] = {}
-    for obj in scene.objects:
-        if obj.free:
-            out.update({(obj.name, link): 1.0 for link in obj.friction})
-            out[(obj.name, "*")] = 1.0
-        else:
-            for link, mu in obj.friction.items():
-                out[(obj.name, link)] = max(mu, partner)
-            out[(obj.name, "*")] = max(MUJOCO_FRICTION, partner)
-    out[("robot", "*")] = max(MUJOCO_FRICTION, partner)
-    out[("floor", "*")] = max(MUJOCO_FRICTION, partner)
-    for link in ("panda_leftfinger", "panda_rightfinger"):
-        out[("robot", link)] = scene.robot.finger_friction
-    return out
+# Bullet's position-motor gain: the fraction of the position error corrected per physics step
+ARM_POSITION_GAIN = 0.1
 
 
 # ---------------------------------------------------------------------- the backend
@@ -333,12 +100,9 @@ class PybulletBackend(Backend):
         except Exception:
             self.close()
             raise
-        robot = scene.robot
-        self._chain = ArmChain(
-            panda_urdf(), np.asarray(robot.base_pos, float), np.asarray(robot.base_quat, float)
-        )
+        self._controller = ArmController.for_scene(scene)
+        self._ramp = self._controller.hold(np.zeros(7))
         self._view, self._proj = self._camera_matrices(scene.camera)
-        self._q_rest = np.zeros(7)
 
     # ----------------------------------------------------------------- building
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -353,7 +117,7 @@ class PybulletBackend(Backend):
             p.loadURDF,
             urdf,
             basePosition=list(pos),
-            baseOrientation=_xyzw(np.asarray(quat_wxyz, float)),
+            baseOrientation=wxyz_to_xyzw(quat_wxyz).tolist(),
             useFixedBase=fixed,
             # inertias as written (as MuJoCo reads them), not recomputed from the shapes
             flags=p.URDF_USE_INERTIA_FROM_FILE,
@@ -390,6 +154,16 @@ class PybulletBackend(Backend):
             )
             self._call(p.changeDynamics, floor, -1, lateralFriction=self._frictions[("floor", "*")])
             self._surroundings.append(floor)
+        for marker in scene.markers:
+            # drawn only: no collision shape, no mass
+            vis = self._call(
+                p.createVisualShape, p.GEOM_BOX, halfExtents=list(marker.half_size),
+                rgbaColor=list(marker.rgba),
+            )
+            self._call(
+                p.createMultiBody, 0.0, -1, vis, list(marker.pos),
+                wxyz_to_xyzw(marker.quat).tolist(),
+            )
         self._objects: dict[str, _Body] = {}
         self._springs: list[tuple[int, int, float]] = []  # (body, joint, N m / rad)
         for obj in scene.objects:
@@ -547,34 +321,40 @@ class PybulletBackend(Backend):
             # Bullet places a base by its centre of mass; the pose given is the link frame
             com_pos, com_orn = p.multiplyTransforms(
                 [float(v) for v in pos],
-                _xyzw(np.asarray(quat, float)),
+                wxyz_to_xyzw(quat).tolist(),
                 body.inertial_pos,
                 body.inertial_orn,
             )
             self._call(p.resetBasePositionAndOrientation, body.uid, com_pos, com_orn)
             self._call(p.resetBaseVelocity, body.uid, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
         self._forget_contacts()
-        self._q_rest = arm_qpos.copy()
-        self._servo(arm_qpos, finger)
+        self._ramp = self._controller.reset(arm_qpos)
+        self._servo_fingers(finger)
+        self._servo_arm(*self._ramp.at(self._nstep))
 
     def _is_free(self, name: str) -> bool:
         return any(o.name == name and o.free for o in self.scene.objects)
 
-    def _servo(self, q_arm: np.ndarray, finger: float) -> None:
-        uid = self._robot.uid
+    def _servo_arm(self, q_ref: np.ndarray, v_ref: np.ndarray) -> None:
+        # Bullet's position motor drives the joint velocity towards
+        # v_ref + ARM_POSITION_GAIN * (q_ref - q) / dt, up to the joint effort
         self._call(
             p.setJointMotorControlArray,
-            uid,
+            self._robot.uid,
             self._arm,
             p.POSITION_CONTROL,
-            targetPositions=[float(v) for v in q_arm],
-            targetVelocities=[0.0] * 7,
+            targetPositions=q_ref.tolist(),
+            targetVelocities=v_ref.tolist(),
             forces=self._arm_effort,
+            positionGains=[ARM_POSITION_GAIN] * 7,
+            velocityGains=[1.0] * 7,
         )
+
+    def _servo_fingers(self, finger: float) -> None:
         force = self.scene.robot.finger_force
         self._call(
             p.setJointMotorControlArray,
-            uid,
+            self._robot.uid,
             self._fingers,
             p.POSITION_CONTROL,
             targetPositions=[finger, finger],
@@ -582,39 +362,24 @@ class PybulletBackend(Backend):
         )
 
     def solve_ik(self, pos: np.ndarray, quat: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
-        q_seed = np.asarray(q_seed, float)
-        if q_seed.shape != (7,):
-            raise ValueError(f"q_seed must have shape (7,), got {q_seed.shape}")
-        return solve_dls(
-            self._chain,
-            np.asarray(pos, float),
-            _quat_to_mat(quat),
-            q_seed,
-            q_seed,
-            iters=500,
-            tol=1e-5,
-            settle=True,
-        )
+        return self._controller.solve_ik(pos, quat, q_seed)
 
     def command(self, pos: np.ndarray, quat: np.ndarray, finger_opening: float) -> None:
-        q_now, _, _ = self.arm_state()
-        q_des = solve_dls(
-            self._chain,
-            np.asarray(pos, float),
-            _quat_to_mat(quat),
-            q_now,
-            self._q_rest,
-            iters=3,
-            tol=1e-4,
-        )
-        self._servo(q_des, float(np.clip(finger_opening, 0.0, 1.0)) * FINGER_OPEN)
+        q_now, v_now, _ = self.arm_state()
+        self._ramp = self._controller.command(pos, quat, q_now, v_now)
+        self._servo_fingers(float(np.clip(finger_opening, 0.0, 1.0)) * FINGER_OPEN)
 
     def step(self) -> None:
-        for _ in range(self._nstep):
-            for uid, j, k in self._springs:
+        ramp = self._ramp
+        for k in range(1, self._nstep + 1):
+            # the arm tracks the ramp's reference of this substep, its velocity fed forward
+            self._servo_arm(*ramp.at(k))
+            for uid, j, stiffness in self._springs:
                 q = self._call(p.getJointState, uid, j)[0]
-                self._call(p.setJointMotorControl2, uid, j, p.TORQUE_CONTROL, force=-k * q)
+                self._call(p.setJointMotorControl2, uid, j, p.TORQUE_CONTROL, force=-stiffness * q)
             self._call(p.stepSimulation)
+        # after the step the arm holds where the ramp ended
+        self._ramp = self._controller.hold(ramp.end)
 
     def physics_steps_per_control(self) -> int:
         return self._nstep
@@ -642,7 +407,7 @@ class PybulletBackend(Backend):
     # ----------------------------------------------------------------- reading
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
         state = self._call(p.getLinkState, self._robot.uid, self._ee, computeForwardKinematics=True)
-        return np.array(state[4]), _wxyz(state[5])
+        return np.array(state[4]), xyzw_to_wxyz(state[5])
 
     def arm_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         uid = self._robot.uid
@@ -671,7 +436,7 @@ class PybulletBackend(Backend):
         else:
             state = self._call(p.getLinkState, body.uid, index, computeForwardKinematics=True)
             pos, orn = state[4], state[5]
-        quat = _wxyz(orn)
+        quat = xyzw_to_wxyz(orn)
         return np.array(pos), quat / np.linalg.norm(quat)
 
     def joint_state(self, obj: str, joint: str) -> tuple[float, float]:

@@ -44,6 +44,7 @@ ARM_POSITION_LIMITS = (
     (-2.8973, 2.8973), (-0.0175, 3.7525), (-2.8973, 2.8973),
 )  # rad
 ARM_VELOCITY_LIMITS = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)  # rad/s
+ARM_EFFORT_LIMITS = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # N m, the URDF's and Franka's
 EE_LINK = "panda_grasptarget"
 FINGER_OPEN = 0.04  # m, each finger's travel in the URDF
 

@@ -30,7 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.backend import ARM_POSITION_LIMITS, ARM_VELOCITY_LIMITS, SceneSpec
+from envs.backend import (
+    ARM_EFFORT_LIMITS,
+    ARM_POSITION_LIMITS,
+    ARM_VELOCITY_LIMITS,
+    SceneSpec,
+)
 from envs.kinematics import ArmChain
 from envs.panda import panda_urdf
 from envs.rotations import axis_angle_to_quat, mat_to_axis_angle, quat_to_mat
@@ -48,7 +53,11 @@ LIMIT_MARGIN = 0.01  # rad kept from each joint position limit
 # another the velocity changes at once and the (near-critically damped) servos overshoot the
 # new speed by up to ~14 % of the change, so the headroom keeps the joints themselves under
 # their limits.
-SPEED_HEADROOM = 0.8
+SPEED_HEADROOM = 0.95
+# rad/s, the fastest the hand turns: the wrist's joints (2.61 rad/s) turn it about most axes at
+# this speed with the headroom to spare; faster, how much of a turn a step achieved would depend
+# on the arm's configuration, and no model could tell
+MAX_TURN_SPEED = 1.2
 VELOCITY_BLEND = 0.03  # s over which a ramp's velocity goes from the measured one to its own
 ROTATION_REFINES = 2  # re-solves with a shorter rotation when the first guess was too fast
 
@@ -79,12 +88,43 @@ class JointRamp:
             )
         return self.start + self.v0 * t + dv * (t - 0.5 * self.blend), self.cruise.copy()
 
+    def tracker(self, lag_limit: np.ndarray) -> RampTracker:
+        """Per-substep references for this ramp that wait for joints held back."""
+        return RampTracker(self, np.asarray(lag_limit, float))
+
     @classmethod
     def hold(cls, q: np.ndarray, duration: float, substeps: int) -> JointRamp:
         """Stay at ``q``."""
         q = np.asarray(q, float)
         zero = np.zeros_like(q)
         return cls(q.copy(), q.copy(), zero, zero, 0.0, duration, substeps)
+
+
+class RampTracker:
+    """A ramp's references, pulled back where a joint lags them by more than ``lag_limit``.
+
+    Something the arm pushes against (a block, a door) holds a joint back; its servo's force
+    saturates at a lag of effort / stiffness. A reference that ran on regardless would wind
+    the servo up, and the joint would race to catch up once free, past its speed limit. Here
+    the reference waits instead: it never leads the measured angle by more than the lag limit.
+    """
+
+    def __init__(self, ramp: JointRamp, lag_limit: np.ndarray) -> None:
+        self.ramp = ramp
+        self.lag_limit = lag_limit
+        self.held_back = np.zeros_like(ramp.start)
+
+    def at(self, k: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position and velocity references for substep ``k`` given the measured angles."""
+        q_ref, v_ref = self.ramp.at(k)
+        lag = q_ref - self.held_back - q
+        self.held_back += lag - np.clip(lag, -self.lag_limit, self.lag_limit)
+        return q_ref - self.held_back, v_ref
+
+    @property
+    def end(self) -> np.ndarray:
+        """Where the references ended."""
+        return self.ramp.end - self.held_back
 
 
 def largest_fraction(a: np.ndarray, b: np.ndarray, bound: np.ndarray) -> float:
@@ -123,25 +163,32 @@ class ArmController:
             raise ValueError("joint limits: need lower + margin < upper - margin for every joint")
         self.max_speed = SPEED_HEADROOM * np.asarray(velocity, float)
         self.max_step = self.max_speed * control_dt
+        self.max_turn = MAX_TURN_SPEED * control_dt
         self.control_dt = control_dt
         self.substeps = substeps
         self._damp = IK_DAMPING**2 * np.eye(6)
         self.q_rest = 0.5 * (self.lower + self.upper)
+        self.lag_limit = np.full(len(self.lower), np.inf)
 
     @classmethod
     def for_scene(cls, scene: SceneSpec) -> ArmController:
         """The Panda's controller in ``scene``: its chain from the URDF at the robot's base,
         the datasheet's limits, the scene's control step and physics substeps."""
         robot = scene.robot
+        if len(robot.joint_kp) != 7:
+            raise ValueError(f"robot.joint_kp needs 7 entries, got {len(robot.joint_kp)}")
         chain = ArmChain(
             panda_urdf(), np.asarray(robot.base_pos, float), np.asarray(robot.base_quat, float)
         )
         limits = np.asarray(ARM_POSITION_LIMITS)
         substeps = int(round(scene.control_dt / scene.physics_dt))
-        return cls(
+        controller = cls(
             chain.kinematics, limits[:, 0], limits[:, 1], np.asarray(ARM_VELOCITY_LIMITS),
             scene.control_dt, substeps,
         )
+        # rad, the lag at which a joint's servo saturates (RampTracker)
+        controller.lag_limit = np.asarray(ARM_EFFORT_LIMITS) / np.asarray(robot.joint_kp)
+        return controller
 
     def reset(self, q: np.ndarray) -> JointRamp:
         """The arm was put at rest at ``q``: the null space is pulled towards it from now on;
@@ -185,22 +232,33 @@ class ArmController:
             if done and (not settle or pull @ pull < tol * tol):
                 break
             step = jac.T @ np.linalg.solve(jjt + self._damp, err)
+            # a joint at a limit that the step pushes further drops out: the others take over
+            pinned = ((q <= self.lower) & (step < 0)) | ((q >= self.upper) & (step > 0))
+            if pinned.any():
+                free = jac * ~pinned
+                step = free.T @ np.linalg.solve(free @ free.T + self._damp, err)
             if pull is not None:
                 step += pull
             q = self.clip(q + step)
         return q
+
+    def _span(self) -> float:
+        # a ramp covers D within the step at cruise = v_now + (D - v_now T) / span
+        return self.control_dt - 0.5 * VELOCITY_BLEND
+
+    def _carry(self, v_now: np.ndarray) -> np.ndarray:
+        """The part of the cruise velocity that the measured velocity brings, whatever D."""
+        return v_now - v_now * self.control_dt / self._span()
 
     def ramp(self, q_now: np.ndarray, v_now: np.ndarray, q_goal: np.ndarray) -> JointRamp:
         """The control step's ramp from ``q_now`` (moving at ``v_now``) towards ``q_goal``,
         shortened as a whole so that no joint's reference moves faster than its limit."""
         q_now, v_now = np.asarray(q_now, float), np.asarray(v_now, float)
         dq = self.clip(q_goal) - q_now
-        # cruise = v_now + (D - v_now T) / (T - blend / 2) covers D = s dq within the step
-        span = self.control_dt - 0.5 * VELOCITY_BLEND
-        base = v_now - v_now * self.control_dt / span
-        scale = largest_fraction(base, dq / span, self.max_speed)
+        span, carry = self._span(), self._carry(v_now)
+        scale = largest_fraction(carry, dq / span, self.max_speed)
         end = q_now + scale * dq
-        cruise = base + scale * dq / span
+        cruise = carry + scale * dq / span
         return JointRamp(
             q_now.copy(), end, v_now.copy(), cruise, VELOCITY_BLEND, self.control_dt,
             self.substeps,
@@ -212,32 +270,42 @@ class ArmController:
         """The ramp that moves the end effector from the measured ``q_now`` (joints moving at
         ``v_now``) towards the pose (pos [3], quat [4] [w, x, y, z]) within one control step.
 
-        Translation comes first: where the whole pose cannot be reached within the joint
-        speed limits, the rotation is shortened (about the same axis) until it can, and only
-        a move that is too fast even without rotating is slowed down as a whole.
+        The rotation is at most :data:`MAX_TURN_SPEED` times the step. Translation comes
+        first: where the whole pose cannot be reached within the joint speed limits, the
+        rotation is shortened (about the same axis) until it can, and only a move that is too
+        fast even without rotating is slowed down as a whole.
         """
-        q_now = np.asarray(q_now, float)
+        q_now, v_now = np.asarray(q_now, float), np.asarray(v_now, float)
         pos = np.asarray(pos, float)
         ee_pos, ee_rot, jac = self.kinematics(q_now)
         turn = mat_to_axis_angle(_rotation(quat) @ ee_rot.T)
-        fraction = self._rotation_fraction(jac, pos - ee_pos, turn)
+        angle = float(np.linalg.norm(turn))
+        if angle > self.max_turn:
+            turn *= self.max_turn / angle
+        # the joint step D a ramp can cover: |carry * span + D| <= max_speed * span
+        offset, bound = self._carry(v_now) * self._span(), self.max_speed * self._span()
+        fraction = self._rotation_fraction(jac, pos - ee_pos, turn, offset, bound)
         for _ in range(ROTATION_REFINES + 1):
             rot = quat_to_mat(axis_angle_to_quat(fraction * turn)) @ ee_rot
             q_goal = self.solve(pos, rot, q_now, self.q_rest)
-            need = float(np.max(np.abs(q_goal - q_now) / self.max_step))
-            if need <= 1.0 or fraction == 0.0:
+            dq = q_goal - q_now
+            if fraction == 0.0 or largest_fraction(offset, dq, bound) >= 1.0:
                 break
             # the first-order estimate was optimistic: shorten the rotation by what is missing
+            need = float(np.max(np.abs(offset + dq) / bound))
             fraction *= max(0.0, 1.0 - 1.2 * (need - 1.0) / need) if need < 2 else 0.0
         return self.ramp(q_now, v_now, q_goal)
 
-    def _rotation_fraction(self, jac: np.ndarray, move: np.ndarray, turn: np.ndarray) -> float:
-        """The largest a in [0, 1] for which the joint step of (move, a * turn), to first
-        order, stays within every joint's speed limit over the step."""
+    def _rotation_fraction(
+        self, jac: np.ndarray, move: np.ndarray, turn: np.ndarray, offset: np.ndarray,
+        bound: np.ndarray,
+    ) -> float:
+        """The largest a in [0, 1] for which the joint step D of (move, a * turn), to first
+        order, keeps ``|offset + D| <= bound`` for every joint."""
         jjt_inv = np.linalg.inv(jac @ jac.T + self._damp)
         dq_move = jac.T @ (jjt_inv[:, :3] @ move)
         dq_turn = jac.T @ (jjt_inv[:, 3:] @ turn)
-        return largest_fraction(dq_move, dq_turn, self.max_step)
+        return largest_fraction(offset + dq_move, dq_turn, bound)
 
     def solve_ik(self, pos: np.ndarray, quat: np.ndarray, q_seed: np.ndarray) -> np.ndarray:
         """Joint angles ``[7]`` at the pose (pos [3], quat [4]), searched from ``q_seed`` and

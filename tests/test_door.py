@@ -24,16 +24,7 @@ def _turn_sign(task: str) -> float:
     return 1.0 if door.task_params(door.TASK_NAMES.index(task))["knob_range"][0] >= 0 else -1.0
 
 
-# issue 10, open: on MuJoCo the round knob slips in the closed gripper (the fingers'
-# contact does not transmit the knob's 2 N m), so the handle never reaches the latch angle
-KNOB_SLIPS = pytest.mark.xfail(
-    reason="issue 10: MuJoCo's gripper does not hold the round knob's turn", strict=True
-)
-OPENER_CASES = [
-    pytest.param(backend, task, marks=KNOB_SLIPS if (backend, task[:5]) == ("mujoco", "round")
-                 else ())
-    for backend in BACKENDS for task in door.TASK_NAMES
-]
+OPENER_CASES = [(backend, task) for backend in BACKENDS for task in door.TASK_NAMES]
 
 
 @pytest.mark.slow

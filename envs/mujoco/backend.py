@@ -22,7 +22,9 @@ import mujoco
 import numpy as np
 
 from envs.backend import (
+    ARM_EFFORT_LIMITS,
     ARM_JOINTS,
+    ARM_POSITION_LIMITS,
     EE_LINK,
     FINGER_JOINTS,
     FINGER_OPEN,
@@ -38,6 +40,9 @@ ROBOT = "panda"
 # collision bits: the robot never collides with itself, objects collide with everything
 _ROBOT_TYPE, _ROBOT_AFF = 2, 1
 _OBJ_TYPE, _OBJ_AFF = 1, 3
+# (solref, solimp) of joint limits stiffer than MuJoCo's default (0.02 s): a latched door
+# held shut by its limit must not give way by centimetres, an arm joint not by degrees
+_STIFF_LIMIT = ((0.005, 1.0), (0.99, 0.999, 0.001, 0.5, 2.0))
 # kg m^2, reflected rotor inertia per arm joint; keeps the stiff servos stable at 2 ms (the
 # wrist's is lower: with 0.1 its 12 N m could not follow the controller's ramps)
 _ARMATURE = (0.1, 0.1, 0.1, 0.1, 0.02, 0.02, 0.02)
@@ -171,13 +176,25 @@ class MujocoBackend(Backend):
                 # MuJoCo otherwise takes the larger friction of the two geoms in contact
                 geom.priority = 1
                 geom.condim = 4
+                # hard pads (the higher priority makes these the contact's parameters): with
+                # MuJoCo's default soft contact (solref 0.02 s, impedance 0.9-0.95) a pinch
+                # creeps under a steady tangential load and the fingers sink 5 mm into what
+                # they squeeze; a round knob turned against its damping (1.82 N m s/rad)
+                # followed 30% of the hand's turn, 92-96% with these
+                geom.solref = [2.0 * scene.physics_dt, 1.0]
+                geom.solimp = [0.995, 0.999, 0.001, 0.5, 2.0]
         for i, name in enumerate(ARM_JOINTS):
             joint = spec.joint(f"{ROBOT}/{name}")
             joint.armature = _ARMATURE[i]
+            # the datasheet's range, narrower than the URDF's, held by the simulator too
+            joint.range = list(ARM_POSITION_LIMITS[i])
+            joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE
+            joint.solref_limit = list(_STIFF_LIMIT[0])
+            joint.solimp_limit = list(_STIFF_LIMIT[1])
             act = spec.add_actuator(name=f"{ROBOT}/act{i + 1}", target=joint.name)
             act.trntype = mujoco.mjtTrn.mjTRN_JOINT
             act.set_to_position(kp=robot.joint_kp[i], dampratio=1.0)
-            effort = 87.0 if i < 4 else 12.0  # the URDF's effort limits, N m
+            effort = ARM_EFFORT_LIMITS[i]
             act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
             act.forcerange = [-effort, effort]
         # each finger has its servo (the URDF's mimic, an equality here, keeps them level);
@@ -223,8 +240,8 @@ class MujocoBackend(Backend):
             if joint.name.startswith(prefix):
                 # stiffer limits than MuJoCo's default (0.02 s): a latched door held shut by
                 # its limit must not give way by centimetres under a strong pull
-                joint.solref_limit = [0.005, 1.0]
-                joint.solimp_limit = [0.99, 0.999, 0.001, 0.5, 2.0]
+                joint.solref_limit = list(_STIFF_LIMIT[0])
+                joint.solimp_limit = list(_STIFF_LIMIT[1])
         for joint_name, params in obj.joints.items():
             joint = spec.joint(prefix + joint_name)
             if params.range is not None:
@@ -249,9 +266,9 @@ class MujocoBackend(Backend):
         self._finger_act = np.array([m.actuator(f"{ROBOT}/finger{i}").id for i in (1, 2)])
         self._ee_body = m.body(f"{ROBOT}/{EE_LINK}").id
         # a position servo's force is kp (ctrl - q) - kv qdot: a reference q_ref moving at
-        # v_ref is tracked with ctrl = q_ref + (kv / kp) v_ref, the velocity fed forward
-        kp = m.actuator_gainprm[self._arm_act, 0]
-        self._kv_over_kp = -m.actuator_biasprm[self._arm_act, 2] / kp
+        # v_ref with acceleration a_ref is tracked with ctrl = q_ref + (kv v_ref + M a_ref) / kp
+        self._kp = m.actuator_gainprm[self._arm_act, 0].copy()
+        self._kv_over_kp = -m.actuator_biasprm[self._arm_act, 2] / self._kp
         self._bodies: dict[tuple[str, str], int] = {}
         self._joints: dict[tuple[str, str], tuple[int, int, int]] = {}
 
@@ -288,13 +305,24 @@ class MujocoBackend(Backend):
     def step(self) -> None:
         m, d, ramp = self.model, self.data, self._ramp
         ctrl, act, kv_over_kp = d.ctrl, self._arm_act, self._kv_over_kp
+        # the torque that accelerates the arm through the ramp's velocity blend, M(q) a, fed
+        # forward as a position offset (the servo's force limits still apply)
+        accel = np.zeros(m.nv)
+        if ramp.blend > 0:
+            accel[self._arm_vadr] = (ramp.cruise - ramp.v0) / ramp.blend
+        torque = np.zeros(m.nv)
+        mujoco.mj_mulM(m, d, torque, accel)
+        blend_offset = torque[self._arm_vadr] / self._kp
+        blend_steps = int(round(ramp.blend / m.opt.timestep))
+        qadr = self._arm_qadr
+        tracker = ramp.tracker(self._controller.lag_limit)
         for k in range(1, self._nstep + 1):
             # the servos track the ramp's references of this substep
-            q_ref, v_ref = ramp.at(k)
-            ctrl[act] = q_ref + kv_over_kp * v_ref
+            q_ref, v_ref = tracker.at(k, d.qpos[qadr])
+            ctrl[act] = q_ref + kv_over_kp * v_ref + (blend_offset if k <= blend_steps else 0.0)
             mujoco.mj_step(m, d)
-        ctrl[act] = ramp.end
-        self._ramp = self._controller.hold(ramp.end)
+        ctrl[act] = tracker.end
+        self._ramp = self._controller.hold(tracker.end)
         # bring positions (xpos, xquat) up to date with qpos for the readers below
         mujoco.mj_kinematics(m, d)
 

@@ -42,6 +42,7 @@ import pybullet as p
 
 from envs.backend import (
     ARM_JOINTS,
+    ARM_POSITION_LIMITS,
     EE_LINK,
     FINGER_JOINTS,
     FINGER_OPEN,
@@ -192,6 +193,9 @@ class PybulletBackend(Backend):
         self._fingers = [rb.joints[n] for n in FINGER_JOINTS]
         self._ee = rb.links[EE_LINK]
         self._arm_effort = [float(self._call(p.getJointInfo, rb.uid, j)[10]) for j in self._arm]
+        for j, (low, high) in zip(self._arm, ARM_POSITION_LIMITS, strict=True):
+            # the datasheet's range, narrower than the URDF's, held by the simulator too
+            self._set_limits(rb.uid, j, low, high)
         finger_links = {self._call(p.getJointInfo, rb.uid, j)[12].decode() for j in self._fingers}
         for name, link in rb.links.items():
             mu = frictions.get(("robot", name), frictions[("robot", "*")])
@@ -370,16 +374,20 @@ class PybulletBackend(Backend):
         self._servo_fingers(float(np.clip(finger_opening, 0.0, 1.0)) * FINGER_OPEN)
 
     def step(self) -> None:
-        ramp = self._ramp
+        uid = self._robot.uid
+        tracker = self._ramp.tracker(self._controller.lag_limit)
         for k in range(1, self._nstep + 1):
             # the arm tracks the ramp's reference of this substep, its velocity fed forward
-            self._servo_arm(*ramp.at(k))
-            for uid, j, stiffness in self._springs:
-                q = self._call(p.getJointState, uid, j)[0]
-                self._call(p.setJointMotorControl2, uid, j, p.TORQUE_CONTROL, force=-stiffness * q)
+            q = np.array([s[0] for s in self._call(p.getJointStates, uid, self._arm)])
+            self._servo_arm(*tracker.at(k, q))
+            for body, j, stiffness in self._springs:
+                angle = self._call(p.getJointState, body, j)[0]
+                self._call(
+                    p.setJointMotorControl2, body, j, p.TORQUE_CONTROL, force=-stiffness * angle
+                )
             self._call(p.stepSimulation)
         # after the step the arm holds where the ramp ended
-        self._ramp = self._controller.hold(ramp.end)
+        self._ramp = self._controller.hold(tracker.end)
 
     def physics_steps_per_control(self) -> int:
         return self._nstep

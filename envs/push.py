@@ -72,9 +72,11 @@ EPISODE_STEPS = 100
 # Block-table and finger-block sliding friction. The original used robosuite's 1.0 for both;
 # here the block slides more easily (0.7) and the finger slips along its back face (0.1), so a
 # push turns the block as its mass distribution dictates rather than as the finger holds it.
-# Both settings separate the tasks in MuJoCo (20 cm push, yaw in degrees for tasks 0..4:
-# 1.0/1.0 gives 0, -42, +46, +31, -28; 0.7/0.1 gives 0, -41, +42, +12, -22), but with 1.0 the
-# PyBullet backend's Panda, held to the URDF's joint efforts, barely moves the block.
+# Yaw (degrees) after a 20 cm centre push, tasks 0..4 (`python -m envs.checks turns`), with
+# both backends' friction isotropic (MuJoCo: the original's elliptic cones):
+#   1.0 / 1.0: MuJoCo -2, -4, +4, +3, -2; PyBullet 0, -24, +23, 0, 0
+#   0.7 / 0.1: MuJoCo 0, -17, +17, +1, -4; PyBullet 0, -31, +43, +5, -6
+# The 2:1 blocks (tasks 3, 4) turn by a few degrees at any of 0.5-1.0 / 0.05-0.3 (issue 10).
 BLOCK_FRICTION = 0.7
 PUSHER_FRICTION = 0.1
 # hand pointing down, fingers lined up with +x: R = [[0,1,0],[1,0,0],[0,0,-1]]
@@ -87,10 +89,9 @@ JOINT_NOISE = 0.02  # rad, std of the home pose noise
 APPROACH_NOISE = 0.01  # m, half-width of the uniform noise on the approach point's xy
 ROBOT_BASE = (-0.56, 0.0, 0.0)  # m
 # m, x and y bounds of the end-effector target, and its distance from the robot base in the
-# table plane: with the hand pointing down at PUSH_HEIGHT and the datasheet's joint limits, the
-# IK from the home pose converges on a 2 cm grid everywhere 0.26-0.64 m from the base (and in
-# some directions from 0.15 m or up to 0.79 m: `python -m envs.checks reach`), so targets
-# stay 0.26-0.62 m away.
+# table plane. With the hand pointing down at PUSH_HEIGHT and the datasheet's joint limits the
+# IK converges 0.11-0.79 m from the base in every direction (`python -m envs.checks reach`);
+# targets stay 0.26-0.62 m away, clear of the robot's own base and of full stretch.
 WORKSPACE = ((-0.45, 0.38), (-0.38, 0.38))
 REACH = (0.26, 0.62)
 

@@ -14,6 +14,7 @@ from envtools import BACKENDS, FAMILY_IDS, rollout
 
 import envs
 from envs import door, push
+from envs.checks import push_turn
 from envs.pybullet import PybulletBackend
 
 
@@ -228,32 +229,50 @@ def test_scripted_push_moves_the_block_alike(pushes, task: int) -> None:
     assert abs(dx["pybullet"] - dx["mujoco"]) <= 0.3 * dx["mujoco"], dx
 
 
-# With the grasp target at PUSH_HEIGHT, the Panda hand's collision hull (3.5 cm higher) may
-# sit lower than the block's top: it then rests on the block's back edge while the fingers
-# push. MuJoCo's position servos yield and the hand rides up; Bullet's motors hold their
-# height with the full joint effort, clamping the block to the table so that it cannot turn.
-HAND_ABOVE_EE = 0.035  # m, lowest point of the hand's hull above panda_grasptarget
-HAND_ON_BLOCK = push.PUSH_HEIGHT + HAND_ABOVE_EE < 2 * push.BLOCK_START[2] + 0.003
+def _heavy_side(task: int) -> float:
+    """The sign of the yaw a centre push gives task ``task``: the heavier half drags more on
+    the table and lags, +1 when it is the left (+y) one."""
+    return 1.0 if push.TASKS[task][1] > push.TASKS[task][2] else -1.0
 
 
-@pytest.mark.xfail(
-    HAND_ON_BLOCK,
-    reason="envs/push.py pushes with the hand on the block's top edge (PUSH_HEIGHT too low)",
-    strict=True,
+@pytest.fixture(scope="module")
+def turns() -> dict[str, list[float]]:
+    """Block yaw (deg) after ``python -m envs.checks turns``' 20 cm centre push, per backend
+    and task."""
+    return {b: [push_turn(b, t) for t in range(len(push.TASKS))] for b in BACKENDS}
+
+
+def test_a_centre_push_keeps_the_uniform_block_square(turns) -> None:
+    assert abs(turns["mujoco"][0]) <= 3.0 and abs(turns["pybullet"][0]) <= 3.0, turns
+
+
+@pytest.mark.parametrize("task", [1, 2, 3, 4])  # the tasks whose halves differ
+def test_uneven_tasks_turn_the_heavy_side_back_in_both_simulators(turns, task: int) -> None:
+    # the heavier half drags more on the table and lags; the 5:1 tasks clearly, the 2:1 ones
+    # by a few degrees (under isotropic friction, as in the original)
+    least = 10.0 if task in (1, 2) else 0.5
+    for b in BACKENDS:
+        assert _heavy_side(task) * turns[b][task] >= least, turns
+
+
+# Issue 10's bar: each uneven task turns the same way on both simulators, by 10 degrees or more,
+# the two within 30 % of each other. Both backends now use isotropic friction (MuJoCo the
+# original's elliptic cones, impratio 20). With it a centre push turns the 2:1 blocks (tasks 3
+# and 4) by 1-6 degrees on both, as a quasi-static Coulomb model of the push does (6 and -9),
+# and the 5:1 ones by 17 degrees on MuJoCo against 31-43 on PyBullet.
+ISOTROPIC = pytest.mark.xfail(
+    reason="issue 10, open: under the original's isotropic friction the 2:1 tasks turn 1-6 "
+    "degrees, and PyBullet turns the 5:1 tasks 2x more than MuJoCo",
+    strict=False,
 )
-@pytest.mark.parametrize(
-    "task",
-    [1, 2, *(pytest.param(t, marks=pytest.mark.xfail(
-        reason="issue 10, open: PyBullet turns tasks 3 and 4 by under 5 degrees "
-        "(MuJoCo 22 and 31): the backends' contact settings are not calibrated yet",
-        strict=False)) for t in (3, 4))],
-)  # the tasks whose halves differ
-def test_mass_distribution_turns_the_block_the_same_way(pushes, task: int) -> None:
-    yaw = {b: pushes[(b, task)][1] for b in BACKENDS}
-    # the heavier half drags on the table: it lags, whichever the simulator
-    heavy_left = push.TASKS[task][1] > push.TASKS[task][2]
-    sign = 1.0 if heavy_left else -1.0
-    assert sign * yaw["mujoco"] >= 2.0 and sign * yaw["pybullet"] >= 2.0, yaw
+
+
+@pytest.mark.parametrize("task", [pytest.param(t, marks=ISOTROPIC) for t in (1, 2, 3, 4)])
+def test_uneven_tasks_turn_alike_in_both_simulators(turns, task: int) -> None:
+    yaw = {b: turns[b][task] for b in BACKENDS}
+    turned = [_heavy_side(task) * yaw[b] for b in BACKENDS]
+    assert min(turned) >= 10.0, yaw
+    assert min(turned) >= 0.7 * max(turned), yaw
 
 
 # the scripted opener (tests/scripted.py) opens every door on both backends, and the latch

@@ -122,6 +122,12 @@ class MujocoBackend(Backend):
         spec.modelname = "hypercrl_scene"
         spec.option.timestep = scene.physics_dt
         spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+        # the original's friction model (robosuite's base.xml, bundled with HyperCRL):
+        # elliptic cones, which resist sliding alike in every direction (the default
+        # pyramidal cone is a diamond aligned with the world axes: a block pushed along x
+        # slid sideways easily and turned 3-5x more than under isotropic friction)
+        spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+        spec.option.impratio = 20.0
         spec.visual.global_.offwidth = max(640, self.render_size[1])
         spec.visual.global_.offheight = max(480, self.render_size[0])
         world = spec.worldbody

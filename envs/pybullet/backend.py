@@ -52,7 +52,7 @@ from envs.backend import (
     SceneSpec,
 )
 from envs.controller import ArmController
-from envs.pybullet.friction import FINGER_SPIN_FRICTION, bullet_frictions
+from envs.pybullet.friction import bullet_frictions, finger_spin_friction
 from envs.pybullet.urdf import robot_urdf
 from envs.rotations import wxyz_to_xyzw, xyzw_to_wxyz
 
@@ -197,11 +197,12 @@ class PybulletBackend(Backend):
             # the datasheet's range, narrower than the URDF's, held by the simulator too
             self._set_limits(rb.uid, j, low, high)
         finger_links = {self._call(p.getJointInfo, rb.uid, j)[12].decode() for j in self._fingers}
+        spin = finger_spin_friction(scene)
         for name, link in rb.links.items():
             mu = frictions.get(("robot", name), frictions[("robot", "*")])
             kwargs = {"lateralFriction": mu}
             if name in finger_links:
-                kwargs["spinningFriction"] = FINGER_SPIN_FRICTION
+                kwargs["spinningFriction"] = spin
             self._call(p.changeDynamics, rb.uid, link, **kwargs)
             rgba = FINGER_RGBA if name in finger_links else ROBOT_RGBA
             self._call(p.changeVisualShape, rb.uid, link, rgbaColor=list(rgba))

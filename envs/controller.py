@@ -80,13 +80,22 @@ class JointRamp:
 
     def at(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Position and velocity references after substep ``k`` (1 .. substeps)."""
-        t = self.duration * k / self.substeps
+        pos, vel = self.trajectory()
+        return pos[k - 1], vel[k - 1]
+
+    def trajectory(self) -> tuple[np.ndarray, np.ndarray]:
+        """Position and velocity references ``[substeps, 7]`` each, after substeps 1..n."""
+        t = self.duration * np.arange(1, self.substeps + 1)[:, None] / self.substeps
         dv = self.cruise - self.v0
-        if t < self.blend:
-            return self.start + self.v0 * t + dv * (t * t / (2 * self.blend)), self.v0 + dv * (
-                t / self.blend
-            )
-        return self.start + self.v0 * t + dv * (t - 0.5 * self.blend), self.cruise.copy()
+        blending = t < self.blend
+        blend = max(self.blend, 1e-12)
+        pos = np.where(
+            blending,
+            self.start + self.v0 * t + dv * (t * t / (2 * blend)),
+            self.start + self.v0 * t + dv * (t - 0.5 * self.blend),
+        )
+        vel = np.where(blending, self.v0 + dv * (t / blend), self.cruise)
+        return pos, vel
 
     def tracker(self, lag_limit: np.ndarray) -> RampTracker:
         """Per-substep references for this ramp that wait for joints held back."""
@@ -113,13 +122,17 @@ class RampTracker:
         self.ramp = ramp
         self.lag_limit = lag_limit
         self.held_back = np.zeros_like(ramp.start)
+        # every substep's references at once: the per-substep work is then a few additions
+        self._q, self._v = ramp.trajectory()
 
     def at(self, k: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Position and velocity references for substep ``k`` given the measured angles."""
-        q_ref, v_ref = self.ramp.at(k)
+        q_ref = self._q[k - 1]
         lag = q_ref - self.held_back - q
-        self.held_back += lag - np.clip(lag, -self.lag_limit, self.lag_limit)
-        return q_ref - self.held_back, v_ref
+        excess = lag - np.minimum(np.maximum(lag, -self.lag_limit), self.lag_limit)
+        if excess.any():
+            self.held_back += excess
+        return q_ref - self.held_back, self._v[k - 1]
 
     @property
     def end(self) -> np.ndarray:

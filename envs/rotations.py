@@ -100,31 +100,6 @@ def quat_to_mat(q: Any) -> Any:
     return np.array(rows) if single else _matrix(array_namespace(q), rows)
 
 
-def rpy_to_mat(rpy: Any) -> Any:
-    """Rotation matrix ``[..., 3, 3]`` of URDF roll, pitch, yaw ``[..., 3]`` (rad).
-
-    URDF's angles are fixed-axis: roll about x, then pitch about the fixed y, then yaw about
-    the fixed z, so ``R = Rz(yaw) Ry(pitch) Rx(roll)``.
-    """
-    single = _single(rpy)
-    if single:
-        roll, pitch, yaw = rpy.tolist()
-        cr, sr = math.cos(roll), math.sin(roll)
-        cp, sp = math.cos(pitch), math.sin(pitch)
-        cy, sy = math.cos(yaw), math.sin(yaw)
-    else:
-        xp = array_namespace(rpy)
-        c, s = xp.cos(rpy), xp.sin(rpy)
-        cr, cp, cy = c[..., 0], c[..., 1], c[..., 2]
-        sr, sp, sy = s[..., 0], s[..., 1], s[..., 2]
-    rows = [
-        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-        [-sp, cp * sr, cp * cr],
-    ]
-    return np.array(rows) if single else _matrix(xp, rows)
-
-
 def mat_to_axis_angle(mat: Any) -> Any:
     """Rotation vector ``[..., 3]`` (axis * angle, angle in [0, pi]) of a rotation matrix
     ``[..., 3, 3]``; well-behaved near 0 and near pi.

@@ -1,4 +1,4 @@
-"""envs.rotations: URDF roll/pitch/yaw, rotation vectors of matrices, [x, y, z, w] order."""
+"""envs.rotations: rotation vectors of matrices, [x, y, z, w] order."""
 
 from __future__ import annotations
 
@@ -13,46 +13,14 @@ from envs.rotations import (
     mat_to_axis_angle,
     quat_mul,
     quat_to_mat,
-    rpy_to_mat,
     wxyz_to_xyzw,
     xyzw_to_wxyz,
 )
 
 
-def _rx(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-def _ry(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def _rz(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
 def _random_axes(rng: np.random.Generator, n: int) -> np.ndarray:
     axes = rng.normal(size=(n, 3))
     return axes / np.linalg.norm(axes, axis=1, keepdims=True)
-
-
-def test_rpy_to_mat_is_fixed_axis_xyz() -> None:
-    rng = np.random.default_rng(0)
-    rpys = rng.uniform(-math.pi, math.pi, (20, 3))
-    expected = np.array([_rz(y) @ _ry(p) @ _rx(r) for r, p, y in rpys])
-    for rpy, mat in zip(rpys, expected, strict=True):
-        np.testing.assert_allclose(rpy_to_mat(rpy), mat, atol=1e-12)  # one vector: fast path
-    np.testing.assert_allclose(rpy_to_mat(rpys), expected, atol=1e-12)  # batched numpy
-    batched = rpy_to_mat(torch.from_numpy(rpys))
-    assert isinstance(batched, torch.Tensor)
-    np.testing.assert_allclose(batched.numpy(), expected, atol=1e-12)
-    # single angles are the elementary rotations about the fixed axes
-    np.testing.assert_allclose(rpy_to_mat(np.array([0.3, 0.0, 0.0])), _rx(0.3), atol=1e-15)
-    np.testing.assert_allclose(rpy_to_mat(np.array([0.0, 0.3, 0.0])), _ry(0.3), atol=1e-15)
-    np.testing.assert_allclose(rpy_to_mat(np.array([0.0, 0.0, 0.3])), _rz(0.3), atol=1e-15)
 
 
 # both sides of the thresholds (1e-6 from 0, 1e-4 from pi) where the method changes

@@ -125,14 +125,27 @@ class RampTracker:
         # every substep's references at once: the per-substep work is then a few additions
         self._q, self._v = ramp.trajectory()
 
+    @property
+    def positions(self) -> np.ndarray:
+        """The ramp's position references ``[substeps, 7]``, before any holding back."""
+        return self._q
+
+    @property
+    def velocities(self) -> np.ndarray:
+        """The ramp's velocity references ``[substeps, 7]``."""
+        return self._v
+
+    def hold_back(self, k: int, q: np.ndarray) -> np.ndarray:
+        """How far the references are pulled back ``[7]`` from substep ``k`` on, given the
+        measured angles ``q``."""
+        lag = self._q[k - 1] - self.held_back - q
+        if np.any(np.abs(lag) > self.lag_limit):
+            self.held_back += lag - np.clip(lag, -self.lag_limit, self.lag_limit)
+        return self.held_back
+
     def at(self, k: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Position and velocity references for substep ``k`` given the measured angles."""
-        q_ref = self._q[k - 1]
-        lag = q_ref - self.held_back - q
-        excess = lag - np.minimum(np.maximum(lag, -self.lag_limit), self.lag_limit)
-        if excess.any():
-            self.held_back += excess
-        return q_ref - self.held_back, self._v[k - 1]
+        return self._q[k - 1] - self.hold_back(k, q), self._v[k - 1]
 
     @property
     def end(self) -> np.ndarray:

@@ -87,6 +87,14 @@ def _urdf_link_colors(path: str) -> dict[str, tuple[float, ...]]:
     return colors
 
 
+def _contiguous(index: np.ndarray) -> slice:
+    """``index`` as a slice; ValueError unless it is a contiguous ascending run."""
+    start = int(index[0])
+    if not np.array_equal(index, np.arange(start, start + len(index))):
+        raise ValueError(f"indices {index.tolist()} are not contiguous")
+    return slice(start, start + len(index))
+
+
 def _camera_quat(camera: CameraSpec) -> np.ndarray:
     """Orientation of a MuJoCo camera (looking along its -z, y up) aimed at ``lookat``."""
     forward = np.asarray(camera.lookat, float) - np.asarray(camera.pos, float)
@@ -274,6 +282,9 @@ class MujocoBackend(Backend):
         # a position servo's force is kp (ctrl - q) - kv qdot: a reference q_ref moving at
         # v_ref with acceleration a_ref is tracked with ctrl = q_ref + (kv v_ref + M a_ref) / kp
         self._kp = m.actuator_gainprm[self._arm_act, 0].copy()
+        # the arm's qpos and ctrl entries are contiguous: slices are views, not copies
+        self._arm_qslice = _contiguous(self._arm_qadr)
+        self._arm_cslice = _contiguous(self._arm_act)
         self._kv_over_kp = -m.actuator_biasprm[self._arm_act, 2] / self._kp
         self._bodies: dict[tuple[str, str], int] = {}
         self._joints: dict[tuple[str, str], tuple[int, int, int]] = {}
@@ -320,12 +331,13 @@ class MujocoBackend(Backend):
         mujoco.mj_mulM(m, d, torque, accel)
         blend_offset = torque[self._arm_vadr] / self._kp
         blend_steps = int(round(ramp.blend / m.opt.timestep))
-        qadr = self._arm_qadr
         tracker = ramp.tracker(self._controller.lag_limit)
+        # every substep's servo input at once; the loop only subtracts what is held back
+        inputs = tracker.positions + kv_over_kp * tracker.velocities
+        inputs[:blend_steps] += blend_offset
+        q, arm_ctrl = d.qpos[self._arm_qslice], ctrl[self._arm_cslice]  # views
         for k in range(1, self._nstep + 1):
-            # the servos track the ramp's references of this substep
-            q_ref, v_ref = tracker.at(k, d.qpos[qadr])
-            ctrl[act] = q_ref + kv_over_kp * v_ref + (blend_offset if k <= blend_steps else 0.0)
+            arm_ctrl[:] = inputs[k - 1] - tracker.hold_back(k, q)
             mujoco.mj_step(m, d)
         ctrl[act] = tracker.end
         self._ramp = self._controller.hold(tracker.end)

@@ -102,10 +102,6 @@ class JointRamp:
         vel = np.where(blending, self.v0 + dv * (t / blend), self.cruise)
         return pos, vel
 
-    def tracker(self, lag_limit: np.ndarray) -> RampTracker:
-        """Per-substep references for this ramp that wait for joints held back."""
-        return RampTracker(self, np.asarray(lag_limit, float))
-
     @classmethod
     def hold(cls, q: np.ndarray, duration: float, substeps: int) -> JointRamp:
         """Stay at ``q``."""
@@ -186,6 +182,7 @@ class ArmController:
         velocity: np.ndarray,
         control_dt: float,
         substeps: int,
+        lag_limit: np.ndarray | None = None,
     ) -> None:
         self.kinematics = kinematics
         self.lower = np.asarray(lower, float) + LIMIT_MARGIN
@@ -199,7 +196,11 @@ class ArmController:
         self.substeps = substeps
         self._damp = IK_DAMPING**2 * np.eye(6)
         self.q_rest = 0.5 * (self.lower + self.upper)
-        self.lag_limit = np.full(len(self.lower), np.inf)
+        # rad, how far a reference may lead its joint (RampTracker); none by default
+        self.lag_limit = (
+            np.full(len(self.lower), np.inf) if lag_limit is None
+            else np.asarray(lag_limit, float)
+        )
 
     @classmethod
     def for_scene(cls, scene: SceneSpec) -> ArmController:
@@ -213,19 +214,22 @@ class ArmController:
         )
         limits = np.asarray(ARM_POSITION_LIMITS)
         substeps = int(round(scene.control_dt / scene.physics_dt))
-        controller = cls(
+        return cls(
             chain.kinematics, limits[:, 0], limits[:, 1], np.asarray(ARM_VELOCITY_LIMITS),
             scene.control_dt, substeps,
+            # the lag at which a joint's servo saturates
+            lag_limit=np.asarray(ARM_EFFORT_LIMITS) / np.asarray(robot.joint_kp),
         )
-        # rad, the lag at which a joint's servo saturates (RampTracker)
-        controller.lag_limit = np.asarray(ARM_EFFORT_LIMITS) / np.asarray(robot.joint_kp)
-        return controller
 
     def reset(self, q: np.ndarray) -> JointRamp:
         """The arm was put at rest at ``q``: the null space is pulled towards it from now on;
         returns the ramp that holds it there."""
         self.q_rest = np.asarray(q, float).copy()
         return self.hold(self.q_rest)
+
+    def track(self, ramp: JointRamp) -> RampTracker:
+        """Per-substep references for ``ramp`` that wait for joints held back."""
+        return RampTracker(ramp, self.lag_limit)
 
     def hold(self, q: np.ndarray) -> JointRamp:
         """The ramp that holds the arm at ``q``."""

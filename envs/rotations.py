@@ -225,21 +225,21 @@ def _one_quat(q: Any) -> tuple[float, float, float, float] | None:
     return tuple(q.tolist()) if _single(q) else None
 
 
+def _reorder(q: Any, order: list[int]) -> Any:
+    """``q[..., order]``; one quaternion may be a tuple or list (the answer: a numpy array)."""
+    one = _one_quat(q)
+    if one is not None:
+        return np.array([one[i] for i in order], dtype=float)
+    return q[..., order]
+
+
 def wxyz_to_xyzw(q: Any) -> Any:
     """Quaternions ``[..., 4]`` in [w, x, y, z] order reordered to [x, y, z, w] (PyBullet's);
     one quaternion may also be a tuple or list (the answer is a numpy array)."""
-    one = _one_quat(q)
-    if one is not None:
-        w, x, y, z = one
-        return np.array([x, y, z, w], dtype=float)
-    return q[..., [1, 2, 3, 0]]
+    return _reorder(q, [1, 2, 3, 0])
 
 
 def xyzw_to_wxyz(q: Any) -> Any:
     """Quaternions ``[..., 4]`` in [x, y, z, w] order (PyBullet's) reordered to [w, x, y, z];
     one quaternion may also be a tuple or list (the answer is a numpy array)."""
-    one = _one_quat(q)
-    if one is not None:
-        x, y, z, w = one
-        return np.array([w, x, y, z], dtype=float)
-    return q[..., [3, 0, 1, 2]]
+    return _reorder(q, [3, 0, 1, 2])

@@ -5,11 +5,11 @@ URDFs under ``envs/assets`` are parsed by MuJoCo's URDF reader and attached to a
 holds the floor, a light and the fixed camera. Task parameters (link masses, frictions, joint
 ranges and damping) are applied to the spec before compiling.
 
-Controller: each :meth:`command` solves a 6-D damped-least-squares differential IK (a few
-iterations on a scratch ``MjData``, with a null-space pull towards the configuration at
-reset) for joint targets that stiff, near-critically damped joint position servos track;
-gravity is compensated on the robot's bodies (``gravcomp``). The servos act inside
-``mj_step`` itself, so a control step is one ``mj_step(m, d, nstep)`` call.
+Controller: :mod:`envs.controller`, shared with the PyBullet backend, turns each
+:meth:`command` into joint references for every physics substep; stiff, near-critically
+damped joint position servos track them here, with the references' velocity and acceleration
+fed forward through the servo input (``ctrl = q_ref + (kv v_ref + M(q) a_ref) / kp``).
+Gravity is compensated on the robot's bodies (``gravcomp``).
 """
 
 from __future__ import annotations
@@ -117,7 +117,6 @@ class MujocoBackend(Backend):
         self.spec = self._build_spec(scene)
         self.model = self.spec.compile()
         self.data = mujoco.MjData(self.model)
-        self._ik_data = mujoco.MjData(self.model)
         self._renderer: mujoco.Renderer | None = None
         self._nstep = int(round(scene.control_dt / scene.physics_dt))
         self._index()
@@ -273,7 +272,6 @@ class MujocoBackend(Backend):
         jid = [m.joint(f"{ROBOT}/{n}").id for n in ARM_JOINTS]
         self._arm_qadr = m.jnt_qposadr[jid].copy()
         self._arm_vadr = m.jnt_dofadr[jid].copy()
-        self._arm_range = m.jnt_range[jid].copy()
         fid = [m.joint(f"{ROBOT}/{n}").id for n in FINGER_JOINTS]
         self._finger_qadr = m.jnt_qposadr[fid].copy()
         self._arm_act = np.array([m.actuator(f"{ROBOT}/act{i + 1}").id for i in range(7)])
@@ -331,7 +329,7 @@ class MujocoBackend(Backend):
         mujoco.mj_mulM(m, d, torque, accel)
         blend_offset = torque[self._arm_vadr] / self._kp
         blend_steps = int(round(ramp.blend / m.opt.timestep))
-        tracker = ramp.tracker(self._controller.lag_limit)
+        tracker = self._controller.track(ramp)
         # every substep's servo input at once; the loop only subtracts what is held back
         inputs = tracker.positions + kv_over_kp * tracker.velocities
         inputs[:blend_steps] += blend_offset

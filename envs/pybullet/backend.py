@@ -8,12 +8,10 @@ URDFs under ``envs/assets``) and the task's parameters are applied through PyBul
 a per-step joint torque for joint springs (Bullet has none); a velocity motor with a force
 limit for dry joint friction.
 
-Controller (the same as MuJoCo's in what it does, not in its code): each :meth:`command`
-runs a few damped-least-squares iterations of 6-D differential IK, from the measured arm
-configuration, with a null-space pull towards the configuration at reset; Bullet's joint
-position motors (force-limited by the URDF efforts) track the result during the control step.
-The IK runs on the arm's kinematic chain read from the URDF and evaluated in numpy
-(:mod:`envs.pybullet.kinematics`), so it never touches the simulation state. Bullet's motors
+Controller: :mod:`envs.controller`, shared with the MuJoCo backend, turns each
+:meth:`command` into joint references for every physics substep (its IK runs on
+:mod:`envs.kinematics`, never on the simulation state); Bullet's joint position motors
+(force-limited by the URDF efforts) track them with their velocity fed forward. Bullet's motors
 are velocity constraints, not springs: they hold their target up to the joint effort (gravity
 included, as Bullet has no gravity compensation) and ignore ``RobotSpec.joint_kp``, so the arm
 is stiffer than MuJoCo's servos when something pushes back: where MuJoCo's hand yields by a
@@ -376,7 +374,7 @@ class PybulletBackend(Backend):
 
     def step(self) -> None:
         uid = self._robot.uid
-        tracker = self._ramp.tracker(self._controller.lag_limit)
+        tracker = self._controller.track(self._ramp)
         for k in range(1, self._nstep + 1):
             # the arm tracks the ramp's reference of this substep, its velocity fed forward
             q = np.array([s[0] for s in self._call(p.getJointStates, uid, self._arm)])

@@ -36,13 +36,12 @@ SPEEDS = np.asarray(ARM_VELOCITY_LIMITS)
 FAMILIES = {"push": push.PushEnv, "door": door.DoorEnv}
 
 
-def reach(backend: str = "mujoco") -> dict[str, Any]:
+def reach() -> dict[str, Any]:
     """Nearest and furthest reachable distance from the base at push height, per direction."""
     from envs.controller import ArmController
     from envs.rotations import quat_to_mat
 
     ctl = ArmController.for_scene(push.scene(0))
-    chain_pos = ctl.kinematics
     base = np.asarray(push.ROBOT_BASE[:2])
     rot = quat_to_mat(push.EE_QUAT_DOWN)
     out = {}
@@ -52,7 +51,7 @@ def reach(backend: str = "mujoco") -> dict[str, Any]:
         for r in np.arange(0.10, 0.80, 0.01):
             target = np.array([*(base + r * direction), push.PUSH_HEIGHT])
             q = ctl.solve(target, rot, push.HOME_QPOS, push.HOME_QPOS, iters=400, tol=1e-5)
-            ok.append(np.linalg.norm(chain_pos(q)[0] - target) < 1e-3)
+            ok.append(np.linalg.norm(ctl.kinematics(q)[0] - target) < 1e-3)
         radii = np.arange(0.10, 0.80, 0.01)[np.array(ok)]
         out[f"{angle}deg"] = [round(float(radii.min()), 2), round(float(radii.max()), 2)]
     return {"reach_m_by_direction": out, "reach_used": list(push.REACH)}
@@ -62,72 +61,97 @@ def _pos(env: Any) -> np.ndarray:
     return env.sim.ee_pose()[0]
 
 
+# per family: free-space directions of the hand (away from the block or door) and the action
+# that moves the hand along one (push: -x only a little, 0.26 m from the base the workspace ends)
+FREE_MOVES = {
+    "push": ([[-0.4, 0.0], [0.0, 1.0], [0.0, -1.0], [0.0, -1.0]], lambda d: d),
+    "door": (
+        [[-1, 0, 0], [0, 1, 0], [0, 0, 1], [0, -1, 0], [0, 0, -1], [-0.5, 0.5, 0.5]],
+        lambda d: [*d, 0, 0, 0, -1],  # no turn, gripper open
+    ),
+}
+MOVE_SCALE = {"push": push.ACTION_SCALE, "door": door.POS_SCALE}  # m per step at |u| = 1
+
+
+def free_space_ratios(family: str, backend: str, repeats: int = 3) -> np.ndarray:
+    """The hand's move along each commanded move over its length, ``[directions, repeats -
+    1]``: each direction commanded ``repeats`` times, the first (from rest) left out."""
+    directions, action = FREE_MOVES[family]
+    env = FAMILIES[family](task=0, backend=backend)
+    env.reset(seed=0)
+    ratios = []
+    for d in directions:
+        cmd = MOVE_SCALE[family] * np.pad(np.array(d, float), (0, 3 - len(d)))
+        for i in range(repeats):
+            before = _pos(env)
+            env.step(np.array(action(d), np.float32))
+            if i:
+                ratios.append(float((_pos(env) - before) @ cmd / (cmd @ cmd)))
+    env.close()
+    return np.array(ratios).reshape(len(directions), repeats - 1)
+
+
 def steps(backend: str) -> dict[str, Any]:
     """Free-space move / commanded move, per family."""
     out = {}
-    env = push.PushEnv(task=0, backend=backend)
-    env.reset(seed=0)
-    ratios = []
-    for d in ([-0.4, 0.0], [0.0, 1.0], [0.0, -1.0], [0.0, -1.0]):
-        for i in range(3):
-            before = _pos(env)
-            env.step(np.array(d, np.float32))
-            cmd = push.ACTION_SCALE * np.array([*d, 0.0])
-            if i:
-                ratios.append(float((_pos(env) - before) @ cmd / (cmd @ cmd)))
-    env.close()
-    out["push"] = [round(min(ratios), 3), round(max(ratios), 3)]
-    env = door.DoorEnv(task=0, backend=backend)
-    env.reset(seed=0)
-    ratios = []
-    for d in ([-1, 0, 0], [0, 1, 0], [0, 0, 1], [0, -1, 0], [0, 0, -1], [-0.5, 0.5, 0.5]):
-        for i in range(3):
-            before = _pos(env)
-            env.step(np.array([*d, 0, 0, 0, -1], np.float32))
-            cmd = door.POS_SCALE * np.array(d, float)
-            if i:
-                ratios.append(float((_pos(env) - before) @ cmd / (cmd @ cmd)))
-    env.close()
-    out["door"] = [round(min(ratios), 3), round(max(ratios), 3)]
+    for family in FAMILIES:
+        r = free_space_ratios(family, backend)
+        out[family] = [round(float(r.min()), 3), round(float(r.max()), 3)]
     return {"free_space_move_over_command": out}
+
+
+def random_motion(
+    family: str, backend: str, episodes: int = 20, length: int = 100
+) -> dict[str, Any]:
+    """Arm motion under uniform random actions (seeded), unrounded: the hand's moves [m] per
+    step, the largest joint speed over its limit, the furthest a joint went past its position
+    limit (rad, negative if none reached one), the largest height error of the hand (push),
+    and whether everything stayed finite."""
+    env = FAMILIES[family](task=0, backend=backend)
+    rng = np.random.default_rng(1)
+    moves, speed, past, height = [], 0.0, -np.inf, 0.0
+    finite = True
+    for episode in range(episodes):
+        env.reset(seed=episode)
+        for _ in range(length):
+            before = _pos(env)
+            obs, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            after = _pos(env)
+            q, qd, _ = env.sim.arm_state()
+            finite &= bool(np.all(np.isfinite(obs)) and np.all(np.isfinite(q)))
+            moves.append(float(np.linalg.norm(after - before)))
+            speed = max(speed, float(np.max(np.abs(qd) / SPEEDS)))
+            past = max(past, float(np.max(np.maximum(LIMITS[:, 0] - q, q - LIMITS[:, 1]))))
+            height = max(height, abs(float(after[2]) - push.PUSH_HEIGHT))
+    env.close()
+    return {"moves": np.array(moves), "speed": speed, "past": past, "height": height,
+            "finite": finite}
+
+
+def longest_command(family: str) -> float:
+    """m, the longest move one action commands."""
+    return MOVE_SCALE[family] * math.sqrt(len(FREE_MOVES[family][0][0]))
 
 
 def random_actions(backend: str, episodes: int = 20, length: int = 100) -> dict[str, Any]:
     """Arm motion under uniform random actions, per family."""
     out = {}
-    for family, cls in FAMILIES.items():
-        env = cls(task=0, backend=backend)
-        dims = 2 if family == "push" else 3
-        longest = 0.05 * math.sqrt(dims)
-        rng = np.random.default_rng(1)
-        moves, speed, past, height = [], 0.0, 0.0, 0.0
-        finite = True
-        for episode in range(episodes):
-            env.reset(seed=episode)
-            for _ in range(length):
-                before = _pos(env)
-                obs, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-                after = _pos(env)
-                q, qd, _ = env.sim.arm_state()
-                finite &= bool(np.all(np.isfinite(obs)) and np.all(np.isfinite(q)))
-                moves.append(float(np.linalg.norm(after - before)))
-                speed = max(speed, float(np.max(np.abs(qd) / SPEEDS)))
-                past = max(past, float(np.max(np.maximum(LIMITS[:, 0] - q, q - LIMITS[:, 1]))))
-                if family == "push":
-                    height = max(height, abs(float(after[2]) - push.PUSH_HEIGHT))
-        env.close()
-        m = np.array(moves)
+    for family in FAMILIES:
+        motion = random_motion(family, backend, episodes, length)
+        m = motion["moves"]
         row = {
             "steps": len(m),
             "share_over_8cm": round(float((m > 0.08).mean()), 4),
-            "share_over_1.1x_longest_command": round(float((m > 1.1 * longest).mean()), 4),
+            "share_over_1.1x_longest_command": round(
+                float((m > 1.1 * longest_command(family)).mean()), 4
+            ),
             "largest_move_m": round(float(m.max()), 4),
-            "largest_joint_speed_over_limit": round(speed, 3),
-            "furthest_past_position_limit_rad": round(max(past, 0.0), 4),
-            "all_finite": finite,
+            "largest_joint_speed_over_limit": round(motion["speed"], 3),
+            "furthest_past_position_limit_rad": round(max(motion["past"], 0.0), 4),
+            "all_finite": motion["finite"],
         }
         if family == "push":
-            row["largest_height_error_m"] = round(height, 4)
+            row["largest_height_error_m"] = round(motion["height"], 4)
         out[family] = row
     return {"random_actions": out}
 

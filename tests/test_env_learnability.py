@@ -20,8 +20,7 @@ import pytest
 import torch
 
 import envs
-from envs import door, push
-from envs.backend import ARM_POSITION_LIMITS, ARM_VELOCITY_LIMITS
+from envs.checks import free_space_ratios, longest_command, random_motion
 from envs.rotations import quat_to_axis_angle
 from hypercrl import ContinualDynamics
 from hypercrl.config import from_sequence
@@ -29,7 +28,6 @@ from hypercrl.config import from_sequence
 BACKENDS = ("mujoco", "pybullet")
 TRANSITIONS = 5000
 FIT_STEPS = 4000
-LIMITS = np.array(ARM_POSITION_LIMITS)
 
 
 def _random_transitions(family: str, backend: str, n: int, seed: int = 0):
@@ -103,46 +101,11 @@ def test_push_gripper_motion_is_learnable(backend: str) -> None:
     assert ratio[0:2].max() <= 0.10, f"gripper-block vector: unexplained {ratio[0:2]}"
 
 
-def _free_space_ratio(env, direction: np.ndarray, steps: int) -> np.ndarray:
-    ratios = []
-    for _ in range(steps):
-        before, _ = env.sim.ee_pose()
-        env.step(direction)
-        after, _ = env.sim.ee_pose()
-        moved = after - before
-        commanded = 0.05 * np.resize(direction, 3)[: len(moved)]
-        commanded[len(direction):] = 0.0
-        ratios.append(moved @ commanded / (commanded @ commanded))
-    return np.array(ratios)
-
-
+@pytest.mark.parametrize("family", ["push", "door"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_push_hand_moves_as_commanded_in_free_space(backend: str) -> None:
-    env = push.PushEnv(task=0, backend=backend)
-    env.reset(seed=0)
-    # away from the block (-x) and sideways: nothing touches the fingers
-    # (-x only a little: 0.26 m from the base the workspace ends)
-    ratios = [_free_space_ratio(env, np.array(d, np.float32), 3)
-              for d in ([-0.4, 0.0], [0.0, 1.0], [0.0, -1.0], [0.0, -1.0])]
-    env.close()
-    r = np.concatenate([x[1:] for x in ratios])  # the first step starts from rest
-    assert np.all((r > 0.9) & (r < 1.1)), r
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_door_hand_moves_as_commanded_in_free_space(backend: str) -> None:
-    env = door.DoorEnv(task=0, backend=backend)
-    env.reset(seed=0)
-    moves = []
-    for d in ([-1, 0, 0], [0, 1, 0], [0, 0, 1], [0, -1, 0], [0, 0, -1], [-0.5, 0.5, 0.5]):
-        for _ in range(3):
-            before, _ = env.sim.ee_pose()
-            env.step(np.array([*d, 0, 0, 0, -1], np.float32))
-            after, _ = env.sim.ee_pose()
-            cmd = 0.05 * np.array(d, float)
-            moves.append((after - before) @ cmd / (cmd @ cmd))
-    env.close()
-    r = np.array(moves).reshape(6, 3)[:, 1:]
+def test_hand_moves_as_commanded_in_free_space(family: str, backend: str) -> None:
+    # away from the block or the door; the first step of each direction starts from rest
+    r = free_space_ratios(family, backend)
     assert np.all((r > 0.9) & (r < 1.1)), r
 
 
@@ -150,26 +113,12 @@ def test_door_hand_moves_as_commanded_in_free_space(backend: str) -> None:
 @pytest.mark.parametrize("family", ["push", "door"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_random_actions_keep_the_arm_physical(family: str, backend: str) -> None:
-    env = envs.sequence(family, backend=backend).tasks[0].make().unwrapped
-    dims = 2 if family == "push" else 3
-    largest = 0.05 * np.sqrt(dims)  # m, the longest commanded move
-    rng = np.random.default_rng(1)
-    worst_move, worst_speed = 0.0, 0.0
-    for episode in range(20):
-        env.reset(seed=episode)
-        for _ in range(100):
-            before, _ = env.sim.ee_pose()
-            obs, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            after, _ = env.sim.ee_pose()
-            q, qd, _ = env.sim.arm_state()
-            assert np.all(np.isfinite(obs)) and np.all(np.isfinite(q))
-            # 0.01 rad: MuJoCo's limits are (stiff) soft constraints
-            assert np.all(q >= LIMITS[:, 0] - 0.01) and np.all(q <= LIMITS[:, 1] + 0.01), q
-            worst_move = max(worst_move, float(np.linalg.norm(after - before)))
-            worst_speed = max(worst_speed, float(np.max(np.abs(qd) / ARM_VELOCITY_LIMITS)))
-    env.close()
-    assert worst_move <= 1.1 * largest, worst_move
+    motion = random_motion(family, backend)  # 20 episodes x 100 steps
+    assert motion["finite"]
+    # 0.01 rad: MuJoCo's limits are (stiff) soft constraints
+    assert motion["past"] <= 0.01, motion["past"]
+    assert motion["moves"].max() <= 1.1 * longest_command(family), motion["moves"].max()
     if family == "push":
-        assert worst_speed <= 1.1, worst_speed
+        assert motion["speed"] <= 1.1, motion["speed"]
     # door: a finger striking the handle knocks the light wrist faster than its limit (up to
-    # 2.9x for an instant); what the controller commands stays within it
+    # 3.9x for an instant); what the controller commands stays within it

@@ -38,8 +38,10 @@ from hypercrl.learners import Learner, Transition, learner_class
 from hypercrl.log import RunLogger
 from hypercrl.metrics import performance_matrix
 from hypercrl.seeds import seed_of
+from hypercrl.timing import PhaseTimer
 
 CHECKPOINT = "checkpoint.pt"
+TIMING = "timing.json"  # wall seconds per phase of each task (this process's share)
 FORMAT = "hypercrl.run"
 FORMAT_VERSION = 2
 SAVED_PREFIX = "model_after"  # + task index + the learner's suffix: the model after each task
@@ -118,6 +120,9 @@ class ContinualRun:
         }
         self._eval_envs: dict[tuple[int, bool], Any] = {}
         self.stop_requested = False  # set by a first Ctrl-C
+        # wall seconds per phase: env, plan, train, eval, consolidate, checkpoint, log
+        self.timer = PhaseTimer()
+        self.task_seconds: dict[str, dict[str, float]] = {}
         torch.manual_seed(seed_of(cfg.seed, 2))
         self.learner: Learner = learner_class(cfg.method)(cfg, seq, progress=not quiet)
 
@@ -132,12 +137,15 @@ class ContinualRun:
         """
         with self._sigint_stops():
             while self.progress.task < len(self.tasks):
+                before = self.timer.snapshot()
                 self._train_task(self.progress.task)
                 self._end_task(self.progress.task)
                 self.progress = dataclasses.replace(
                     self.progress, task=self.progress.task + 1, step=0, episode=0
                 )
-                self.save_checkpoint()
+                with self.timer.phase("checkpoint"):
+                    self.save_checkpoint()
+                self._record_time(self.progress.task - 1, before)
                 self._stop_if_asked(checkpointed=True)
         self.close()
         return self.metrics
@@ -181,44 +189,54 @@ class ContinualRun:
         if p.step == 0 and p.episode == 0:
             self.learner.begin_task(t)
             self.log.info(f"task {t} ({self.tasks[t].name}): {total} env steps")
+        timer = self.timer
         env = self.tasks[t].make()
-        obs, _ = env.reset(seed=seed_of(cfg.seed, 10, t, p.episode))
+        with timer.phase("env"):
+            obs, _ = env.reset(seed=seed_of(cfg.seed, 10, t, p.episode))
         ep_return, ep_len = 0.0, 0
         bar = self.log.progress(total, f"task {t} collect", initial=p.step)
         last_ckpt = p.step
         while p.step < total:
-            action = self.learner.act(obs)
-            obs2, reward, terminated, truncated, _ = env.step(action)
+            with timer.phase("plan"):
+                action = self.learner.act(obs)
+            with timer.phase("env"):
+                obs2, reward, terminated, truncated, _ = env.step(action)
             ep_len += 1
             ended = terminated or truncated or ep_len >= cfg.episode_steps
-            stats = self.learner.observe(Transition(
-                obs, action, float(reward), obs2, bool(terminated), bool(ended and not terminated),
-                heldout=self._is_heldout(p.episode),
-            ))
+            with timer.phase("train"):
+                stats = self.learner.observe(Transition(
+                    obs, action, float(reward), obs2, bool(terminated),
+                    bool(ended and not terminated), heldout=self._is_heldout(p.episode),
+                ))
             ep_return += float(reward)
             p.step += 1
             p.env_steps_total += 1
             bar.update(1)
             if stats:
-                self.log.scalars("train", stats, p.env_steps_total)
+                with timer.phase("log"):
+                    self.log.scalars("train", stats, p.env_steps_total)
             mpc_step = p.step - 1 - cfg.init_random_steps  # the MPC step just taken
             if mpc_step >= 0 and cfg.eval_every and (mpc_step + 1) % cfg.eval_every == 0:
-                self._evaluate(t, final=False)
+                with timer.phase("eval"):
+                    self._evaluate(t, final=False)
             if not ended:
                 obs = obs2
                 continue
-            self.log.scalar(f"train/episode_return/task{t}", ep_return, p.env_steps_total)
-            episode = {"task": t, "env_steps": p.env_steps_total, "return": ep_return}
-            for key, value in self.learner.end_episode().items():
-                self.log.scalar(key, value, p.env_steps_total)
-                episode[key] = value
+            with timer.phase("log"):
+                self.log.scalar(f"train/episode_return/task{t}", ep_return, p.env_steps_total)
+                episode = {"task": t, "env_steps": p.env_steps_total, "return": ep_return}
+                for key, value in self.learner.end_episode().items():
+                    self.log.scalar(key, value, p.env_steps_total)
+                    episode[key] = value
             self.metrics["train_episodes"].append(episode)
             p.episode += 1
             ep_return, ep_len = 0.0, 0
-            obs, _ = env.reset(seed=seed_of(cfg.seed, 10, t, p.episode))
+            with timer.phase("env"):
+                obs, _ = env.reset(seed=seed_of(cfg.seed, 10, t, p.episode))
             if p.step < total and (self.stop_requested or (
                     cfg.checkpoint_every and p.step - last_ckpt >= cfg.checkpoint_every)):
-                self.save_checkpoint()
+                with timer.phase("checkpoint"):
+                    self.save_checkpoint()
                 last_ckpt = p.step
                 self._stop_if_asked(checkpointed=True)
         bar.close()
@@ -231,13 +249,31 @@ class ContinualRun:
         return bool(n) and episode % n == 1
 
     def _end_task(self, t: int) -> None:
-        for key, row in self.learner.end_task().items():
+        with self.timer.phase("consolidate"):  # e.g. EWC's Fisher, the model-error rows
+            rows = self.learner.end_task()
+        for key, row in rows.items():
             self.metrics.setdefault(key, {})[str(t)] = row
             for j, value in enumerate(row):
                 self.log.scalar(f"{key}/task{j}", value, self.progress.env_steps_total)
-        self.learner.save(saved_model_path(self.run_dir, t, self.learner.saved_suffix))
-        self._evaluate(t, final=True)
+        with self.timer.phase("checkpoint"):
+            self.learner.save(saved_model_path(self.run_dir, t, self.learner.saved_suffix))
+        with self.timer.phase("eval"):
+            self._evaluate(t, final=True)
         self._write_metrics()
+
+    def _record_time(self, t: int, before: dict[str, float]) -> None:
+        """Write task ``t``'s wall seconds per phase to ``RUN_DIR/timing.json`` (a task
+        resumed mid-way counts only the part this process ran)."""
+        path = os.path.join(self.run_dir, TIMING)
+        if not self.task_seconds and os.path.isfile(path):  # a resumed run keeps the earlier
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                with open(path, encoding="utf-8") as f:
+                    self.task_seconds = dict(json.load(f)["seconds"])
+        self.task_seconds[str(t)] = self.timer.since(self.timer.snapshot(), before)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"seconds": self.task_seconds}, f, indent=1)
+        os.replace(tmp, path)
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluate_task(self, task: int, episodes: int, video_path: str | None = None):

@@ -64,6 +64,9 @@ class ModelBasedLearner(Learner):
         self.buffer: TransitionBuffer | None = None
         self.heldout: dict[int, TransitionBuffer] = {}
         self._plan_ms: list[float] = []
+        # work done by this process (for ``bench loop``): MPC plan steps while collecting,
+        # gradient steps of the dynamics model
+        self.counts = {"plan_steps": 0, "gradient_steps": 0}
 
     def _new_dynamics(self) -> ContinualDynamics:
         cfg = self.cfg
@@ -98,6 +101,7 @@ class ModelBasedLearner(Learner):
         start = time.perf_counter()
         action = self.agent.act(obs).cpu().numpy().astype(np.float32)
         self._plan_ms.append(1000 * (time.perf_counter() - start))
+        self.counts["plan_steps"] += 1
         return action
 
     def observe(self, transition: Transition) -> dict[str, float]:
@@ -118,6 +122,7 @@ class ModelBasedLearner(Learner):
         if len(s) < 2:
             return {}
         stats = self.dynamics.fit(s, a, s2, steps=self.cfg.train_iters, progress=self.progress)
+        self.counts["gradient_steps"] += self.cfg.train_iters
         self.fitted = True
         self._plan_for(self.task)  # fetch the new weights once for this training round
         return stats

@@ -81,6 +81,7 @@ class SACLearner(Learner):
         self.rng = np.random.default_rng(seed_of(cfg.seed, 1))
         self.task: int | None = None
         self.step = 0  # env steps observed in the current task
+        self.counts = {"plan_steps": 0, "gradient_steps": 0}  # policy steps, SAC updates
 
     def begin_task(self, task: int) -> None:
         self.task, self.step = task, 0
@@ -90,6 +91,7 @@ class SACLearner(Learner):
         if self.step < self.cfg.init_random_steps:
             return self.rng.uniform(self.low, self.high).astype(np.float32)
         action, _ = self.model.predict(obs, deterministic=False)
+        self.counts["plan_steps"] += 1
         return np.asarray(action, np.float32)
 
     def observe(self, transition: Transition) -> dict[str, float]:
@@ -105,6 +107,7 @@ class SACLearner(Learner):
         if self.step > self.cfg.init_random_steps and self.model.replay_buffer.size() > 1:
             self.model.train(gradient_steps=self.opts.gradient_steps,
                              batch_size=self.cfg.batch_size)
+            self.counts["gradient_steps"] += self.opts.gradient_steps
         return {}
 
     def end_task(self) -> dict[str, list[float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,10 @@ class RunLogger:
             return None
         from torch.utils.tensorboard import SummaryWriter
 
-        return SummaryWriter(os.path.join(self.run_dir, "tb"), purge_step=purge_step)
+        folder = os.path.join(self.run_dir, "tb")
+        if purge_step is not None:
+            _after_existing_events(folder)
+        return SummaryWriter(folder, purge_step=purge_step)
 
     def mark(self) -> int:
         """Flush and return the position a resumed run rewinds to (:meth:`rewind`)."""
@@ -84,3 +88,18 @@ class RunLogger:
         self._jsonl.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _after_existing_events(folder: str) -> None:
+    """Wait (under a second) until a new event file's name sorts after every one in
+    ``folder``. TensorBoard reads event files in name order and names them by the second,
+    host, process and a per-process counter; a purging writer opened in the same second as
+    an earlier one of the same process could sort before it (counter 10 < 9 as text), and
+    its purge would then come before the events it must drop."""
+    stamps = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        parts = name.split(".")
+        if name.startswith("events.out.tfevents.") and len(parts) > 3 and parts[3].isdigit():
+            stamps.append(int(parts[3]))
+    while stamps and int(time.time()) <= max(stamps):
+        time.sleep(0.02)

@@ -165,10 +165,12 @@ class ContinualDynamics:
         # training moves shared weights, so every task's cached predictor is stale
         self._predictors.clear()
         history: list[dict[str, torch.Tensor]] = []
-        batches = _epoch_batches(xn.shape[0], batch_size, self.sample_gen)
+        # inputs and targets resident as one tensor on the device: one gather per batch
+        data, width = torch.cat([xn, yn], dim=1), xn.shape[1]
+        batches = _epoch_batches(xn.shape[0], batch_size, self.sample_gen, self.device)
         for _ in tqdm(range(steps), desc=f"fit task {task}", disable=not progress, leave=False):
-            idx = next(batches).to(self.device)
-            history.append(self.strategy.train_step(task, xn[idx], yn[idx]))
+            batch = data[next(batches)]
+            history.append(self.strategy.train_step(task, batch[:, :width], batch[:, width:]))
             if len(history) > 100:
                 history.pop(0)
         keys = {k for h in history for k in h}
@@ -330,13 +332,18 @@ class ContinualDynamics:
         return tuple(out)
 
 
-def _epoch_batches(n: int, batch_size: int, generator: torch.Generator):
-    """Index batches [batch_size] without replacement within an epoch, forever."""
+def _epoch_batches(n: int, batch_size: int, generator: torch.Generator,
+                   device: torch.device | None = None):
+    """Index batches [batch_size] without replacement within an epoch, forever, on ``device``.
+
+    The indices are drawn from ``generator`` (a CPU one, so that a run's batches do not depend
+    on the device) once per epoch and moved to the device in one copy; each batch is a view.
+    """
     if n < batch_size:
         while True:
-            yield torch.randint(0, n, (batch_size,), generator=generator)
+            yield torch.randint(0, n, (batch_size,), generator=generator).to(device)
     while True:
-        perm = torch.randperm(n, generator=generator)
+        perm = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n - batch_size + 1, batch_size):
             yield perm[start : start + batch_size]
 

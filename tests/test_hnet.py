@@ -5,9 +5,11 @@ import copy
 import pytest
 import torch
 
+from hypercrl.cl import lookahead
 from hypercrl.cl.regularizer import (
     LookaheadWorkspace,
     adam_lookahead,
+    adam_shifted,
     output_regularizer,
     regularizer_backward,
 )
@@ -153,31 +155,72 @@ def test_lookahead_equals_a_real_adam_step(warm_steps):
     assert len(delta) == len(before)
 
 
-def test_in_place_regulariser_backward_equals_the_functional_one():
+def _warm_optimizer(hnet, steps=2):
+    """An Adam on ``hnet`` with moments from ``steps`` steps and a fresh task-like gradient."""
+    opt = torch.optim.Adam(hnet.parameters(), lr=1e-3)
+    for i in range(steps + 1):
+        opt.zero_grad()
+        out = hnet(torch.randn(1, 5, generator=_gen(40 + i)), flat=True)
+        (out * torch.randn(out.shape, generator=_gen(50 + i))).sum().backward()
+        if i < steps:
+            opt.step()
+    return opt
+
+
+def test_regulariser_backward_on_shifted_stand_ins_equals_the_functional_one():
+    """The regulariser run on theta + dtheta buffers: the value and the gradients of the
+    functional form, accumulated into the parameters' own .grad tensors, theta untouched."""
     hnet, emb, targets = _hnet_and_targets()
     with torch.no_grad():
         for p in hnet.parameters():
             p.add_(0.01 * torch.randn(p.shape, generator=_gen(4)))
-    opt = torch.optim.Adam(hnet.parameters(), lr=1e-3)
-    out = hnet(emb[:1], flat=True)
-    out.pow(2).sum().backward()  # some task-loss gradient for the look-ahead
+    opt = _warm_optimizer(hnet)
     workspace = LookaheadWorkspace()
     delta = adam_lookahead(opt, workspace)
     reference_delta = adam_lookahead(opt)
     for p in hnet.parameters():
         torch.testing.assert_close(delta[p], reference_delta[p], rtol=0, atol=0)
     before = [p.detach().clone() for p in hnet.parameters()]
+    grad_objects = [p.grad for p in hnet.parameters()]
     task_grads = [p.grad.clone() for p in hnet.parameters()]
-    value = regularizer_backward(hnet, emb, targets, delta, 0.5, workspace)
+    shifted = {p: p.detach() + reference_delta[p] for p in hnet.parameters()}
+    value = regularizer_backward(hnet, emb, targets, shifted, 0.5)
     fast = [p.grad.clone() for p in hnet.parameters()]
-    for p, b in zip(hnet.parameters(), before, strict=True):
-        assert torch.equal(p.detach(), b)  # restored bit for bit
+    for p, b, g in zip(hnet.parameters(), before, grad_objects, strict=True):
+        assert torch.equal(p.detach(), b)  # theta itself never moved
+        assert p.grad is g  # accumulated in place, into the parameter's own gradient
         p.grad = None
     reference = output_regularizer(hnet, emb, targets, reference_delta)
     (0.5 * reference).backward()
     torch.testing.assert_close(value, reference.detach())
     for p, g_task, g_fast in zip(hnet.parameters(), task_grads, fast, strict=True):
         torch.testing.assert_close(g_fast, g_task + p.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", ["0", "1"])
+def test_shifted_parameters_equal_theta_plus_the_lookahead(compiled, monkeypatch):
+    """adam_shifted (the eager kernels, and the torch.compile-fused one) writes theta +
+    dtheta and ||dtheta||^2 as adam_lookahead gives them, and leaves theta and the
+    optimiser's state alone."""
+    monkeypatch.setenv("HYPERCRL_COMPILE", compiled)
+    hnet, _, _ = _hnet_and_targets()
+    opt = _warm_optimizer(hnet)
+    params = list(hnet.parameters())
+    delta = adam_lookahead(opt)
+    before = [p.detach().clone() for p in params]
+    state = copy.deepcopy(opt.state_dict())
+    shifted, sq = adam_shifted(opt, params, LookaheadWorkspace())
+    for p, b, s in zip(params, before, shifted, strict=True):
+        torch.testing.assert_close(s, b + delta[p], rtol=1e-6, atol=1e-9)
+        assert torch.equal(p.detach(), b)
+    if compiled == "1":  # the fused kernel really ran (no fallback to the eager one)
+        assert lookahead._compiled.get("kernel") is not None
+    expected = sum(float(d.pow(2).sum()) for d in delta.values())
+    assert float(sq) == pytest.approx(expected, rel=1e-5)
+    after = opt.state_dict()["state"]
+    for k, st in state["state"].items():
+        for name, value in st.items():
+            assert torch.equal(after[k][name], value)
 
 
 def test_regulariser_at_shifted_embeddings_in_place_and_functional_agree():
@@ -187,7 +230,8 @@ def test_regulariser_at_shifted_embeddings_in_place_and_functional_agree():
     delta = {p: 1e-2 * torch.randn(p.shape, generator=_gen(5)) for p in hnet.parameters()}
     emb_delta = 0.1 * torch.randn(emb.shape, generator=_gen(6))
     leaf = emb.clone().requires_grad_()
-    value = regularizer_backward(hnet, leaf, targets, delta, 2.0, LookaheadWorkspace(), emb_delta)
+    shifted = {p: p.detach() + delta[p] for p in hnet.parameters()}
+    value = regularizer_backward(hnet, leaf, targets, shifted, 2.0, emb_delta)
     fast = [p.grad.clone() for p in hnet.parameters()] + [leaf.grad.clone()]
     for p in hnet.parameters():
         p.grad = None

@@ -30,7 +30,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "chunked": {"hnet_hidden": (25, 30), "chunk_dim": 4000, "chunk_emb_dim": 20},
     },
 }
-EARLIER = (0, 1, 5, 10, 20)
+EARLIER = (0, 1, 4, 10, 20)
 
 
 def _strategy(size: dict[str, Any], variant: str, device: torch.device):
@@ -75,6 +75,32 @@ def time_steps(size: dict[str, Any], variant: str, earlier: int, device: torch.d
     }
 
 
+def finetune_step(size: dict[str, Any], device: torch.device, repeats: int,
+                  warmup: int) -> float:
+    """Median seconds of one ``finetune`` step on the same target network and batch: the
+    reference an hnet step is compared with."""
+    from hypercrl.cl import strategy_class
+
+    net = TargetNet(size["in_dim"], size["out_dim"], size["hidden"],
+                    probabilistic=size["probabilistic"]).to(device)
+    cls = strategy_class("finetune")
+    strat = cls(net, cls.make_options(), torch.Generator().manual_seed(0))
+    strat.begin_task(0)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(100, size["in_dim"], generator=gen).to(device)
+    y = torch.randn(100, size["out_dim"], generator=gen).to(device)
+    times = []
+    for i in range(warmup + 5 * repeats):  # a fast step: more of them for a stable median
+        _sync(device)
+        start = time.perf_counter()
+        strat.train_step(0, x, y)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
 def run(devices: list[torch.device], repeats: int, warmup: int,
         sizes: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {"benchmark": "train", "batch_size": 100, "results": []}
@@ -88,11 +114,15 @@ def run(devices: list[torch.device], repeats: int, warmup: int,
                 for n in EARLIER:
                     info = time_steps(SIZES[name], variant, n, device, repeats, warmup)
                     steps[n] = info["step_s"]
+                finetune = finetune_step(SIZES[name], device, repeats, warmup)
                 row = {
                     "device": str(device), "size": name, "hnet": variant,
                     "hnet_params": info["hnet_params"], "target_params": info["target_params"],
                     "step_s": {str(k): v for k, v in steps.items()},
                     "ratio_20_over_1": steps[20] / steps[1],
+                    "finetune_step_s": finetune,
+                    # the speed goal: a step with 4 earlier tasks against a finetune step
+                    "ratio_4_over_finetune": steps[4] / finetune,
                 }
                 if device.type == "cuda":
                     row["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -108,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hypercrl bench train", description=__doc__)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"])
     parser.add_argument("--repeats", type=int, default=20, help="timed steps per point")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed steps first (the first ones compile the look-ahead)")
     parser.add_argument("--sizes", default="pusher,door", help="comma list of pusher,door")
     parser.add_argument("--quick", action="store_true", help="3 timed steps, pusher only")
     args = parser.parse_args(argv)
@@ -117,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise ValueError(f"unknown size(s) {unknown}; valid: {sorted(SIZES)}")
     if args.quick:
-        args.repeats, args.warmup, sizes = 3, 1, ["pusher"]
+        args.repeats, args.warmup, sizes = 3, 3, ["pusher"]
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
     if args.device in ("cuda", "all"):
         if torch.cuda.is_available():

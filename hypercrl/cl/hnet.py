@@ -15,11 +15,13 @@ from hypercrl.cl.base import (
     check_int,
     check_number,
     check_widths,
+    clip_grad_norm,
     make_adam,
 )
 from hypercrl.cl.regularizer import (
     LookaheadWorkspace,
     adam_lookahead,
+    adam_shifted,
     output_regularizer,
     regularizer_backward,
 )
@@ -118,7 +120,14 @@ class HnetStrategy(Strategy):
 
     def train_step(self, task: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         o = self.opts
-        self.theta_opt.zero_grad(set_to_none=False)
+        # theta's gradients are dropped, not zeroed: every parameter of the hypernetwork gets
+        # a task-loss gradient, which then becomes its .grad without a fill and an add (two
+        # passes over millions of parameters); the embeddings' are zeroed as before
+        for p in self.hnet.parameters():
+            p.grad = None
+        for e in self.plastic_embeddings(task):
+            if e.grad is not None:
+                e.grad.zero_()
         self.emb_opt.zero_grad(set_to_none=False)
         batch = x.shape[0]
         w = self.hnet(self.embeddings([task]))
@@ -126,7 +135,7 @@ class HnetStrategy(Strategy):
         loss.backward()
         emb = self.embeddings.embeddings[task]
         if o.clip:
-            torch.nn.utils.clip_grad_norm_([emb], o.clip)
+            clip_grad_norm([emb], o.clip)
         self.emb_opt.step()
         logs = {"loss": loss.detach() / batch}
         if task > 0 and o.beta > 0:
@@ -139,20 +148,25 @@ class HnetStrategy(Strategy):
                     # task's first step or after a load), its look-ahead Adam's momentum
                     if e.grad is None:
                         e.grad = torch.zeros_like(e)
-                delta = adam_lookahead(self.theta_opt, self.workspace)
-                emb_delta = torch.stack([delta[e] for e in plastic]) if plastic else None
-                reg = regularizer_backward(self.hnet, earlier, self.reg_targets, delta, scale,
-                                           self.workspace, emb_delta)
+                # theta + dtheta in one fused pass (the step's largest cost), then de_j
+                params = self.theta()
+                shifted, sq = adam_shifted(self.theta_opt, params, self.workspace)
+                emb_sq = None
+                emb_delta = None
+                if plastic:
+                    de = adam_lookahead(self.theta_opt, only=plastic)
+                    emb_delta = torch.stack([de[e] for e in plastic])
+                    emb_sq = emb_delta.pow(2).sum()
+                reg = regularizer_backward(self.hnet, earlier, self.reg_targets,
+                                           dict(zip(params, shifted, strict=True)), scale,
+                                           emb_delta)
+                logs["dtheta_norm"] = (sq if emb_sq is None else sq + emb_sq).sqrt()
             else:
-                delta = None
                 reg = output_regularizer(self.hnet, earlier, self.reg_targets)
                 (scale * reg).backward()
             logs["reg"] = reg.detach()
-            if delta:
-                norms = torch._foreach_norm(list(delta.values()))
-                logs["dtheta_norm"] = torch.linalg.vector_norm(torch.stack(norms))
         if o.clip:
-            torch.nn.utils.clip_grad_norm_(self.theta_opt.param_groups[0]["params"], o.clip)
+            clip_grad_norm(self.theta_opt.param_groups[0]["params"], o.clip)
         self.theta_opt.step()
         return logs
 

@@ -21,12 +21,16 @@ import shutil
 import sys
 from importlib import metadata
 
+from hypercrl.memory import keep_freed_memory
+
 # bench name -> module whose main(argv) prints the benchmark's JSON
 BENCHES = {
     "train": "hypercrl.bench.train",
     "plan": "hypercrl.bench.plan",
     "env": "envs.bench",
     "init": "hypercrl.bench.init",
+    "loop": "hypercrl.bench.loop",
+    "budget": "hypercrl.bench.budget",
 }
 VERSIONED = ("hypercrl", "torch", "numpy", "gymnasium", "mujoco", "pybullet",
              "stable-baselines3", "tensorboard")
@@ -263,6 +267,7 @@ def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile:
 
 def launch_main(sequence: str, argv: list[str] | None = None) -> int:
     """The command line of ``launch/<sequence>.py``."""
+    keep_freed_memory()
     parser = argparse.ArgumentParser(
         prog=f"launch/{sequence}.py",
         description=f"Compare continual-learning methods on the {sequence} sequence.",
@@ -333,13 +338,14 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_run(run_dir: str, after: int | None):
+def _model_run(run_dir: str, after: int | None, cfg=None):
     """A ContinualRun whose learner holds what it saved after task ``after`` (the last one
-    if None), loaded through the learner's own ``load``."""
+    if None), loaded through the learner's own ``load``; ``cfg`` replaces the run's config
+    (e.g. another planner or seed)."""
     from hypercrl.learners import learner_class
     from hypercrl.loop import ContinualRun, RunError, saved_model_path, saved_models
 
-    cfg = dataclasses.replace(read_config(run_dir), video=False)
+    cfg = dataclasses.replace(cfg or read_config(run_dir), video=False)
     suffix = learner_class(cfg.method).saved_suffix
     saved = saved_models(run_dir, suffix)
     if not saved:
@@ -458,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()  # large training tensors reuse their pages (hypercrl/memory.py)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command != "bench" and rest:

@@ -1,0 +1,138 @@
+"""The speed work: phase timing, ``bench loop`` and ``bench budget``, the fused look-ahead
+path of an hnet step, the clip and malloc helpers. Behaviour, never timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+import torch
+
+from hypercrl import cli
+from hypercrl.bench import budget, loop
+from hypercrl.cl import strategy_class
+from hypercrl.cl.base import clip_grad_norm
+from hypercrl.memory import keep_freed_memory
+from hypercrl.model import TargetNet
+from hypercrl.timing import PhaseTimer
+
+
+def test_phase_times_are_exclusive_and_add_up():
+    timer = PhaseTimer()
+    start = time.perf_counter()
+    with timer.phase("outer"):
+        time.sleep(0.02)
+        with timer.phase("inner"):
+            time.sleep(0.03)
+        with timer.phase("inner"):
+            time.sleep(0.01)
+    total = time.perf_counter() - start
+    assert timer.calls == {"outer": 1, "inner": 2}
+    assert 0.04 <= timer.seconds["inner"] < 0.04 + 0.03
+    assert 0.02 <= timer.seconds["outer"] < 0.02 + 0.03  # the inner phases are not in it
+    assert sum(timer.seconds.values()) == pytest.approx(total, abs=0.005)
+
+
+def test_a_run_writes_its_seconds_per_phase_per_task(tmp_path):
+    cfg = cli.resolve_config("push", "mujoco", "hnet", "smoke", ["num_tasks=2"])
+    run_dir = cli.start_run(cfg, str(tmp_path / "run"), quiet=True)
+    with open(os.path.join(run_dir, "timing.json")) as f:
+        seconds = json.load(f)["seconds"]
+    assert sorted(seconds) == ["0", "1"]
+    for phases in seconds.values():
+        assert {"env", "plan", "train", "eval", "checkpoint"} <= set(phases)
+        assert all(v > 0 for v in phases.values())
+
+
+def test_bench_loop_reports_every_phase_and_the_rates(capsys):
+    assert loop.main(["--profile", "smoke", "--families", "push", "--methods",
+                      "hnet,finetune", "--tasks", "2", "--set", "mpc_steps=12"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in report["results"]] == ["hnet", "finetune"]
+    for row in report["results"]:
+        assert set(row["seconds"]) == {*loop.PHASES, "other"}
+        assert sum(row["seconds"].values()) == pytest.approx(row["total_s"], rel=1e-6)
+        assert sum(row["share"].values()) == pytest.approx(1.0)
+        # smoke: 12 MPC steps per task, retrained every 10 for 5 steps (steps 0 and 10)
+        assert row["plan_steps"] == 2 * 12
+        assert row["gradient_steps"] == 2 * 2 * 5
+        assert row["plan_steps_per_s"] > 0 and row["gradient_steps_per_s"] > 0
+        assert sorted(row["per_task_s"]) == ["0", "1"]
+
+
+def test_bench_budget_compares_planners_on_the_same_model(tmp_path, capsys):
+    cfg = cli.resolve_config("push", "mujoco", "finetune", "smoke", ["num_tasks=1"])
+    run_dir = cli.start_run(cfg, str(tmp_path / "run"), quiet=True)
+    assert budget.main([run_dir, "--planners", "", "", "planner=icem,population=8",
+                        "--seeds", "0,1", "--episodes", "2"]) == 0
+    lines = capsys.readouterr().out
+    report = json.loads(lines[lines.index("{\n"):])
+    ref, same, icem = report["results"]
+    assert ref["episodes"] == same["episodes"] == icem["episodes"] == 2 * 2
+    # the reference again: the same episodes (seeded by seed, task and episode) exactly
+    assert same["mean_return"] == ref["mean_return"]
+    assert same["diff_to_reference"] == 0.0 and same["matches_reference"]
+    # smoke CEM: 16 samples x 2 iterations + a final draw of 16, horizon 3
+    assert ref["evaluations_per_plan"] == 16 * 3 * 3
+    assert icem["evaluations_per_plan"] != ref["evaluations_per_plan"]
+    assert {"diff_to_reference", "diff_90", "matches_reference"} <= set(icem)
+
+
+def test_interval_of_paired_differences():
+    mean, low, high = budget.interval90([1.0, 2.0, 3.0])
+    assert mean == 2.0 and low == pytest.approx(2.0 - 2.920 / 3**0.5)
+    assert high == pytest.approx(2.0 + 2.920 / 3**0.5)
+
+
+@pytest.mark.parametrize("max_norm", [0.1, 1e6])
+def test_clip_is_torchs_clip_bit_for_bit(max_norm):
+    grads = [torch.randn(s, generator=torch.Generator().manual_seed(i)) for i, s in
+             enumerate([(30, 7), (7,), (5, 3)])]
+    ours = [g.clone().requires_grad_() for g in grads]
+    theirs = [g.clone().requires_grad_() for g in grads]
+    for p, g in zip(ours + theirs, grads + grads, strict=True):
+        p.grad = g.clone()
+    norm = clip_grad_norm(ours, max_norm)
+    reference = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+    assert torch.equal(norm, reference)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a.grad, b.grad)
+
+
+def _hnet_after_steps(compiled: str, monkeypatch) -> list[torch.Tensor]:
+    monkeypatch.setenv("HYPERCRL_COMPILE", compiled)
+    net = TargetNet(6, 4, hidden=(16, 16))
+    cls = strategy_class("hnet")
+    strat = cls(net, cls.make_options(hnet_hidden=(8, 8)), torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(20, 6, generator=gen), torch.randn(20, 4, generator=gen))
+               for _ in range(8)]
+    for t in range(2):
+        strat.begin_task(t)
+        for x, y in batches:
+            logs = strat.train_step(t, x, y)
+        strat.end_task(t, None, None)
+    assert "dtheta_norm" in logs and float(logs["dtheta_norm"]) > 0
+    return [p.detach().clone() for p in strat.hnet.parameters()]
+
+
+def test_compiled_and_eager_lookahead_train_the_same_hypernetwork(monkeypatch):
+    eager = _hnet_after_steps("0", monkeypatch)
+    compiled = _hnet_after_steps("1", monkeypatch)
+    for a, b in zip(eager, compiled, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_bad_compile_setting_is_named(monkeypatch):
+    monkeypatch.setenv("HYPERCRL_COMPILE", "sometimes")
+    with pytest.raises(ValueError, match="HYPERCRL_COMPILE"):
+        _hnet_after_steps("sometimes", monkeypatch)
+
+
+def test_freed_memory_is_kept_on_linux():
+    assert keep_freed_memory() is keep_freed_memory()  # idempotent
+    if os.environ.get("HYPERCRL_MALLOC") != "default" and os.path.exists("/lib/x86_64-linux-gnu"
+                                                                         "/libc.so.6"):
+        assert keep_freed_memory()

@@ -21,7 +21,7 @@ import shutil
 import sys
 from importlib import metadata
 
-from hypercrl.memory import keep_freed_memory
+from hypercrl.cpu import configure as configure_cpu
 
 # bench name -> module whose main(argv) prints the benchmark's JSON
 BENCHES = {
@@ -267,7 +267,7 @@ def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile:
 
 def launch_main(sequence: str, argv: list[str] | None = None) -> int:
     """The command line of ``launch/<sequence>.py``."""
-    keep_freed_memory()
+    configure_cpu()
     parser = argparse.ArgumentParser(
         prog=f"launch/{sequence}.py",
         description=f"Compare continual-learning methods on the {sequence} sequence.",
@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    keep_freed_memory()  # large training tensors reuse their pages (hypercrl/memory.py)
+    configure_cpu()  # reused pages for large tensors, no denormals (hypercrl/cpu.py)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command != "bench" and rest:

@@ -14,7 +14,7 @@ from hypercrl import cli
 from hypercrl.bench import budget, loop
 from hypercrl.cl import strategy_class
 from hypercrl.cl.base import clip_grad_norm
-from hypercrl.memory import keep_freed_memory
+from hypercrl.cpu import flush_denormals, keep_freed_memory
 from hypercrl.model import TargetNet
 from hypercrl.timing import PhaseTimer
 
@@ -136,3 +136,16 @@ def test_freed_memory_is_kept_on_linux():
     if os.environ.get("HYPERCRL_MALLOC") != "default" and os.path.exists("/lib/x86_64-linux-gnu"
                                                                          "/libc.so.6"):
         assert keep_freed_memory()
+
+
+def test_denormals_flush_to_zero_when_asked(monkeypatch):
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a denormal float32
+    try:
+        monkeypatch.setenv("HYPERCRL_DENORMALS", "keep")
+        assert flush_denormals() is False
+        assert float(tiny * 1.0) != 0.0
+        monkeypatch.delenv("HYPERCRL_DENORMALS")
+        if flush_denormals():  # x86 with SSE3, as here
+            assert float(tiny * 1.0) == 0.0
+    finally:
+        torch.set_flush_denormal(False)  # the rest of the suite runs as before

@@ -173,3 +173,17 @@ def test_quick_push_standardises_targets_as_measured_elsewhere_the_original():
     assert push.normalize_targets is True and door.normalize_targets is False
     assert from_sequence(cli._sequence("push", "mujoco"), "paper", "hnet").normalize_targets \
         is False
+
+
+def test_quick_push_plans_with_the_measured_icem_budget_and_cem_on_request():
+    # docs/BENCHMARKS.md "Planner budget": iCEM at 100 samples matched CEM at K = 500
+    seq = cli._sequence("push", "mujoco")
+    quick = from_sequence(seq, "quick", "hnet")
+    assert quick.planner == "icem"
+    assert (quick.planner_options["population"], quick.planner_options["elites"]) == (100, 10)
+    for cfg in (from_sequence(seq, "paper", "hnet"),
+                from_sequence(seq, "quick", "hnet", sets=parse_set(["planner=cem"], "hnet"))):
+        assert cfg.planner == "cem"
+        opts = cfg.planner_options
+        assert (opts["population"], opts["elites"], opts["iterations"]) == (500, 40, 5)
+        assert opts["return_mode"] == "final_best"

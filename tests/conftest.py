@@ -5,3 +5,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _denormals_as_torch_starts():
+    """`hypercrl` commands flush denormals for the whole process (hypercrl/cpu.py); a test
+    that runs one must not change how the tests after it compute."""
+    yield
+    torch.set_flush_denormal(False)

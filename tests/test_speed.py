@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 import torch
 
-from hypercrl import cli
+from hypercrl import cli, timing
 from hypercrl.bench import budget, loop
 from hypercrl.cl import strategy_class
 from hypercrl.cl.base import clip_grad_norm
@@ -19,20 +18,28 @@ from hypercrl.model import TargetNet
 from hypercrl.timing import PhaseTimer
 
 
-def test_phase_times_are_exclusive_and_add_up():
+def test_phase_times_are_exclusive_and_add_up(monkeypatch):
+    clock = {"now": 0.0}  # a fake clock: the test measures the bookkeeping, not sleep()
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["now"])
+
+    def spend(seconds):
+        clock["now"] += seconds
+
     timer = PhaseTimer()
-    start = time.perf_counter()
     with timer.phase("outer"):
-        time.sleep(0.02)
+        spend(2.0)
         with timer.phase("inner"):
-            time.sleep(0.03)
+            spend(3.0)
+        spend(0.5)
         with timer.phase("inner"):
-            time.sleep(0.01)
-    total = time.perf_counter() - start
+            spend(1.0)
     assert timer.calls == {"outer": 1, "inner": 2}
-    assert 0.04 <= timer.seconds["inner"] < 0.04 + 0.03
-    assert 0.02 <= timer.seconds["outer"] < 0.02 + 0.03  # the inner phases are not in it
-    assert sum(timer.seconds.values()) == pytest.approx(total, abs=0.005)
+    assert timer.seconds == {"inner": 4.0, "outer": 2.5}  # the inner phases are not in outer
+    assert sum(timer.seconds.values()) == clock["now"]
+    before = timer.snapshot()
+    with timer.phase("outer"):
+        spend(1.0)
+    assert PhaseTimer.since(timer.snapshot(), before) == {"outer": 1.0}
 
 
 def test_a_run_writes_its_seconds_per_phase_per_task(tmp_path):
@@ -140,6 +147,7 @@ def test_freed_memory_is_kept_on_linux():
 
 def test_denormals_flush_to_zero_when_asked(monkeypatch):
     tiny = torch.tensor([1e-39], dtype=torch.float32)  # a denormal float32
+    torch.set_flush_denormal(False)
     try:
         monkeypatch.setenv("HYPERCRL_DENORMALS", "keep")
         assert flush_denormals() is False

@@ -157,3 +157,25 @@ def test_denormals_flush_to_zero_when_asked(monkeypatch):
             assert float(tiny * 1.0) == 0.0
     finally:
         torch.set_flush_denormal(False)  # the rest of the suite runs as before
+
+
+@pytest.mark.parametrize("name,options", [
+    ("cem", {"population": 16, "elites": 4, "iterations": 3, "return_mode": "final_best"}),
+    ("icem", {"population": 20, "elites": 5, "iterations": 4}),
+    ("mppi", {"population": 12, "iterations": 2}),
+])
+def test_sequences_per_plan_counts_what_the_objective_scores(name, options):
+    from hypercrl.plan import PLANNERS, make_optimizer
+
+    opt = make_optimizer(PLANNERS[name](**options), [-1.0, -1.0], [1.0, 1.0], 5,
+                         generator=torch.Generator().manual_seed(0))
+    scored = []
+
+    def objective(pop):
+        scored.append(pop.shape[0])
+        return -pop.pow(2).sum(dim=(1, 2))
+
+    for _ in range(2):  # the second plan starts from the first's carried elites (iCEM)
+        scored.clear()
+        opt.optimize(objective)
+        assert sum(scored) == opt.sequences_per_plan()

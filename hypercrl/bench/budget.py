@@ -48,18 +48,6 @@ def interval90(diffs: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def evaluations_per_plan(optimizer: Any) -> int:
-    """Model evaluations (samples x horizon) of one plan step of ``optimizer``."""
-    fresh = getattr(optimizer, "_fresh", None)
-    if fresh is not None:  # CEM and iCEM: fresh samples per population, plus kept ones
-        keep = getattr(optimizer, "_keep", 0)
-        mean_last = int(getattr(optimizer, "_mean_last", False))
-        total = sum(fresh) + keep * (len(fresh) - 1) + mean_last
-        return total * optimizer.horizon
-    cfg = optimizer.config  # MPPI: population x iterations
-    return cfg.population * getattr(cfg, "iterations", 1) * optimizer.horizon
-
-
 def _planner_cfg(run_cfg, spec: str):
     """The run's config with the planner of ``spec`` (``key=value,...``; empty: the run's)."""
     from hypercrl.cli import resolve_config
@@ -86,7 +74,8 @@ def measure(run_dir: str, after: int | None, tasks: list[int] | None, planners: 
         for seed in seeds:
             cfg = dataclasses.replace(_planner_cfg(base.cfg, spec), seed=seed)
             run, _ = _model_run(run_dir, after, cfg=cfg)
-            evals = evaluations_per_plan(run.learner.agent.optimizer)
+            planner = run.learner.agent.optimizer
+            evals = planner.sequences_per_plan() * planner.horizon
             for j in tasks:
                 start = time.perf_counter()
                 returns, _ = run.evaluate_task(j, episodes)

@@ -64,21 +64,22 @@ def adam_lookahead(
         params = [p for p in group["params"] if p.grad is not None
                   and (keep is None or id(p) in keep)]
         if params:
-            out.update(zip(params, _eager_delta(optimizer, group, params, workspace),
-                           strict=True))
+            buffers = workspace.buffers(params) if workspace is not None else None
+            out.update(zip(params, _eager_delta(optimizer, group, params, buffers), strict=True))
     return out
 
 
-def _eager_delta(optimizer, group, params, workspace):
+def _eager_delta(optimizer, group, params, buffers=None):
+    """dtheta of ``params`` as foreach kernels; in ``buffers`` (delta, scratch) if given."""
     b1, b2 = group["betas"]
     lr, eps = group["lr"], group["eps"]
     grads = [p.grad for p in params]
     step, ms, vs = _adam_state(optimizer, group, params)
-    if workspace is None:
+    if buffers is None:
         m_new = torch._foreach_lerp(ms, grads, 1 - b1)  # b1 m + (1 - b1) g
         denom = torch._foreach_mul(grads, grads)
     else:
-        m_new, denom = workspace.buffers(params)
+        m_new, denom = buffers
         torch._foreach_copy_(m_new, ms)
         torch._foreach_lerp_(m_new, grads, 1 - b1)
         torch._foreach_copy_(denom, grads)
@@ -182,17 +183,8 @@ def adam_shifted(
                             "kernels (set HYPERCRL_COMPILE=0 to skip the attempt)",
                             type(err).__name__, str(err).splitlines()[0] if str(err) else "")
                 _compiled["kernel"] = None
-    delta = _eager_delta(optimizer, group, params, _Scratch(scratch, outs))
+    delta = _eager_delta(optimizer, group, params, (outs, scratch))
     sq = torch.stack(torch._foreach_norm(delta)).pow(2).sum()
     torch._foreach_add_(delta, params)  # the delta buffers become theta + dtheta
     return delta, sq
 
-
-class _Scratch:
-    """A workspace view that hands ``_eager_delta`` the given (delta, scratch) buffers."""
-
-    def __init__(self, scratch: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
-        self._pair = (outs, scratch)
-
-    def buffers(self, params):
-        return self._pair

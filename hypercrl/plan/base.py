@@ -119,6 +119,11 @@ class BoxOptimizer(ABC):
     def reset(self) -> None:
         """Forget all warm-start state."""
 
+    @abstractmethod
+    def sequences_per_plan(self) -> int:
+        """Action sequences scored per ``optimize`` call (times the horizon: model
+        evaluations per plan step)."""
+
     def clip_(self, actions: Tensor) -> Tensor:
         """Clamp action sequences ``[..., H, A]`` into the box in place and return them."""
         return torch.clamp(actions, self._lower_ha, self._upper_ha, out=actions)

@@ -147,6 +147,11 @@ class CEM(BoxOptimizer):
         self._init_mean.copy_(self.centre)
         self._has_carried = False
 
+    def sequences_per_plan(self) -> int:
+        """Every population's fresh samples and kept-elite slots (sampled too in the first),
+        and the mean in the last."""
+        return sum(self._fresh) + self._keep * len(self._fresh) + int(self._mean_last)
+
     @torch.no_grad()
     def optimize(self, objective: Objective) -> Tensor:
         """Plan ``[H, A]`` maximising ``objective`` (``[P, H, A] -> [P]``) inside the box."""

@@ -104,6 +104,9 @@ class MPPI(BoxOptimizer):
         """Start the next plan cold, from the box centre."""
         self._plan.copy_(self.centre)
 
+    def sequences_per_plan(self) -> int:
+        return self.config.population * self.config.iterations
+
     @torch.no_grad()
     def optimize(self, objective: Objective) -> Tensor:
         """Plan ``[H, A]`` maximising ``objective`` (``[P, H, A] -> [P]``) inside the box."""

@@ -179,3 +179,10 @@ def test_sequences_per_plan_counts_what_the_objective_scores(name, options):
         scored.clear()
         opt.optimize(objective)
         assert sum(scored) == opt.sequences_per_plan()
+
+
+def test_bench_budget_names_a_task_the_model_has_not_seen(tmp_path, capsys):
+    cfg = cli.resolve_config("push", "mujoco", "finetune", "smoke", ["num_tasks=1"])
+    run_dir = cli.start_run(cfg, str(tmp_path / "run"), quiet=True)
+    assert cli.main(["bench", "budget", run_dir, "--tasks", "0,3", "--episodes", "1"]) == 2
+    assert "--tasks [3]: the model saved after task 0 knows tasks 0..0" in capsys.readouterr().err

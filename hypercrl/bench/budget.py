@@ -6,11 +6,11 @@ evaluates (the episode's env reset and the planner's noise seeded from the seed,
 the episode). The first planner is the reference (default: the run's own). Each planner is
 written as its ``--set`` keys joined by commas, e.g. ``planner=icem,population=100``.
 
-Per planner: model evaluations per plan step, ms per plan step, mean return over all episodes
-and seeds, and the difference to the reference with its 90 % interval (episodes paired by
-task, seed and episode index, so both planners start from the same states; a t interval on
-the paired differences). A planner "matches" the reference when that interval reaches 0 or
-above.
+Per planner: model evaluations per plan step, ms per env step (planning included), mean
+return over all episodes and seeds, and the difference to the reference with its 90 %
+interval (episodes paired by task, seed and episode index, so both planners start from the
+same states; a t interval on the paired differences). A planner "matches" the reference
+when that interval reaches 0 or above.
 """
 
 from __future__ import annotations
@@ -67,6 +67,10 @@ def measure(run_dir: str, after: int | None, tasks: list[int] | None, planners: 
 
     base, after = _model_run(run_dir, after)
     tasks = list(range(after + 1)) if tasks is None else tasks
+    unseen = [j for j in tasks if not 0 <= j <= after]
+    if unseen:
+        raise ValueError(f"--tasks {unseen}: the model saved after task {after} knows tasks "
+                         f"0..{after}")
     rows, reference = [], None
     for spec in planners:
         per_episode: list[float] = []

@@ -270,10 +270,7 @@ class ContinualRun:
                 with open(path, encoding="utf-8") as f:
                     self.task_seconds = dict(json.load(f)["seconds"])
         self.task_seconds[str(t)] = self.timer.since(self.timer.snapshot(), before)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"seconds": self.task_seconds}, f, indent=1)
-        os.replace(tmp, path)
+        _write_json(path, {"seconds": self.task_seconds})
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluate_task(self, task: int, episodes: int, video_path: str | None = None):
@@ -345,12 +342,9 @@ class ContinualRun:
 
     # --- persistence ------------------------------------------------------------------------
     def _write_metrics(self) -> None:
-        path = os.path.join(self.run_dir, "metrics.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"config": dataclasses.asdict(self.cfg), "tasks":
-                       [t.name for t in self.tasks], **self.metrics}, f)
-        os.replace(tmp, path)
+        _write_json(os.path.join(self.run_dir, "metrics.json"), {
+            "config": dataclasses.asdict(self.cfg), "tasks": [t.name for t in self.tasks],
+            **self.metrics})
         self.log.flush()
 
     def state_dict(self) -> dict[str, Any]:
@@ -380,6 +374,14 @@ class ContinualRun:
         self.metrics = state["metrics"]
         # what a killed run logged after this checkpoint is logged again by the resumed one
         self.log.rewind(state["log_position"], purge_step=self.progress.env_steps_total + 1)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    """``obj`` as JSON at ``path``, written beside it and renamed over it."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
 
 
 def load_checkpoint(run_dir: str) -> dict[str, Any]:

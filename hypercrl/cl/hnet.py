@@ -151,16 +151,15 @@ class HnetStrategy(Strategy):
                 # theta + dtheta in one fused pass (the step's largest cost), then de_j
                 params = self.theta()
                 shifted, sq = adam_shifted(self.theta_opt, params, self.workspace)
-                emb_sq = None
                 emb_delta = None
                 if plastic:
                     de = adam_lookahead(self.theta_opt, only=plastic)
                     emb_delta = torch.stack([de[e] for e in plastic])
-                    emb_sq = emb_delta.pow(2).sum()
+                    sq = sq + emb_delta.pow(2).sum()
                 reg = regularizer_backward(self.hnet, earlier, self.reg_targets,
                                            dict(zip(params, shifted, strict=True)), scale,
                                            emb_delta)
-                logs["dtheta_norm"] = (sq if emb_sq is None else sq + emb_sq).sqrt()
+                logs["dtheta_norm"] = sq.sqrt()
             else:
                 reg = output_regularizer(self.hnet, earlier, self.reg_targets)
                 (scale * reg).backward()

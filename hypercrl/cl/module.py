@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from hypercrl.cl.base import Strategy, StrategyOptions, check_bool, make_adam
+from hypercrl.cl.base import Strategy, StrategyOptions, check_bool, clip_grad_norm, make_adam
 
 
 @dataclasses.dataclass
@@ -105,7 +105,7 @@ class ModuleStrategy(Strategy):
             logs["extra"] = extra.detach()
         total.backward()
         if self.opts.clip:
-            torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], self.opts.clip)
+            clip_grad_norm(self.opt.param_groups[0]["params"], self.opts.clip)
         self.before_step()
         self.opt.step()
         self.after_step()

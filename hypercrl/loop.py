@@ -27,6 +27,7 @@ import os
 import random
 import signal
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ import torch
 
 from hypercrl.config import RunConfig
 from hypercrl.io import atomic_save, load_checked
-from hypercrl.learners import Learner, Transition, learner_class
+from hypercrl.learners import BatchPolicy, Learner, Policy, Transition, learner_class
 from hypercrl.log import RunLogger
 from hypercrl.metrics import performance_matrix
 from hypercrl.seeds import seed_of
@@ -118,7 +119,7 @@ class ContinualRun:
             "returns": {}, "successes": {}, "model_error_1": {}, "model_error_h": {},
             "eval_curve": [], "train_episodes": [],
         }
-        self._eval_envs: dict[tuple[int, bool], Any] = {}
+        self._eval_envs: dict[tuple[int, int, bool], Any] = {}  # (task, episode, render)
         self.stop_requested = False  # set by a first Ctrl-C
         # wall seconds per phase: env, plan, train, eval, consolidate, checkpoint, log
         self.timer = PhaseTimer()
@@ -274,34 +275,69 @@ class ContinualRun:
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluate_task(self, task: int, episodes: int, video_path: str | None = None):
-        """Returns and successes of ``episodes`` evaluation episodes of ``task``."""
-        render = video_path is not None
-        key = (task, render)
-        if key not in self._eval_envs:
-            self._eval_envs[key] = self.tasks[task].make(render_mode="rgb_array" if render
-                                                         else None)
-        env = self._eval_envs[key]
-        policy = self.learner.policy(task)
-        returns, successes = [], []
-        for e in range(episodes):
-            obs, _ = env.reset(seed=seed_of(self.cfg.seed, 20, task, e))
-            policy.reset(seed=seed_of(self.cfg.seed, 21, task, e))
-            total, success, frames = 0.0, False, []
-            for _ in range(self.cfg.episode_steps):
-                if render and e == 0:
-                    frames.append(env.render())
-                obs, reward, terminated, truncated, info = env.step(policy(obs))
-                total += float(reward)
-                success = success or bool(info.get("success", False))
-                if terminated or truncated:
-                    break
-            if render and e == 0:
-                from hypercrl.video import write_mp4
+        """Returns and successes of ``episodes`` evaluation episodes of ``task``.
 
-                write_mp4(video_path, frames)
-            returns.append(total)
-            successes.append(float(success))
+        Episode e runs in its own env (kept for the next evaluation), reset with seed
+        ``seed_of(seed, 20, task, e)``, its policy with ``seed_of(seed, 21, task, e)``; it ends
+        after ``episode_steps`` steps or when its env terminates or truncates. A learner with a
+        :meth:`~hypercrl.learners.Learner.batch_policy` steps all episodes together (one
+        planner call per step for all running episodes); the others run one after another.
+        Either way every episode's numbers are the same. ``video_path``: episode 0 is recorded
+        there.
+        """
+        frames = [] if video_path is not None else None
+        envs = [self._eval_env(task, e, render=frames is not None and e == 0)
+                for e in range(episodes)]
+        batch = self.learner.batch_policy(task, episodes)
+        if batch is not None:
+            returns, successes = self._play(task, envs, range(episodes), batch, frames)
+        else:
+            policy = _OneEpisode(self.learner.policy(task))
+            returns, successes = [], []
+            for e, env in enumerate(envs):
+                r, s = self._play(task, [env], [e], policy, frames if e == 0 else None)
+                returns += r
+                successes += s
+        if frames is not None:
+            from hypercrl.video import write_mp4
+
+            write_mp4(video_path, frames)
         return returns, successes
+
+    def _eval_env(self, task: int, episode: int, render: bool) -> Any:
+        """The env evaluation episode ``episode`` of ``task`` runs in (made once)."""
+        key = (task, episode, render)
+        if key not in self._eval_envs:
+            self._eval_envs[key] = self.tasks[task].make(
+                render_mode="rgb_array" if render else None)
+        return self._eval_envs[key]
+
+    def _play(self, task: int, envs: list[Any], episodes: Sequence[int], policy: BatchPolicy,
+              frames: list | None) -> tuple[list[float], list[float]]:
+        """Run evaluation episodes ``episodes`` of ``task`` (numbering their seeds) together,
+        episode ``episodes[i]`` in ``envs[i]``; their returns and successes. ``frames``
+        collects the frames of ``envs[0]`` while its episode runs."""
+        cfg = self.cfg
+        obs = [env.reset(seed=seed_of(cfg.seed, 20, task, e))[0]
+               for env, e in zip(envs, episodes, strict=True)]
+        policy.reset([seed_of(cfg.seed, 21, task, e) for e in episodes])
+        totals, successes = [0.0] * len(envs), [False] * len(envs)
+        running = list(range(len(envs)))
+        for _ in range(cfg.episode_steps):
+            if not running:
+                break
+            if frames is not None and running[0] == 0:
+                frames.append(envs[0].render())
+            actions = policy(np.stack([obs[i] for i in running]), running)
+            still = []
+            for i, action in zip(running, actions, strict=True):
+                obs[i], reward, terminated, truncated, info = envs[i].step(action)
+                totals[i] += float(reward)
+                successes[i] = successes[i] or bool(info.get("success", False))
+                if not (terminated or truncated):
+                    still.append(i)
+            running = still
+        return totals, [float(s) for s in successes]
 
     def _evaluate(self, i: int, final: bool) -> None:
         cfg = self.cfg
@@ -374,6 +410,21 @@ class ContinualRun:
         self.metrics = state["metrics"]
         # what a killed run logged after this checkpoint is logged again by the resumed one
         self.log.rewind(state["log_position"], purge_step=self.progress.env_steps_total + 1)
+
+
+class _OneEpisode:
+    """A :class:`~hypercrl.learners.Policy` as the :class:`~hypercrl.learners.BatchPolicy` of
+    one episode at a time."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def reset(self, seeds: Sequence[int]) -> None:
+        (seed,) = seeds
+        self.policy.reset(seed=seed)
+
+    def __call__(self, obs: np.ndarray, episodes: Sequence[int]) -> np.ndarray:
+        return self.policy(obs[0])[None]
 
 
 def _write_json(path: str, obj: Any) -> None:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from hypercrl.learners.base import Learner, Policy, Transition
+from hypercrl.learners.base import BatchPolicy, Learner, Policy, Transition
 from hypercrl.learners.model_based import ModelBasedLearner
 from hypercrl.learners.sac import SACLearner, SACOptions
 
@@ -30,6 +30,7 @@ def learner_class(method: str) -> type[Learner]:
 
 
 __all__ = [
+    "BatchPolicy",
     "DEFAULT_COMPARISON",
     "DEFAULT_METHOD",
     "LEARNERS",

@@ -1,7 +1,8 @@
 """The Learner interface the continual loop is written against.
 
 A learner turns observations into actions and transitions into learning, one task after
-another; it can act for any task it has seen (evaluation), and it saves and restores itself
+another; it can act for any task it has seen (evaluation), one episode at a time or, when it
+can, in several episodes together (:class:`BatchPolicy`), and it saves and restores itself
 completely (checkpoints), or just its learned part (``save``/``load``, one file per task end,
 for ``hypercrl eval`` and ``hypercrl video``). The loop never asks which method a learner runs.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -24,6 +26,17 @@ class Policy(Protocol):
     def reset(self, seed: int | None = None) -> None: ...
 
     def __call__(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+class BatchPolicy(Protocol):
+    """Acts in several episodes of one task together, each exactly as a :class:`Policy` reset
+    with that episode's seed would: ``reset(seeds)`` starts one episode per seed, then
+    ``policy(obs, episodes)`` maps the observations ``[n, S]`` of the listed episodes (indices
+    into ``seeds``; the ones still running) to their actions ``[n, A]``."""
+
+    def reset(self, seeds: Sequence[int]) -> None: ...
+
+    def __call__(self, obs: np.ndarray, episodes: Sequence[int]) -> np.ndarray: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +103,12 @@ class Learner(ABC):
     @abstractmethod
     def policy(self, task: int) -> Policy:
         """A policy for seen task ``task`` (evaluation; no learning)."""
+
+    def batch_policy(self, task: int, episodes: int) -> BatchPolicy | None:
+        """A policy for ``episodes`` episodes of seen task ``task`` stepped together, or None
+        (the default) when this learner acts in one episode at a time (then the loop
+        evaluates episode after episode with :meth:`policy`)."""
+        return None
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,8 @@ import torch
 from hypercrl.api import ContinualDynamics
 from hypercrl.cl import METHODS, strategy_class
 from hypercrl.data import TransitionBuffer
-from hypercrl.learners.base import Learner, Policy, Transition
-from hypercrl.plan import PLANNERS, MPCAgent, make_optimizer
+from hypercrl.learners.base import BatchPolicy, Learner, Policy, Transition
+from hypercrl.plan import PLANNERS, BoxOptimizer, MPCAgent, make_optimizer
 from hypercrl.seeds import seed_of
 
 log = logging.getLogger("hypercrl")
@@ -52,12 +53,15 @@ class ModelBasedLearner(Learner):
         self.state_kinds = tuple(seq.state_kinds)
         self.rng = np.random.default_rng(seed_of(cfg.seed, 1))
         self.dynamics = self._new_dynamics()
-        planner = PLANNERS[cfg.planner](**cfg.planner_options)
-        optimizer = make_optimizer(
-            planner, self.low, self.high, cfg.horizon, device=cfg.device,
-            generator=torch.Generator(device=cfg.device).manual_seed(seed_of(cfg.seed, 3)),
+        self.planner = PLANNERS[cfg.planner](**cfg.planner_options)
+        optimizer = self._new_optimizer(
+            torch.Generator(device=cfg.device).manual_seed(seed_of(cfg.seed, 3))
         )
         self.agent = MPCAgent(self.dynamics, self.rewards[0], optimizer, compile=cfg.compile)
+        # evaluation plans with its own agent and one optimiser per episode (batch_policy),
+        # so that it leaves the training planner's state alone
+        self._eval_agent: MPCAgent | None = None
+        self._eval_optimizers: list[BoxOptimizer] = []
         self.task: int | None = None
         self.step = 0  # env steps observed in the current task
         self.fitted = False  # the current task's model has been trained
@@ -67,6 +71,11 @@ class ModelBasedLearner(Learner):
         # work done by this process (for ``bench loop``): MPC plan steps while collecting,
         # gradient steps of the dynamics model
         self.counts = {"plan_steps": 0, "gradient_steps": 0}
+
+    def _new_optimizer(self, generator: torch.Generator) -> BoxOptimizer:
+        cfg = self.cfg
+        return make_optimizer(self.planner, self.low, self.high, cfg.horizon,
+                              device=cfg.device, generator=generator)
 
     def _new_dynamics(self) -> ContinualDynamics:
         cfg = self.cfg
@@ -147,6 +156,17 @@ class ModelBasedLearner(Learner):
         self._plan_for(task)
         return _MPCPolicy(self.agent)
 
+    def batch_policy(self, task: int, episodes: int) -> BatchPolicy:
+        while len(self._eval_optimizers) < max(episodes, 1):  # the agent needs one
+            self._eval_optimizers.append(
+                self._new_optimizer(torch.Generator(device=self.cfg.device)))
+        if self._eval_agent is None:
+            self._eval_agent = MPCAgent(self.dynamics, self.rewards[task],
+                                        self._eval_optimizers[0], compile=self.cfg.compile)
+        self._eval_agent.reward = self.rewards[task]
+        self._eval_agent.set_task(task)  # the task's current weights
+        return _MPCBatchPolicy(self._eval_agent, self._eval_optimizers[:episodes])
+
     def model_errors(self, upto: int) -> dict[str, list[float]]:
         """One-step and H-step held-out MSE of every task 0..upto under the current model."""
         one, hstep = [], []
@@ -214,6 +234,7 @@ class ModelBasedLearner(Learner):
         self.dynamics = dynamics
         self.agent = MPCAgent(dynamics, self.rewards[0], self.agent.optimizer,
                               compile=self.cfg.compile)
+        self._eval_agent = None  # made again around the new dynamics when next evaluating
 
 
 class _MPCPolicy:
@@ -237,3 +258,24 @@ class _MPCPolicy:
             return self.agent.act(obs).cpu().numpy().astype(np.float32)
         finally:
             optimizer.generator = training
+
+
+class _MPCBatchPolicy:
+    """Plans for several episodes together (:meth:`MPCAgent.plan_many`), episode ``e`` with
+    its own optimiser, whose generator ``reset(seeds)`` seeds with ``seeds[e]``: each episode
+    draws the noise and takes the actions :class:`_MPCPolicy` reset with that seed would."""
+
+    def __init__(self, agent: MPCAgent, optimizers: list[BoxOptimizer]) -> None:
+        self.agent = agent
+        self.optimizers = optimizers
+
+    def reset(self, seeds: Sequence[int]) -> None:
+        if len(seeds) != len(self.optimizers):
+            raise ValueError(f"{len(seeds)} seeds for {len(self.optimizers)} episodes")
+        for optimizer, seed in zip(self.optimizers, seeds, strict=True):
+            optimizer.generator.manual_seed(seed)
+            optimizer.reset()
+
+    def __call__(self, obs: np.ndarray, episodes: Sequence[int]) -> np.ndarray:
+        plans = self.agent.plan_many(obs, [self.optimizers[e] for e in episodes])
+        return plans[:, 0].cpu().numpy().astype(np.float32)

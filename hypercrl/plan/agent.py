@@ -7,17 +7,20 @@ The agent turns (dynamics, reward, current state) into the objective its optimis
 with ``s_{h+1}`` predicted by the task's model for the planned (in-box) actions. The rollout is
 one batched loop over the horizon; the task's generated weights are fetched once per task and
 per training round (:meth:`MPCAgent.set_task`, :meth:`MPCAgent.refresh`), never per step.
+:meth:`MPCAgent.plan_many` plans from several states at once, each with its own optimiser,
+their populations scored together (:mod:`hypercrl.plan.lockstep`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from hypercrl.plan.base import TrajectoryOptimizer
+from hypercrl.plan.base import BoxOptimizer, TrajectoryOptimizer
+from hypercrl.plan.lockstep import plan_together
 
 StepFn = Callable[[Tensor, Tensor], Tensor]
 """Batched one-step dynamics: state ``[N, S]``, action ``[N, A]`` -> next state ``[N, S]``."""
@@ -31,7 +34,8 @@ class Rollout(Protocol):
     """A one-task model that predicts whole action sequences (``hypercrl.model.Predictor``)."""
 
     def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
-        """Start state ``[S]`` and actions ``[P, H, A]`` -> predicted next states ``[P, H, S]``."""
+        """Start state ``[S]`` (shared) or ``[P, S]`` (one per row) and actions ``[P, H, A]`` ->
+        predicted next states ``[P, H, S]``."""
         ...
 
 
@@ -116,11 +120,12 @@ class MPCAgent:
         dtype = optimizer.lower.dtype
         self._weights = discount ** torch.arange(self.horizon, dtype=torch.float64)
         self._weights = self._weights.to(device=self.device, dtype=dtype)  # [H]
-        returns = _returns
+        self._returns_fn = _returns
+        self._rewards_fn = _rewards
         if compile:
             mode = "reduce-overhead" if self.device.type == "cuda" else None
-            returns = torch.compile(_returns, mode=mode, dynamic=False)
-        self._returns_fn = returns
+            self._returns_fn = torch.compile(_returns, mode=mode, dynamic=False)
+            self._rewards_fn = torch.compile(_rewards, mode=mode, dynamic=False)
         if task is not None:
             self.set_task(task)
 
@@ -146,13 +151,41 @@ class MPCAgent:
     # acting -----------------------------------------------------------------------------------
     def plan(self, obs: Tensor) -> Tensor:
         """Optimised action sequence ``[H, A]`` from state ``obs [S]`` (array-like accepted)."""
+        self._state = self._states(obs, 1)
+        return self.optimizer.optimize(self._objective)
+
+    def plan_many(self, obs: Tensor, optimizers: Sequence[BoxOptimizer]) -> Tensor:
+        """Optimised action sequences ``[E, H, A]`` from states ``obs [E, S]``, state ``e``
+        planned by ``optimizers[e]`` (distinct, of this agent's horizon) exactly as it would
+        plan alone, with its own warm start and noise; each iteration's populations of all E
+        are scored in one rollout from their own start states. ``self.optimizer`` is unused.
+        """
+        states = self._states(obs, 2)
+        if len(optimizers) != states.shape[0]:
+            raise ValueError(f"{states.shape[0]} states but {len(optimizers)} optimizers")
+        if any(o.horizon != self.horizon for o in optimizers):
+            raise ValueError(f"every optimizer must plan over the agent's horizon {self.horizon}")
+
+        def objective(actions: Tensor, owners: list[int], sizes: list[int]) -> Tensor:
+            owner = torch.tensor(owners, device=self.device)
+            rows = torch.tensor(sizes, device=self.device)
+            start = states[owner].repeat_interleave(rows, dim=0, output_size=actions.shape[0])
+            rewards = self._rewards_fn(self._model, self.reward, start, actions)  # [H, N]
+            # the discounted sum per plan, as that plan alone would compute it: one [H] x
+            # [H, N] product rounds some columns differently than [H] x [H, P] does
+            return torch.cat([self._weights @ r for r in rewards.split(sizes, dim=1)])
+
+        return torch.stack(plan_together([o.plan_steps() for o in optimizers], objective))
+
+    def _states(self, obs: Tensor, dim: int) -> Tensor:
+        """``obs`` as a tensor of ``dim`` dimensions on the planning device and dtype."""
         if self._model is None:
             raise ValueError("no task set: call set_task(task) before act()/plan()")
-        state = torch.as_tensor(obs, dtype=self._weights.dtype).to(self.device)
-        if state.dim() != 1:
-            raise ValueError(f"obs must be one state [S], got shape {tuple(state.shape)}")
-        self._state = state
-        return self.optimizer.optimize(self._objective)
+        states = torch.as_tensor(obs, dtype=self._weights.dtype).to(self.device)
+        if states.dim() != dim:
+            shape = "one state [S]" if dim == 1 else "states [E, S]"
+            raise ValueError(f"obs must be {shape}, got shape {tuple(states.shape)}")
+        return states
 
     def act(self, obs: Tensor) -> Tensor:
         """First action ``[A]`` of the plan from ``obs [S]``, on the optimiser's device."""
@@ -166,7 +199,14 @@ class MPCAgent:
 def _returns(
     model: Rollout, reward: RewardFn, state: Tensor, actions: Tensor, weights: Tensor
 ) -> Tensor:
-    """``sum_h weights[h] * reward(s_h, a_h, s_{h+1})`` ``[P]`` for actions ``[P, H, A]``."""
+    """``sum_h weights[h] * reward(s_h, a_h, s_{h+1})`` ``[P]`` for actions ``[P, H, A]`` from
+    start state ``[S]``."""
+    return weights @ _rewards(model, reward, state, actions)
+
+
+def _rewards(model: Rollout, reward: RewardFn, state: Tensor, actions: Tensor) -> Tensor:
+    """``reward(s_h, a_h, s_{h+1})`` ``[H, P]`` for actions ``[P, H, A]`` from start state
+    ``[S]`` or ``[P, S]``."""
     p, h, a = actions.shape
     nxt = model.rollout(state, actions).transpose(0, 1)  # [H, P, S]
     s = nxt.shape[-1]
@@ -176,4 +216,4 @@ def _returns(
     r = reward(
         prev.reshape(h * p, s), actions.transpose(0, 1).reshape(h * p, a), nxt.reshape(h * p, s)
     )
-    return weights @ r.view(h, p)
+    return r.view(h, p)

@@ -3,13 +3,18 @@
 An optimiser sees only an objective: a batch of action sequences ``[P, H, A]`` maps to returns
 ``[P]`` (higher is better). It is built for one action box and one horizon, returns a plan
 ``[H, A]`` inside that box, keeps its own warm-start state and forgets it on :meth:`reset`.
+
+A :class:`BoxOptimizer` writes one plan as a coroutine (:data:`PlanSteps`) that yields the
+populations it wants scored and receives their returns. :meth:`BoxOptimizer.optimize` drives it
+with an objective; :func:`hypercrl.plan.lockstep.plan_together` drives the plans of several
+optimisers at once and scores all their populations in one objective call.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -19,6 +24,22 @@ from hypercrl.devices import resolve_device
 
 Objective = Callable[[Tensor], Tensor]
 """Action sequences ``[P, H, A]`` -> returns ``[P]``; higher is better, NaN/inf rank lowest."""
+
+PlanSteps = Generator[Tensor, Tensor, Tensor]
+"""One plan as a coroutine: yields each population ``[P, H, A]`` to be scored, receives its
+returns ``[P]`` (``send``), and returns the plan ``[H, A]`` (``StopIteration.value``). A yielded
+population is a view of the optimiser's buffers, valid until its returns are sent; the returns
+are copied at once. Drivers run it under ``torch.no_grad``."""
+
+
+def run_plan(steps: PlanSteps, objective: Objective) -> Tensor:
+    """Drive one plan to its end, scoring every population with ``objective``; the plan."""
+    population = next(steps)
+    while True:
+        try:
+            population = steps.send(objective(population))
+        except StopIteration as done:
+            return done.value
 
 
 @runtime_checkable
@@ -112,8 +133,14 @@ class BoxOptimizer(ABC):
         self._upper_ha = hi.expand(horizon, -1).contiguous()
 
     @abstractmethod
+    def plan_steps(self) -> PlanSteps:
+        """The next plan as a coroutine (:data:`PlanSteps`); driving it to its end is exactly
+        ``optimize`` with the objective that scored its populations."""
+
+    @torch.no_grad()
     def optimize(self, objective: Objective) -> Tensor:
         """Best action sequence ``[H, A]`` found for ``objective``, inside the bounds."""
+        return run_plan(self.plan_steps(), objective)
 
     @abstractmethod
     def reset(self) -> None:

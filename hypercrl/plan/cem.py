@@ -24,7 +24,7 @@ from torch import Tensor
 
 from hypercrl.plan.base import (
     BoxOptimizer,
-    Objective,
+    PlanSteps,
     check_fraction,
     check_positive,
     rank_returns_,
@@ -152,9 +152,8 @@ class CEM(BoxOptimizer):
         and the mean in the last."""
         return sum(self._fresh) + self._keep * len(self._fresh) + int(self._mean_last)
 
-    @torch.no_grad()
-    def optimize(self, objective: Objective) -> Tensor:
-        """Plan ``[H, A]`` maximising ``objective`` (``[P, H, A] -> [P]``) inside the box."""
+    def plan_steps(self) -> PlanSteps:
+        """The next plan ``[H, A]`` inside the box, as a coroutine over its populations."""
         cfg = self.config
         self._mean.copy_(self._init_mean)
         self._std.fill_(cfg.init_std)
@@ -164,7 +163,7 @@ class CEM(BoxOptimizer):
         for i in range(n_pop):
             pop = self._populate(i, last=i == n_pop - 1)
             returns = self._returns[: pop.shape[0]]
-            returns.copy_(objective(pop))
+            returns.copy_((yield pop))
             rank_returns_(returns)
             if i == n_refits:  # the "final_best" draw: its best member is the plan
                 self._take_best(pop, returns)

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from hypercrl.plan.base import (
     BoxOptimizer,
-    Objective,
+    PlanSteps,
     check_fraction,
     check_positive,
     rank_returns_,
@@ -107,9 +107,8 @@ class MPPI(BoxOptimizer):
     def sequences_per_plan(self) -> int:
         return self.config.population * self.config.iterations
 
-    @torch.no_grad()
-    def optimize(self, objective: Objective) -> Tensor:
-        """Plan ``[H, A]`` maximising ``objective`` (``[P, H, A] -> [P]``) inside the box."""
+    def plan_steps(self) -> PlanSteps:
+        """The next plan ``[H, A]`` inside the box, as a coroutine over its populations."""
         cfg = self.config
         plan = self._plan
         flat_pop = self._pop.view(cfg.population, -1)
@@ -120,7 +119,7 @@ class MPPI(BoxOptimizer):
                 noise = torch.matmul(self._filter, noise, out=self._noise)
             torch.add(plan, noise, alpha=cfg.noise_sigma, out=self._pop)
             self.clip_(self._pop)
-            returns = self._returns.copy_(objective(self._pop))
+            returns = self._returns.copy_((yield self._pop))
             rank_returns_(returns)
             # softmax without NaN when every return is -inf: then all weights are 0 and U stays
             top = returns.max()

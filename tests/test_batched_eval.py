@@ -1,0 +1,185 @@
+"""Batched evaluation: every episode of an evaluation steps together through one planner call
+per iteration, and each episode's numbers are exactly those of evaluating it alone."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+
+from hypercrl import ContinualDynamics, cli
+from hypercrl.learners import Transition
+from hypercrl.loop import ContinualRun
+from hypercrl.plan import PLANNERS, MPCAgent, make_optimizer
+from hypercrl.plan.lockstep import plan_together
+
+STEPS = 12  # env steps per evaluation episode
+
+
+def _run(tmp_path, planner="cem", method="finetune", sets=()):
+    """A one-task push run on the smoke profile whose learner has fitted task 0 on random
+    transitions (a model that plans, not one that plans well)."""
+    cfg = cli.resolve_config("push", "mujoco", method, "smoke",
+                             ["num_tasks=1", f"planner={planner}", f"episode_steps={STEPS}",
+                              *sets])
+    run = ContinualRun(cfg, cli._sequence("push", "mujoco"), str(tmp_path), quiet=True,
+                       tensorboard=False)
+    learner = run.learner
+    learner.begin_task(0)
+    if method != "sb3-sac":
+        rng = np.random.default_rng(0)
+        for _ in range(cfg.init_random_steps + 1):  # up to the first retrain
+            obs = rng.standard_normal(learner.s_dim).astype(np.float32)
+            action = learner.act(obs)
+            learner.observe(Transition(obs, action, 0.0, obs + 0.1 * action.sum(), False,
+                                       False))
+        assert learner.fitted
+    return run
+
+
+def _one_by_one(run, monkeypatch, task, episodes, **kw):
+    """Evaluation as before batching: the learner's per-episode policy, episode after episode."""
+    with monkeypatch.context() as m:
+        m.setattr(run.learner, "batch_policy", lambda task, episodes: None)
+        return run.evaluate_task(task, episodes, **kw)
+
+
+# CEM as the paper runs it, CEM with a warm start, iCEM (coloured noise, kept elites carried
+# from plan to plan, warm start) and MPPI (warm start): every kind of per-episode planner state
+@pytest.mark.parametrize("planner,sets", [
+    ("cem", ()), ("cem", ("warm_start=true", "return_mode=best")), ("icem", ()), ("mppi", ()),
+])
+def test_batched_evaluation_equals_episode_by_episode(planner, sets, tmp_path, monkeypatch):
+    run = _run(tmp_path, planner, sets=sets)
+    batched = run.evaluate_task(0, 3)
+    alone = _one_by_one(run, monkeypatch, 0, 3)
+    assert batched == alone  # bit for bit
+    returns, _ = batched
+    assert len(set(returns)) == 3  # three different episodes (seeds), not one repeated
+    assert run.evaluate_task(0, 3) == batched  # and again: nothing carried between evaluations
+    run.close()
+
+
+def test_an_episode_that_ends_early_leaves_the_others_running(tmp_path, monkeypatch):
+    run = _run(tmp_path, "icem")
+    full = run.evaluate_task(0, 3)
+    steps = [0, 0, 0]
+
+    class Counted(gymnasium.Wrapper):
+        def __init__(self, env, e):
+            super().__init__(env)
+            self.e = e
+
+        def step(self, action):
+            steps[self.e] += 1
+            return super().step(action)
+
+    for e in range(3):  # episode 1's env truncates after 4 steps
+        env = Counted(run.tasks[0].make(), e)
+        run._eval_envs[(0, e, False)] = gymnasium.wrappers.TimeLimit(env, 4) if e == 1 else env
+    returns, successes = run.evaluate_task(0, 3)
+    assert steps == [STEPS, 4, STEPS]
+    assert returns[0] == full[0][0] and returns[2] == full[0][2]
+    assert returns[1] != full[0][1]
+    # and episode 1's short return is the one it has alone
+    assert (returns, successes) == _one_by_one(run, monkeypatch, 0, 3)
+    run.close()
+
+
+def test_the_video_records_episode_0_and_changes_no_number(tmp_path, monkeypatch):
+    import hypercrl.video
+
+    run = _run(tmp_path, "cem")
+    written = {}
+    monkeypatch.setattr(hypercrl.video, "write_mp4",
+                        lambda path, frames: written.update({path: frames}))
+    path = str(tmp_path / "e0.mp4")
+    assert run.evaluate_task(0, 2, video_path=path) == run.evaluate_task(0, 2)
+    frames = written[path]
+    assert len(frames) == STEPS and frames[0].ndim == 3 and frames[0].shape[-1] == 3
+    run.close()
+
+
+def test_evaluation_leaves_the_training_planner_alone(tmp_path):
+    run = _run(tmp_path, "icem")
+    optimizer = run.learner.agent.optimizer
+    before = (optimizer.mean, optimizer.generator.get_state())
+    run.evaluate_task(0, 2)
+    assert torch.equal(optimizer.mean, before[0])
+    assert torch.equal(optimizer.generator.get_state(), before[1])
+    run.close()
+
+
+def test_sac_evaluates_episode_by_episode(tmp_path):
+    run = _run(tmp_path, method="sb3-sac")
+    assert run.learner.batch_policy(0, 2) is None
+    returns, successes = run.evaluate_task(0, 2)
+    assert len(returns) == len(successes) == 2 and all(np.isfinite(returns))
+    assert returns[0] != returns[1]  # each episode from its own seed
+    assert run.evaluate_task(0, 2) == (returns, successes)
+    run.close()
+
+
+@pytest.mark.parametrize("planner", sorted(PLANNERS))
+def test_plan_many_equals_planning_alone_at_pusher_size(planner):
+    """The original's model and planner sizes (hidden 200 x 200, H = 20, K = 500), where one
+    [H] x [H, E * K] product of the discounted sum would round some returns differently from
+    [H] x [H, K]; five plans in a row, so warm starts and kept elites are compared too."""
+    s_dim, a_dim, episodes = 10, 2, 4
+    dynamics = ContinualDynamics(s_dim, a_dim, "finetune", hidden=(200, 200))
+    dynamics.begin_task()
+    rng = np.random.default_rng(0)
+    s, a = rng.standard_normal((2, 200, s_dim)).astype(np.float32), rng.standard_normal(
+        (200, a_dim)).astype(np.float32)
+    dynamics.fit(s[0], a, s[0] + 0.1 * s[1], steps=10)
+
+    def reward(state, action, next_state):
+        return -(next_state**2).sum(1) - 0.1 * (action**2).sum(1)
+
+    config = PLANNERS[planner](population=500, **({} if planner == "mppi" else {"elites": 40}))
+
+    def optimizers():
+        return [make_optimizer(config, [-1.0] * a_dim, [1.0] * a_dim, 20,
+                               generator=torch.Generator().manual_seed(e))
+                for e in range(episodes)]
+
+    agent = MPCAgent(dynamics, reward, optimizers()[0], task=0, discount=0.99)
+    alone, together = optimizers(), optimizers()
+    states = torch.as_tensor(rng.standard_normal((episodes, s_dim)), dtype=torch.float32)
+    for _ in range(5):
+        expected = []
+        for state, optimizer in zip(states, alone, strict=True):
+            agent.optimizer = optimizer
+            expected.append(agent.plan(state))
+        plans = agent.plan_many(states, together)
+        assert torch.equal(plans, torch.stack(expected))
+        states = states + 0.1 * plans[:, 0].sum(1, keepdim=True)
+
+
+def test_plans_of_different_sizes_and_lengths_run_together():
+    """CEM (2 populations of 16), iCEM (decaying populations, 4 + the mean) and MPPI (1 of 12)
+    in lockstep: each plan's populations, returns and result are those it has alone."""
+    configs = [PLANNERS["cem"](population=16, elites=4, iterations=2),
+               PLANNERS["icem"](population=20, elites=5, iterations=4),
+               PLANNERS["mppi"](population=12, iterations=1)]
+    targets = torch.randn(3, 5, 2, generator=torch.Generator().manual_seed(0))
+
+    def make():
+        return [make_optimizer(c, [-1.0, -1.0], [1.0, 1.0], 5,
+                               generator=torch.Generator().manual_seed(7)) for c in configs]
+
+    alone = [o.optimize(lambda a, t=t: -(a - t).pow(2).sum((1, 2)))
+             for o, t in zip(make(), targets, strict=True)]
+    calls = []
+
+    def objective(actions, owners, sizes):
+        calls.append((list(owners), list(sizes)))
+        rows = torch.repeat_interleave(torch.tensor(owners), torch.tensor(sizes))
+        return -(actions - targets[rows]).pow(2).sum((1, 2))
+
+    together = plan_together([o.plan_steps() for o in make()], objective)
+    for a, b in zip(alone, together, strict=True):
+        assert torch.equal(a, b)
+    assert calls[0] == ([0, 1, 2], [16, 20 + 1, 12])  # iCEM: its kept-elite slot is sampled
+    assert [owners for owners, _ in calls] == [[0, 1, 2], [0, 1], [1], [1]]

@@ -1,6 +1,6 @@
 # `make test` and `make demo` bootstrap .venv themselves: torch first (a CPU build unless you
 # override TORCH, e.g. `make test TORCH=torch` or install your CUDA torch into .venv first),
-# then this project with its dev extra. A second call installs nothing.
+# then this project with its dev and sweep (Ray) extras. A second call installs nothing.
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
@@ -17,7 +17,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,sweep]"
 	touch $(STAMP)
 
 install: $(STAMP)

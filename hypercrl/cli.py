@@ -22,6 +22,7 @@ import sys
 from importlib import metadata
 
 from hypercrl.cpu import configure as configure_cpu
+from hypercrl.io import one_line
 
 # bench name -> module whose main(argv) prints the benchmark's JSON
 BENCHES = {
@@ -31,6 +32,7 @@ BENCHES = {
     "init": "hypercrl.bench.init",
     "loop": "hypercrl.bench.loop",
     "budget": "hypercrl.bench.budget",
+    "sweep": "hypercrl.bench.sweep",
 }
 VERSIONED = ("hypercrl", "torch", "numpy", "gymnasium", "mujoco", "pybullet",
              "stable-baselines3", "tensorboard")
@@ -229,40 +231,124 @@ def _run_interruptible(run, run_dir: str) -> None:
     except OSError as err:  # the run directory turned read-only, the disk filled up, ...
         with contextlib.suppress(Exception):
             run.close()
-        raise RunError(f"{_one_line(err)}; the run stopped at its last checkpoint: continue "
+        raise RunError(f"{one_line(err)}; the run stopped at its last checkpoint: continue "
                        f"with `hypercrl resume {run_dir}` once it can be written") from None
 
 
-def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile: str = "quick",
-                   backend: str = "mujoco", sets: list[str] | None = None,
-                   out: str | None = None, video: bool = False, quiet: bool = False) -> str:
-    """Run every (method, seed) on a sequence (resuming runs that exist), then report.
+def run_trial(config: str, run_dir: str, threads: int | None = None) -> dict:
+    """One trial of a sweep, in this process (a Ray worker): start the run in ``run_dir``,
+    or resume it from its checkpoint. Returns its wall seconds and final returns per task."""
+    import time
 
-    Run directories go to ``out/<method>-s<seed>``; the report to ``out/REPORT.md``.
-    Returns the report's path.
-    """
+    from hypercrl.config import RunConfig
+    from hypercrl.loop import CHECKPOINT
+
+    configure_cpu()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    cfg = RunConfig.from_dict(json.loads(config))
+    start = time.perf_counter()
+    if os.path.isfile(os.path.join(run_dir, CHECKPOINT)):
+        resume_run(run_dir, quiet=True)
+    else:
+        if os.path.isdir(run_dir):  # killed before its first checkpoint: nothing was trained
+            _remove_new(run_dir, None, set(os.listdir(run_dir)) - set(_STARTED))
+        start_run(cfg, run_dir, quiet=True)
+    with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
+        returns = json.load(f)["returns"]
+    final = returns[str(len(returns) - 1)] if returns else []
+    return {"seconds": time.perf_counter() - start,
+            "returns": [sum(r) / len(r) for r in final]}
+
+
+# what start_run writes before a run's first checkpoint
+_STARTED = ("config.json", "versions.json", "metrics.json", "scalars.jsonl", "tb", "timing.json")
+
+
+def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: list[int],
+          profile: str = "quick", sets: list[str] | None = None, out: str | None = None,
+          video: bool = False, engine: str = "ray", **options):
+    """Every (sequence, backend, method, seed) as one run in ``out/<sequence>-<backend>-
+    <method>-s<seed>``, then ``out/REPORT.md``. Every config and every existing run is
+    checked before anything runs. ``options``: those of :func:`hypercrl.sweep.run_sweep`."""
+    from hypercrl import sweep as sw
     from hypercrl.loop import RunError
 
-    configs = {(m, seed): resolve_config(sequence, backend, m, profile, sets, seed=seed,
-                                         video=video)
-               for m in methods for seed in seeds}  # every config checked before any run
-    out = out or os.path.join("runs", f"{sequence}-{backend}-{profile}")
-    run_dirs = {key: os.path.join(out, f"{key[0]}-s{key[1]}") for key in configs}
-    existing = {}
-    for key, run_dir in run_dirs.items():  # every existing run checked before any run
-        existing[key] = diff = config_diff(run_dir, configs[key])
+    trials = sw.grid(sequences, backends, methods, seeds)
+    if not trials:
+        raise ValueError("nothing to run: give at least one sequence, backend, method and seed")
+    extra = {"video": True} if video else {}
+    configs = {t: resolve_config(t.sequence, t.backend, t.method, profile, sets, seed=t.seed,
+                                 **extra) for t in trials}
+    out = out or os.path.join("runs", "sweep-" + "-".join(dict.fromkeys(sequences)) + f"-{profile}")
+    check_run_dir(out)
+    sweep_settings = sw.settings(profile, sets, video)
+    sw.check_settings(out, sweep_settings)
+    for t, cfg in configs.items():
+        run_dir = os.path.join(out, t.name)
+        diff = config_diff(run_dir, cfg)
         if diff:
             raise RunError(f"{run_dir} holds a run with another config (differs in {diff}); "
                            f"choose another --out, or rerun with the settings of {out}")
         check_run_dir(run_dir)
-    for key, run_dir in run_dirs.items():
-        if existing[key] is not None:
-            resume_run(run_dir, quiet)
-        else:
-            start_run(configs[key], run_dir, quiet)
-    from hypercrl.report import write_report
+    return sw.run_sweep(out, {t: cfg.to_json() for t, cfg in configs.items()},
+                        sweep_settings, run_trial, engine=engine, **options)
 
-    return write_report(list(run_dirs.values()), out)
+
+def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile: str = "quick",
+                   backend: str = "mujoco", sets: list[str] | None = None,
+                   out: str | None = None, video: bool = False, quiet: bool = False,
+                   **options) -> str:
+    """Every (method, seed) on a sequence through the sweep (on Ray when it is installed,
+    else one after another in this process), then the report; returns the report's path.
+
+    Run directories go to ``out/<sequence>-<backend>-<method>-s<seed>``; the report to
+    ``out/REPORT.md``. ``backend`` may name several, comma-separated."""
+    from hypercrl.loop import RunError
+    from hypercrl.sweep import INSTALL, ray_available
+
+    engine = "ray" if ray_available() else "serial"
+    if engine == "serial" and options.get("address"):
+        raise RunError(f"--address needs Ray: {INSTALL}")
+    if engine == "serial" and not quiet:
+        print("Ray is not installed: the runs go one after another "
+              "(pip install 'hypercrl[sweep]' to run them in parallel)", file=sys.stderr)
+    backends = [b for b in backend.split(",") if b]
+    out = out or os.path.join("runs", f"{sequence}-{'-'.join(backends)}-{profile}")
+    result = sweep([sequence], backends, methods, seeds, profile, sets, out, video, engine,
+                   quiet=quiet, **options)
+    if result.failed:
+        raise RunError(_failures(result))
+    return result.report
+
+
+def _failures(result) -> str:
+    names = ", ".join(f"{name} ({err})" for name, err in sorted(result.failed.items()))
+    return (f"{len(result.failed)} trial(s) of {result.out} failed: {names}; the others "
+            "finished; re-run the same command to try the failed ones again")
+
+
+def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default=None,
+                        help="a Ray cluster to join: auto, or HOST:PORT of its head "
+                        "(default: start Ray on this machine)")
+    parser.add_argument("--num-cpus", type=int, default=None,
+                        help="CPUs of a Ray started on this machine (default: all)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1,
+                        help="CPUs each trial asks for; its torch threads (default 1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0,
+                        help="GPUs each trial asks for (default 0)")
+    parser.add_argument("--max-retries", type=int, default=1,
+                        help="times a failed trial is tried again, resuming its checkpoint "
+                        "(default 1)")
+
+
+def _sweep_options(args: argparse.Namespace) -> dict:
+    return {"address": args.address, "num_cpus": args.num_cpus,
+            "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
+            "max_retries": args.max_retries}
 
 
 def launch_main(sequence: str, argv: list[str] | None = None) -> int:
@@ -270,29 +356,33 @@ def launch_main(sequence: str, argv: list[str] | None = None) -> int:
     configure_cpu()
     parser = argparse.ArgumentParser(
         prog=f"launch/{sequence}.py",
-        description=f"Compare continual-learning methods on the {sequence} sequence.",
+        description=f"Compare continual-learning methods on the {sequence} sequence "
+        "(through `hypercrl sweep`: on Ray when it is installed).",
     )
     from hypercrl.learners import DEFAULT_COMPARISON
 
     parser.add_argument("--methods", default=",".join(DEFAULT_COMPARISON))
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--profile", default="quick", help="paper, quick or smoke")
-    parser.add_argument("--backend", default="mujoco")
+    parser.add_argument("--backend", default="mujoco",
+                        help="mujoco, pybullet, or both: mujoco,pybullet")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE")
     parser.add_argument("--out", default=None, help="folder for the runs and the report")
     parser.add_argument("--video", action="store_true")
     parser.add_argument("--quiet", action="store_true")
+    _add_sweep_options(parser)
     args = parser.parse_args(argv)
     try:
         seeds = _seeds(args.seeds)
         path = run_comparison(sequence, [m for m in args.methods.split(",") if m], seeds,
                               args.profile, args.backend, args.set, args.out, args.video,
-                              args.quiet)
+                              args.quiet, **_sweep_options(args))
     except (ValueError, OSError) as err:
-        print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)
+        print(f"{parser.prog}: error: {one_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:
-        print(f"{parser.prog}: {_interrupted(err)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; run the same command again to continue (finished "
+              "runs are kept, the others resume from their checkpoints)", file=sys.stderr)
         return 130
     print(path)
     return 0
@@ -303,15 +393,6 @@ def _seeds(text: str) -> list[int]:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise ValueError(f"--seeds {text!r}: expected integers separated by commas") from None
-
-
-def _one_line(err: BaseException) -> str:
-    """The message of a user-facing error: ``PATH: problem`` for an OSError."""
-    if isinstance(err, OSError) and err.filename is not None:
-        text = f"{err.filename}: {err.strerror or 'cannot access'}"
-    else:
-        text = str(err) or type(err).__name__
-    return " ".join(text.split())
 
 
 def _interrupted(err: BaseException) -> str:
@@ -386,11 +467,38 @@ def _video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from hypercrl.sweep import INSTALL, SweepError, ray_available
+
+    if not ray_available():  # before any config is resolved: one line, nothing run
+        raise SweepError(f"sweep needs Ray: {INSTALL}")
+    result = sweep(_names(args.sequences, "--sequences"), _names(args.backends, "--backends"),
+                   _names(args.methods, "--methods"), _seeds(args.seeds), args.profile,
+                   args.set, args.out, args.video, quiet=args.quiet, **_sweep_options(args))
+    if result.report:
+        print(result.report)
+    if result.failed:
+        print(f"hypercrl: {_failures(result)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _names(text: str, flag: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise ValueError(f"{flag} {text!r}: expected names separated by commas")
+    return names
+
+
 def _report(args: argparse.Namespace) -> int:
     from hypercrl.report import write_report
+    from hypercrl.sweep import SWEEP_FILE, trial_dirs
 
+    run_dirs = []
+    for d in args.run_dirs:  # a sweep's folder stands for its runs
+        run_dirs += trial_dirs(d) if os.path.isfile(os.path.join(d, SWEEP_FILE)) else [d]
     out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else "report")
-    print(write_report(args.run_dirs, out))
+    print(write_report(run_dirs, out))
     return 0
 
 
@@ -449,8 +557,24 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--out", default=None)
     video.set_defaults(func=_video)
 
+    sw = sub.add_parser("sweep", help="methods x seeds x sequences x backends on Ray, "
+                        "resumable, one report")
+    sw.add_argument("--sequences", default="push", help="e.g. push,door,halfcheetah")
+    sw.add_argument("--backends", default="mujoco", help="e.g. mujoco,pybullet")
+    sw.add_argument("--methods", default=DEFAULT_METHOD, help="e.g. hnet,finetune,coreset")
+    sw.add_argument("--seeds", default="0", help="e.g. 0,1,2")
+    sw.add_argument("--profile", default="quick", help="paper, quick or smoke")
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="as for `hypercrl run`, for every trial; repeatable")
+    sw.add_argument("--out", default=None, help="the sweep's folder (default "
+                    "runs/sweep-SEQUENCES-PROFILE); the same command again continues it")
+    sw.add_argument("--video", action="store_true", help="record evaluation videos")
+    sw.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_sweep_options(sw)
+    sw.set_defaults(func=_sweep)
+
     report = sub.add_parser("report", help="Markdown summary and plots of runs")
-    report.add_argument("run_dirs", nargs="+")
+    report.add_argument("run_dirs", nargs="+", help="run directories, or a sweep's folder")
     report.add_argument("--out", default=None, help="output folder")
     report.set_defaults(func=_report)
 
@@ -474,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args, rest)
         return args.func(args)
     except (ValueError, OSError) as err:  # RunError included; OSError: a path, its problem
-        print(f"hypercrl: error: {_one_line(err)}", file=sys.stderr)
+        print(f"hypercrl: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"hypercrl: {_interrupted(err)}", file=sys.stderr)

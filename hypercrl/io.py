@@ -41,6 +41,15 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
             os.remove(tmp)
 
 
+def one_line(err: BaseException) -> str:
+    """The message of a user-facing error on one line: ``PATH: problem`` for an OSError."""
+    if isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror or 'cannot access'}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
 def _create_beside(folder: str) -> tuple[str, int]:
     """A new empty file in ``folder`` (mode 0666 less the umask) and its descriptor."""
     # torch.save derives its zip archive name from the file name: keep a plain ".pt" name

@@ -1,0 +1,235 @@
+"""`hypercrl sweep`: trials on a local Ray, resumable after a killed driver, retried, one report.
+
+Every sweep here is the real command in a subprocess (as a user runs it), on the smoke profile
+with 3 tasks, 2 methods x 2 seeds, Ray started with 2 CPUs.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hypercrl import cli, sweep
+
+needs_ray = pytest.mark.skipif(not sweep.ray_available(),
+                               reason="Ray is not installed (make test installs the sweep "
+                               "extra: pip install 'hypercrl[sweep]')")
+
+METHODS, SEEDS, TASKS = ("hnet", "finetune"), (0, 1), 3
+# 100 MPC steps a task (smoke has 20): a task takes about 2 s, long enough to kill a trial in
+SETTINGS = ["--profile", "smoke", "--set", f"num_tasks={TASKS}", "--set", "mpc_steps=100"]
+GRID = ["--sequences", "push", "--methods", ",".join(METHODS),
+        "--seeds", ",".join(map(str, SEEDS)), *SETTINGS, "--num-cpus", "2"]
+NAMES = [f"push-mujoco-{m}-s{s}" for m in METHODS for s in SEEDS]
+
+
+def _command(out, *extra):
+    return [sys.executable, "-m", "hypercrl.cli", "sweep", *GRID, "--out", str(out), *extra]
+
+
+def _sweep(out, *extra):
+    return subprocess.run(_command(out, *extra), capture_output=True, text=True, timeout=600)
+
+
+def _ray_processes() -> set[tuple[int, float]]:
+    """Ray's processes on this machine: its servers, agents and workers."""
+    import psutil
+
+    out = set()
+    for p in psutil.process_iter(["pid", "name", "cmdline", "create_time"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if (p.info["name"] or "").startswith("ray::") or cmd.startswith("ray::") or any(
+                key in cmd for key in ("/ray/core/src/ray/", "/site-packages/ray/")):
+            out.add((p.info["pid"], p.info["create_time"]))
+    return out
+
+
+def _gone(processes, timeout=20.0):
+    """Wait until none of ``processes`` is alive; those still alive after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = processes & _ray_processes()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def _matrices(run_dir):
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        m = json.load(f)
+    return m["returns"], m["successes"]
+
+
+def _rows(run_dir) -> int:
+    try:
+        with open(os.path.join(run_dir, "metrics.json")) as f:
+            return len(json.load(f)["returns"])
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """The uninterrupted sweep, and the Ray processes that were alive before it."""
+    out = tmp_path_factory.mktemp("sweep") / "grid"
+    before = _ray_processes()
+    done = _sweep(out)
+    assert done.returncode == 0, done.stderr
+    return out, before, done
+
+
+@needs_ray
+def test_sweep_equals_the_same_runs_made_one_by_one(swept, tmp_path, capsys):
+    out, before, done = swept
+    assert sorted(os.listdir(out)) == sorted(
+        [*NAMES, ".locks", "REPORT.md", "sweep.json", "push_mujoco_finetune.png",
+         "push_mujoco_hnet.png"])
+    assert done.stdout.strip() == str(out / "REPORT.md")
+    assert "done 4/4, running 0, failed 0, left 0" in done.stderr
+    for name in NAMES:
+        assert f"sweep: {name} finished in" in done.stderr
+    report = (out / "REPORT.md").read_text()
+    for method in METHODS:
+        assert f"## push / mujoco / {method}" in report
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a trial asks for 1 CPU and runs with 1 torch thread
+    try:
+        for m in METHODS:
+            for s in SEEDS:
+                run_dir = tmp_path / f"{m}-s{s}"
+                assert cli.main(["run", "--sequence", "push", "--method", m, "--seed", str(s),
+                                 *SETTINGS, "--quiet", "--run-dir", str(run_dir)]) == 0
+                assert _matrices(run_dir) == _matrices(out / f"push-mujoco-{m}-s{s}")
+    finally:
+        torch.set_num_threads(threads)
+    # `hypercrl report DIR` on the sweep's folder: the same report over its trials
+    capsys.readouterr()
+    assert cli.main(["report", str(out), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "REPORT.md").read_text() == report
+    assert not _gone(_ray_processes() - before), "Ray processes left after the sweep"
+
+
+@needs_ray
+def test_the_same_command_again_runs_nothing(swept):
+    out, _, _ = swept
+    stamps = {n: os.stat(out / n / "checkpoint.pt").st_mtime_ns for n in NAMES}
+    again = _sweep(out)
+    assert again.returncode == 0, again.stderr
+    assert "the 4 trial(s) asked for" in again.stderr and "finished before" in again.stderr
+    assert {n: os.stat(out / n / "checkpoint.pt").st_mtime_ns for n in NAMES} == stamps
+
+
+@needs_ray
+def test_driver_killed_mid_sweep_then_the_same_command_continues(swept, tmp_path):
+    reference, _, _ = swept
+    out = tmp_path / "grid"
+    before = _ray_processes()
+    driver = subprocess.Popen(_command(out), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    # kill the driver once one trial has finished and another has ended its first task
+    # (0.2 s later its checkpoint after task 0 is on disk; two tasks, about 4 s, are left)
+    deadline = time.monotonic() + 300
+    while True:
+        rows = {n: _rows(out / n) for n in NAMES}
+        if TASKS in rows.values() and 1 in rows.values():
+            time.sleep(0.2)
+            break
+        assert driver.poll() is None, "the sweep ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert not _gone(_ray_processes() - before), "Ray processes left after the killed driver"
+    rows = {n: _rows(out / n) for n in NAMES}
+    finished = [n for n in NAMES if rows[n] == TASKS]
+    partial = [n for n in NAMES if 0 < rows[n] < TASKS]
+    assert finished and partial
+    kept = {n: os.stat(out / n / "checkpoint.pt").st_mtime_ns for n in finished}
+    first_models = {n: os.stat(out / n / "model_after0.pt").st_mtime_ns for n in partial}
+
+    again = _sweep(out)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(finished)} finished before" in again.stderr
+    for n in finished:  # not run again
+        assert f"sweep: {n} finished in" not in again.stderr
+        assert os.stat(out / n / "checkpoint.pt").st_mtime_ns == kept[n]
+    for n in partial:  # resumed from its checkpoint: task 0's model is not trained again
+        assert os.stat(out / n / "model_after0.pt").st_mtime_ns == first_models[n]
+    for n in NAMES:
+        assert _matrices(out / n) == _matrices(reference / n)
+
+
+@needs_ray
+def test_a_failing_trial_is_retried_then_reported_while_the_others_finish(tmp_path):
+    out = tmp_path / "grid"
+    # finetune-s1 holds a corrupt checkpoint of its own run: every attempt to resume it fails
+    bad = out / "push-mujoco-finetune-s1"
+    bad.mkdir(parents=True)
+    cfg = cli.resolve_config("push", "mujoco", "finetune", "smoke", SETTINGS[3::2], seed=1)
+    (bad / "config.json").write_text(cfg.to_json())
+    (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    done = subprocess.run(
+        [sys.executable, "-m", "hypercrl.cli", "sweep", "--sequences", "push", "--methods",
+         "finetune", "--seeds", "0,1", *SETTINGS, "--num-cpus", "2", "--max-retries", "2",
+         "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    err = done.stderr
+    assert "push-mujoco-finetune-s1 failed (attempt 1 of 3)" in err
+    assert "push-mujoco-finetune-s1 failed (attempt 2 of 3)" in err
+    assert "push-mujoco-finetune-s1 failed after 3 attempt(s)" in err
+    assert "checkpoint.pt" in err.splitlines()[-1]  # the last line names the trial and error
+    assert "sweep: push-mujoco-finetune-s0 finished in" in err
+    assert _rows(out / "push-mujoco-finetune-s0") == TASKS
+    report = (out / "REPORT.md").read_text()
+    assert "push-mujoco-finetune-s0" in report and "push-mujoco-finetune-s1" not in report
+
+
+# --- refused before anything runs ----------------------------------------------------------
+def test_other_settings_in_the_same_folder_are_refused_naming_them(tmp_path, capsys):
+    out = tmp_path / "grid"
+    out.mkdir()
+    sweep.write_manifest(str(out), sweep.settings("smoke", ["num_tasks=3"], False),
+                         sweep.grid(["push"], ["mujoco"], ["hnet"], [0]))
+    before = sorted(os.listdir(out))
+    code = cli.main(["sweep", "--methods", "hnet", "--seeds", "0", "--profile", "smoke",
+                     "--set", "num_tasks=2", "--set", "mpc_steps=10", "--out", str(out)])
+    assert code == 2
+    line = capsys.readouterr().err.strip()
+    assert "--set num_tasks (3 in the sweep, 2 now)" in line
+    assert "--set mpc_steps (unset in the sweep, 10 now)" in line
+    assert len(line.splitlines()) == 1
+    assert sorted(os.listdir(out)) == before
+
+
+def test_without_ray_sweep_says_how_to_install_it_and_runs_nothing(tmp_path, capsys,
+                                                                    monkeypatch):
+    monkeypatch.setattr(sweep, "ray_available", lambda: False)
+    out = tmp_path / "grid"
+    assert cli.main(["sweep", "--profile", "smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "hypercrl: error: sweep needs Ray: pip install 'hypercrl[sweep]'"
+    assert not out.exists()
+
+
+def test_launch_script_without_ray_runs_the_trials_one_after_another(tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setattr(sweep, "ray_available", lambda: False)
+    out = tmp_path / "cmp"
+    code = cli.launch_main("push", ["--methods", "finetune", "--seeds", "0,1", "--profile",
+                                    "smoke", "--set", "num_tasks=2", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert printed.out.strip() == str(out / "REPORT.md")
+    assert "Ray is not installed: the runs go one after another" in printed.err
+    for s in (0, 1):
+        assert _rows(out / f"push-mujoco-finetune-s{s}") == 2
+    assert cli.launch_main("push", ["--methods", "finetune", "--seeds", "0", "--profile",
+                                    "smoke", "--set", "num_tasks=2", "--out", str(out),
+                                    "--address", "auto"]) == 2
+    assert "--address needs Ray: pip install 'hypercrl[sweep]'" in capsys.readouterr().err

@@ -277,7 +277,8 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
                 ft = np.nanmean(np.stack([M.forward_transfer(r, r_single) for r in rs]), 0)
                 lines += ["Forward transfer against `single`, R[j, j] - R_single[j, j]: "
                           + ", ".join(f"{x:.1f}" for x in ft), ""]
-            summary_rows.append((title, af, np.nanmean([np.nanmean(x) for x in forg])
+            summary_rows.append((seq, backend, method, len(group), af,
+                                 np.nanmean([np.nanmean(x) for x in forg])
                                  if n > 1 else np.nan))
         me = [matrix(g["model_error_1"], n) for g in group if g.get("model_error_1")]
         for key, label in (("model_error_1", "one-step"), ("model_error_h", "H-step")):
@@ -306,10 +307,16 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
         fig.savefig(os.path.join(out_dir, png))
         plt.close(fig)
         lines += [f"![{title}]({png})", ""]
-    if summary_rows:
-        lines[4:4] = ["## Summary", "", "| run | average final return | mean forgetting |",
-                      "|---|---|---|"] + [
-            f"| {t} | {_fmt(*af)} | {f:.1f} |" for t, af, f in summary_rows] + [""]
+    if summary_rows:  # one table per sequence and backend, its methods side by side
+        summary = ["## Summary", ""]
+        for seq, backend in sorted({(r[0], r[1]) for r in summary_rows}):
+            summary += [f"### {seq} / {backend}", "",
+                        "| method | seeds | average final return | mean forgetting |",
+                        "|---|---|---|---|"]
+            summary += [f"| {m} | {k} | {_fmt(*af)} | {f:.1f} |"
+                        for q, b, m, k, af, f in summary_rows if (q, b) == (seq, backend)]
+            summary.append("")
+        lines[4:4] = summary
     path = os.path.join(out_dir, "REPORT.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

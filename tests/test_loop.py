@@ -33,6 +33,21 @@ def test_report_over_two_runs(tmp_path):
     assert (tmp_path / "report" / "halfcheetah_mujoco_hnet.png").stat().st_size > 1000
 
 
+def test_report_summary_has_one_table_per_sequence_and_backend(tmp_path):
+    run = cli.start_run(_cfg(method="finetune", num_tasks=2), str(tmp_path / "a"), quiet=True)
+    other = _metrics(run)  # the same numbers, as if run on the other backend
+    other["config"]["backend"] = "pybullet"
+    os.makedirs(tmp_path / "b")
+    with open(tmp_path / "b" / "metrics.json", "w") as f:
+        json.dump(other, f)
+    assert cli.main(["report", run, str(tmp_path / "b"), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "REPORT.md").read_text()
+    summary = text[text.index("## Summary"):text.index("\n## halfcheetah / mujoco")]
+    assert summary.index("### halfcheetah / mujoco") < summary.index("### halfcheetah / pybullet")
+    assert summary.count("| method | seeds | average final return | mean forgetting |") == 2
+    assert summary.count("| finetune | 1 | ") == 2
+
+
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     def run(*argv):
         code = cli.main(list(argv))

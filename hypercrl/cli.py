@@ -235,9 +235,11 @@ def _run_interruptible(run, run_dir: str) -> None:
                        f"with `hypercrl resume {run_dir}` once it can be written") from None
 
 
-def run_trial(config: str, run_dir: str, threads: int | None = None) -> dict:
+def run_trial(config: str, run_dir: str, threads: int | None = None,
+              quiet: bool = True) -> dict:
     """One trial of a sweep, in this process (a Ray worker): start the run in ``run_dir``,
-    or resume it from its checkpoint. Returns its wall seconds and final returns per task."""
+    or resume it from its checkpoint (``quiet``: no progress bars). Returns its wall seconds
+    and final returns per task."""
     import time
 
     from hypercrl.config import RunConfig
@@ -251,11 +253,11 @@ def run_trial(config: str, run_dir: str, threads: int | None = None) -> dict:
     cfg = RunConfig.from_dict(json.loads(config))
     start = time.perf_counter()
     if os.path.isfile(os.path.join(run_dir, CHECKPOINT)):
-        resume_run(run_dir, quiet=True)
+        resume_run(run_dir, quiet=quiet)
     else:
         if os.path.isdir(run_dir):  # killed before its first checkpoint: nothing was trained
             _remove_new(run_dir, None, set(os.listdir(run_dir)) - set(_STARTED))
-        start_run(cfg, run_dir, quiet=True)
+        start_run(cfg, run_dir, quiet=quiet)
     with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
         returns = json.load(f)["returns"]
     final = returns[str(len(returns) - 1)] if returns else []

@@ -23,6 +23,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,9 +35,9 @@ FORMAT = "hypercrl.sweep"
 FORMAT_VERSION = 1
 INSTALL = "pip install 'hypercrl[sweep]'"
 
-# runner(config_json, run_dir, threads) -> {"seconds": float, "returns": [float, ...]}:
+# runner(config_json, run_dir, threads, quiet) -> {"seconds": float, "returns": [float, ...]}:
 # starts or resumes one run in the calling process (a Ray worker, or this one)
-Runner = Callable[[str, str, int | None], dict[str, Any]]
+Runner = Callable[[str, str, int | None, bool], dict[str, Any]]
 
 
 class SweepError(ValueError):
@@ -148,14 +149,20 @@ def trial_dirs(out: str) -> list[str]:
             if os.path.isfile(os.path.join(d, "metrics.json"))]
 
 
-def finished(run_dir: str) -> bool:
-    """Whether the run's metrics hold a performance-matrix row for every task."""
+def tasks_ended(run_dir: str) -> tuple[int, int]:
+    """(tasks ended, tasks) of the run in ``run_dir`` by its metrics; (0, 0) without them."""
     try:
         with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
             metrics = json.load(f)
-        return len(metrics["returns"]) == len(metrics["tasks"]) > 0
+        return len(metrics["returns"]), len(metrics["tasks"])
     except (OSError, ValueError, KeyError, TypeError):
-        return False
+        return 0, 0
+
+
+def finished(run_dir: str) -> bool:
+    """Whether the run's metrics hold a performance-matrix row for every task."""
+    ended, tasks = tasks_ended(run_dir)
+    return ended == tasks > 0
 
 
 # --- executing trials -----------------------------------------------------------------------
@@ -172,7 +179,7 @@ class _Serial:
     def submit(self, key: Any, lock: str, *args: Any) -> None:
         self.queue.append((key, (self.runner, lock, *args)))
 
-    def next_result(self) -> tuple[Any, bool, Any]:
+    def next_result(self, tick: Callable[[], None] | None = None) -> tuple[Any, bool, Any]:
         key, args = self.queue.pop(0)
         try:
             return key, True, _run_locked(*args)
@@ -223,12 +230,16 @@ class _Ray:
     def submit(self, key: Any, lock: str, *args: Any) -> None:
         self.pending[self.remote.remote(self.runner, lock, *args)] = key
 
-    def next_result(self) -> tuple[Any, bool, Any]:
+    def next_result(self, tick: Callable[[], None] | None = None) -> tuple[Any, bool, Any]:
+        """The next trial to end: (key, ok, its result or error); ``tick()`` every second
+        while waiting."""
         while True:
             ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=1.0)
             self._watch()  # the workers Ray has started meanwhile
             if ready:
                 break
+            if tick is not None:
+                tick()
         ref = ready[0]
         key = self.pending.pop(ref)
         try:
@@ -332,9 +343,26 @@ class SweepResult:
 class _Progress:
     """One line per event on stderr: finished trials, retries, counts and time left."""
 
-    def __init__(self, total: int, quiet: bool) -> None:
+    def __init__(self, total: int, quiet: bool, every: float = 10.0) -> None:
         self.total, self.quiet = total, quiet
         self.seconds: list[float] = []  # wall seconds of the trials run by this command
+        self.every = every  # seconds between looks at the running trials' task counts
+        self._next_look = 0.0
+        self._ended: dict[str, int] = {}
+
+    def tasks(self, run_dirs: dict[str, str], now: float | None = None) -> None:
+        """A line for every task a trial (name -> run dir) ended since the last look, at most
+        one look every ``every`` seconds: long trials show their progress."""
+        now = time.monotonic() if now is None else now
+        if self.quiet or now < self._next_look:
+            return
+        self._next_look = now + self.every
+        for name, run_dir in run_dirs.items():
+            ended, tasks = tasks_ended(run_dir)
+            before = self._ended.setdefault(name, ended)  # a first look is no news
+            if before < ended < tasks:
+                self.say(f"{name}: {ended} of {tasks} tasks ended")
+            self._ended[name] = max(ended, before)
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -347,6 +375,10 @@ class _Progress:
             eta = mean * math.ceil((running + left) / max(1, slots))
             text += f", about {_duration(eta)} left"
         return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _duration(seconds: float) -> str:
@@ -402,18 +434,26 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
             executor.close()
         raise
     if executor is not None:
-        progress.say(f"{len(trials)} trials in {out}: {done} finished before, {len(todo)} to run"
+        progress.say(f"{_count(len(trials), 'trial')} in {out}: {done} finished before, "
+                     f"{len(todo)} to run"
                      + (" one after another" if engine == "serial" else " on Ray"))
         try:
             for t in todo:
                 attempts[t] += 1
-                executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads)
+                executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads,
+                                quiet or engine == "ray")
             running = len(todo)
+            waiting = {t.name: dirs[t] for t in todo}
+
+            def tick() -> None:
+                progress.tasks(waiting)
+
             while running:
-                t, ok, value = executor.next_result()
+                t, ok, value = executor.next_result(tick)
                 running -= 1
                 if ok:
                     done += 1
+                    waiting.pop(t.name, None)
                     progress.seconds.append(float(value.get("seconds", 0.0)))
                     returns = " / ".join(f"{r:.1f}" for r in value.get("returns", []))
                     progress.say(f"{t.name} finished in {_duration(progress.seconds[-1])}; "
@@ -422,9 +462,11 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
                     progress.say(f"{t.name} failed (attempt {attempts[t]} of "
                                  f"{max_retries + 1}): {one_line(value)}; trying again")
                     attempts[t] += 1
-                    executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads)
+                    executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads,
+                                quiet or engine == "ray")
                     running += 1
                 else:
+                    waiting.pop(t.name, None)
                     failed[t.name] = one_line(value)
                     progress.say(f"{t.name} failed after {attempts[t]} attempt(s): "
                                  f"{failed[t.name]}")
@@ -434,7 +476,7 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
         finally:
             executor.close()
     else:
-        progress.say(f"the {len(trials)} trial(s) asked for in {out} finished before")
+        progress.say(f"the {_count(len(trials), 'trial')} asked for in {out} finished before")
     runs = trial_dirs(out)
     report = write_report(runs, out) if runs else None
     return SweepResult(out, report, [t.name for t in trials if finished(dirs[t])], failed)

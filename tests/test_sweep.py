@@ -121,7 +121,7 @@ def test_the_same_command_again_runs_nothing(swept):
     stamps = {n: os.stat(out / n / "checkpoint.pt").st_mtime_ns for n in NAMES}
     again = _sweep(out)
     assert again.returncode == 0, again.stderr
-    assert "the 4 trial(s) asked for" in again.stderr and "finished before" in again.stderr
+    assert "the 4 trials asked for" in again.stderr and "finished before" in again.stderr
     assert {n: os.stat(out / n / "checkpoint.pt").st_mtime_ns for n in NAMES} == stamps
 
 
@@ -225,7 +225,8 @@ def test_launch_script_without_ray_runs_the_trials_one_after_another(tmp_path, c
                                     "smoke", "--set", "num_tasks=2", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr()
-    assert printed.out.strip() == str(out / "REPORT.md")
+    assert printed.out.splitlines()[-1] == str(out / "REPORT.md")
+    assert "task 1 (100_500): 50 env steps" in printed.out  # each run's own progress
     assert "Ray is not installed: the runs go one after another" in printed.err
     for s in (0, 1):
         assert _rows(out / f"push-mujoco-finetune-s{s}") == 2
@@ -233,3 +234,27 @@ def test_launch_script_without_ray_runs_the_trials_one_after_another(tmp_path, c
                                     "smoke", "--set", "num_tasks=2", "--out", str(out),
                                     "--address", "auto"]) == 2
     assert "--address needs Ray: pip install 'hypercrl[sweep]'" in capsys.readouterr().err
+
+
+def test_progress_says_when_a_running_trial_ends_a_task(tmp_path, capsys):
+    run_dir = tmp_path / "push-mujoco-hnet-s0"
+    run_dir.mkdir()
+
+    def ended(rows):
+        (run_dir / "metrics.json").write_text(json.dumps(
+            {"tasks": ["a", "b", "c"], "returns": {str(i): [[1.0]] for i in range(rows)}}))
+
+    progress = sweep._Progress(total=1, quiet=False, every=10.0)
+    dirs = {run_dir.name: str(run_dir)}
+    progress.tasks(dirs, now=-10.0)  # no metrics yet
+    ended(1)
+    progress.tasks(dirs, now=0.0)  # the first look: what had ended before is not news
+    ended(2)
+    progress.tasks(dirs, now=5.0)  # too soon: no look
+    assert capsys.readouterr().err == ""
+    progress.tasks(dirs, now=10.0)
+    assert capsys.readouterr().err == "sweep: push-mujoco-hnet-s0: 2 of 3 tasks ended\n"
+    progress.tasks(dirs, now=20.0)  # nothing new
+    ended(3)
+    progress.tasks(dirs, now=30.0)  # the trial's own line says it finished
+    assert capsys.readouterr().err == ""

@@ -383,8 +383,7 @@ def launch_main(sequence: str, argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; run the same command again to continue (finished "
-              "runs are kept, the others resume from their checkpoints)", file=sys.stderr)
+        print(f"{parser.prog}: {SWEEP_INTERRUPTED}", file=sys.stderr)
         return 130
     print(path)
     return 0
@@ -469,14 +468,23 @@ def _video(args: argparse.Namespace) -> int:
     return 0
 
 
+SWEEP_INTERRUPTED = ("interrupted; run the same command again to continue (finished trials "
+                     "are kept, the others resume from their checkpoints)")
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from hypercrl.sweep import INSTALL, SweepError, ray_available
 
     if not ray_available():  # before any config is resolved: one line, nothing run
         raise SweepError(f"sweep needs Ray: {INSTALL}")
-    result = sweep(_names(args.sequences, "--sequences"), _names(args.backends, "--backends"),
-                   _names(args.methods, "--methods"), _seeds(args.seeds), args.profile,
-                   args.set, args.out, args.video, quiet=args.quiet, **_sweep_options(args))
+    try:
+        result = sweep(_names(args.sequences, "--sequences"),
+                       _names(args.backends, "--backends"), _names(args.methods, "--methods"),
+                       _seeds(args.seeds), args.profile, args.set, args.out, args.video,
+                       quiet=args.quiet, **_sweep_options(args))
+    except KeyboardInterrupt:
+        print(f"hypercrl: {SWEEP_INTERRUPTED}", file=sys.stderr)
+        return 130
     if result.report:
         print(result.report)
     if result.failed:

@@ -166,6 +166,25 @@ def test_driver_killed_mid_sweep_then_the_same_command_continues(swept, tmp_path
 
 
 @needs_ray
+def test_ctrl_c_stops_the_sweep_saying_how_to_continue(tmp_path):
+    out = tmp_path / "grid"
+    before = _ray_processes()
+    driver = subprocess.Popen(_command(out), stderr=subprocess.PIPE, text=True,
+                              stdout=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not any((out / n / "checkpoint.pt").exists() for n in NAMES):  # a trial started
+        assert driver.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        "hypercrl: interrupted; run the same command again to continue (finished trials are "
+        "kept, the others resume from their checkpoints)")
+    assert not _gone(_ray_processes() - before), "Ray processes left after Ctrl-C"
+
+
+@needs_ray
 def test_a_failing_trial_is_retried_then_reported_while_the_others_finish(tmp_path):
     out = tmp_path / "grid"
     # finetune-s1 holds a corrupt checkpoint of its own run: every attempt to resume it fails

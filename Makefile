@@ -30,7 +30,7 @@ test: $(STAMP) lint
 
 # push (MuJoCo), 3 tasks, hnet and finetune at a reduced quick schedule; report in
 # runs/demo/REPORT.md, videos in videos/demo/. A finished demo is not re-run: delete runs/demo.
-DEMO_SET := --set mpc_steps=600 --set train_iters=500 --set eval_episodes=2
+DEMO_SET := --set mpc_steps=600 --set train_iters=500 --set eval_episodes=4
 
 demo: $(STAMP)
 	$(PY) launch/push.py --methods hnet,finetune --seeds 0 --profile quick $(DEMO_SET) \

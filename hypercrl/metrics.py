@@ -57,14 +57,28 @@ def bootstrap_ci(
 
     With one value the interval collapses to it. NaNs are dropped.
     """
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return (float("nan"),) * 3
-    if x.size == 1:
-        return (float(x[0]),) * 3
+    return bootstrap_contrast([values], [1.0], level, resamples, seed)
+
+def bootstrap_contrast(
+    groups: Sequence[Sequence[float] | np.ndarray],
+    signs: Sequence[float],
+    level: float = 0.9,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(value, low, high) of ``sum_k signs[k] * mean(groups[k])`` and its percentile-bootstrap
+    interval, each group resampled on its own (independent samples: seeds of different runs,
+    or evaluation episodes of different cells). NaNs are dropped; a group with one value
+    contributes it without spread; an empty group makes it NaN."""
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    value, draws = 0.0, np.zeros(resamples)
+    for group, sign in zip(groups, signs, strict=True):
+        x = np.asarray(group, dtype=float)
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            return (float("nan"),) * 3
+        value += sign * x.mean()
+        draws += sign * x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
     tail = (1 - level) / 2
-    lo, hi = np.quantile(means, [tail, 1 - tail])
-    return float(x.mean()), float(lo), float(hi)
+    lo, hi = np.quantile(draws, [tail, 1 - tail])
+    return float(value), float(lo), float(hi)

@@ -316,11 +316,58 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
             summary += [f"| {m} | {k} | {_fmt(*af)} | {f:.1f} |"
                         for q, b, m, k, af, f in summary_rows if (q, b) == (seq, backend)]
             summary.append("")
+            summary += forgetting_compared({m: g for (q, b, m), g in groups.items()
+                                            if (q, b) == (seq, backend)})
         lines[4:4] = summary
     path = os.path.join(out_dir, "REPORT.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def forgetting_compared(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown: each method's forgetting of every earlier task minus the reference method's
+    (``hnet`` if there, else the first by name), with a 90 % bootstrap interval: over seeds
+    when both have two or more, else over the evaluation episodes of the cells involved
+    (pooled over seeds). Only methods whose every run finished every task take part."""
+    done = {m: g for m, g in groups.items()
+            if all(len(r["returns"]) == len(r["tasks"]) for r in g)}
+    n = min((len(g[0]["tasks"]) for g in done.values()), default=0)
+    if len(done) < 2 or n < 2 or any(len(g[0]["tasks"]) != n for g in done.values()):
+        return []
+    ref = "hnet" if "hnet" in done else sorted(done)[0]
+    lines = [f"Forgetting of each earlier task j, R[j, j] - R[{n - 1}, j], of each method minus "
+             f"`{ref}`'s (positive: it forgets more), with its 90 % bootstrap interval over "
+             "seeds, or over evaluation episodes where a method has one seed; * marks an "
+             "interval that excludes 0:", "",
+             "| method | " + " | ".join(f"task {j}" for j in range(n - 1)) + " |",
+             "|---" * n + "|"]
+    for m in sorted(done):
+        if m == ref:
+            continue
+        cells = []
+        for j in range(n - 1):
+            lo_hi = _forgetting_contrast(done[m], done[ref], j, n - 1)
+            _, lo, hi = lo_hi
+            mark = " *" if lo < hi and (lo > 0 or hi < 0) else ""  # one sample: no interval
+            cells.append(_fmt(*lo_hi) + mark)
+        lines.append(f"| {m} - {ref} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _forgetting_contrast(a: list[dict[str, Any]], b: list[dict[str, Any]], j: int,
+                         last: int) -> tuple[float, float, float]:
+    """(forgetting of task j by runs ``a``) - (by runs ``b``), with its interval."""
+    if len(a) > 1 and len(b) > 1:  # over seeds
+        forg = [[M.forgetting(matrix(r["returns"], last + 1))[j] for r in runs]
+                for runs in (a, b)]
+        return M.bootstrap_contrast(forg, [1.0, -1.0])
+
+    def episodes(runs: list[dict[str, Any]], i: int) -> list[float]:
+        return [x for r in runs for x in r["returns"][str(i)][j]]
+
+    return M.bootstrap_contrast([episodes(a, j), episodes(a, last), episodes(b, j),
+                                 episodes(b, last)], [1.0, -1.0, -1.0, 1.0])
 
 
 def _curve(ax, group: list[dict[str, Any]], n: int) -> None:

@@ -18,6 +18,7 @@ from hypercrl.devices import resolve_device
 from hypercrl.hnet.base import ACTIVATIONS
 from hypercrl.io import atomic_save, load_checked
 from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet
+from hypercrl.model.inference import TaskInference, task_scores
 
 FORMAT = "hypercrl.ContinualDynamics"
 
@@ -239,6 +240,19 @@ class ContinualDynamics:
         s, a, s2 = self._check_transitions(states, actions, next_states)
         pred = self.predictor(task)(s, a)
         return float((pred - s2).pow(2).mean())
+
+    def infer_task(self, states: Any, actions: Any, next_states: Any) -> TaskInference:
+        """The seen task whose model explains the transitions ``[N, S]``, ``[N, A]``,
+        ``[N, S]`` best, with the score of every seen task (a loss, lower is better: the
+        normalised squared error, or the negative log-likelihood of a probabilistic model;
+        ``hypercrl.model.inference``). Every task's weights are generated in one call and
+        evaluated in one batched forward."""
+        if self.num_tasks == 0:
+            raise ValueError("infer_task() before any task: no task to choose from")
+        s, a, s2 = self._check_transitions(states, actions, next_states)
+        with torch.no_grad():
+            weights = self.strategy.weights(list(range(self.num_tasks)))
+        return task_scores(self.net, self.spec, self.normalizers, weights, s, a, s2)
 
     # --- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""Which seen task explains some transitions best: every task's model scored at once.
+
+Each task's weights (generated together, ``[T, *shape]``), its own input and target
+standardisation, and one batched forward give every task's prediction of the same
+transitions. Scores are losses, lower is better, comparable across tasks:
+
+* deterministic models: the squared error of each target dimension in raw target space,
+  divided by that dimension's mean squared error over all scored tasks, then averaged over
+  dimensions and transitions (so every dimension counts alike whatever its units, and one
+  task alone scores 1);
+* probabilistic models: the Gaussian negative log-likelihood of the raw targets per
+  transition (summed over dimensions, constant terms dropped), each task's variance mapped back
+  to raw units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from hypercrl.model.normalizer import Normalizer
+from hypercrl.model.spec import StateSpec
+from hypercrl.model.target import TargetNet
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInference:
+    """The best task, and the score (a loss, lower is better) of every scored task."""
+
+    task: int
+    scores: list[float]
+    measure: str  # "normalised squared error" or "negative log-likelihood"
+
+
+@torch.no_grad()
+def task_scores(net: TargetNet, spec: StateSpec, normalizers: list[Normalizer],
+                weights: dict[str, torch.Tensor], states: torch.Tensor, actions: torch.Tensor,
+                next_states: torch.Tensor) -> TaskInference:
+    """Score tasks ``0..T-1`` (``weights`` name -> ``[T, *shape]``, ``normalizers[t]``) on
+    transitions ``[N, S]``, ``[N, A]``, ``[N, S]`` in one batched forward."""
+    x = torch.cat([spec.features(states), actions], dim=1)  # [N, in]
+    y = spec.targets(states, next_states)  # [N, S], raw target space
+    x_mean = torch.stack([n.x_mean for n in normalizers])[:, None]  # [T, 1, in]
+    x_std = torch.stack([n.x_std for n in normalizers])[:, None]
+    y_mean = torch.stack([n.y_mean for n in normalizers])[:, None]  # [T, 1, S]
+    y_std = torch.stack([n.y_std for n in normalizers])[:, None]
+    mean, logvar = net.run(weights, (x - x_mean) / x_std)  # [T, N, S] each
+    err = mean * y_std + y_mean - y  # raw units
+    if logvar is None:
+        sq = err.square()
+        scores = (sq / sq.mean(dim=(0, 1), keepdim=True).clamp_min(1e-12)).mean(dim=(1, 2))
+        measure = "normalised squared error"
+    else:
+        log_var = logvar + 2 * torch.log(y_std)  # the variance in raw units
+        scores = (err.square() * torch.exp(-log_var) + log_var).sum(-1).mean(-1) / 2
+        measure = "negative log-likelihood"
+    return TaskInference(int(scores.argmin()), scores.tolist(), measure)

@@ -1,0 +1,83 @@
+"""Task inference: the seen task whose generated model explains some transitions best."""
+
+import numpy as np
+import pytest
+import torch
+
+from hypercrl import ContinualDynamics
+from hypercrl.synthetic import split, synthetic_tasks
+
+TASKS = synthetic_tasks(3, state_dim=4, action_dim=2, samples=1500, seed=0)
+
+
+def _trained(method="hnet", probabilistic=False, **options):
+    cd = ContinualDynamics(4, 2, method, seed=0, hidden=(64, 64), probabilistic=probabilistic,
+                           **options)
+    for task in TASKS:
+        cd.begin_task()
+        cd.fit(*split(task)[0], steps=600)
+        cd.end_task()
+    return cd
+
+
+@pytest.fixture(scope="module")
+def hnet():
+    return _trained(lr=1e-3, hnet_hidden=(32, 32))
+
+
+def _accuracy(cd, window):
+    """Share of held-out windows of ``window`` transitions attributed to their own task."""
+    right = total = 0
+    for j, task in enumerate(TASKS):
+        held = split(task)[1]
+        for start in range(0, len(held[0]) - window + 1, window):
+            got = cd.infer_task(*(x[start:start + window] for x in held))
+            right += got.task == j
+            total += 1
+    return right / total
+
+
+def test_held_out_transitions_of_every_task_are_attributed_to_it(hnet):
+    held = [split(task)[1] for task in TASKS]
+    for j, transitions in enumerate(held):
+        got = hnet.infer_task(*transitions)
+        assert got.task == j
+        assert len(got.scores) == 3 and got.measure == "normalised squared error"
+        others = [s for k, s in enumerate(got.scores) if k != j]
+        assert got.scores[j] * 10 < min(others)  # not a near tie
+    assert _accuracy(hnet, window=5) == 1.0  # 300 windows of 5 transitions
+
+
+def test_scores_come_from_one_batched_forward(hnet, monkeypatch):
+    calls = []
+    weights = hnet.strategy.weights
+    monkeypatch.setattr(hnet.strategy, "weights", lambda tasks: calls.append(tasks)
+                        or weights(tasks))
+    run = hnet.net.run
+    runs = []
+    monkeypatch.setattr(hnet.net, "run", lambda w, x: runs.append(x.shape) or run(w, x))
+    hnet.infer_task(*split(TASKS[1])[1])
+    assert calls == [[0, 1, 2]] and len(runs) == 1 and runs[0][0] == 3
+
+
+def test_probabilistic_models_score_by_likelihood():
+    cd = _trained(probabilistic=True, lr=1e-3, hnet_hidden=(32, 32))
+    for j, task in enumerate(TASKS):
+        got = cd.infer_task(*(x[:50] for x in split(task)[1]))
+        assert got.task == j and got.measure == "negative log-likelihood"
+
+
+def test_one_task_alone_scores_one_and_bad_input_is_named():
+    cd = ContinualDynamics(4, 2, "hnet", seed=0, hidden=(16,), hnet_hidden=(8,))
+    with pytest.raises(ValueError, match="before any task"):
+        cd.infer_task(*split(TASKS[0])[1])
+    cd.begin_task()
+    cd.fit(*split(TASKS[0])[0], steps=5)
+    got = cd.infer_task(*split(TASKS[0])[1])
+    assert got.task == 0 and got.scores == [pytest.approx(1.0)]
+    s, a, s2 = split(TASKS[0])[1]
+    with pytest.raises(ValueError, match=r"actions must have shape \[N, 2\]"):
+        cd.infer_task(s, a[:, :1], s2)
+    with pytest.raises(ValueError, match="next_states contains NaN"):
+        cd.infer_task(s, a, np.full_like(s2, np.nan))
+    assert torch.is_grad_enabled()

@@ -33,6 +33,7 @@ BENCHES = {
     "loop": "hypercrl.bench.loop",
     "budget": "hypercrl.bench.budget",
     "sweep": "hypercrl.bench.sweep",
+    "infer": "hypercrl.bench.infer",
 }
 VERSIONED = ("hypercrl", "torch", "numpy", "gymnasium", "mujoco", "pybullet",
              "stable-baselines3", "tensorboard")

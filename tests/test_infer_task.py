@@ -81,3 +81,26 @@ def test_one_task_alone_scores_one_and_bad_input_is_named():
     with pytest.raises(ValueError, match="next_states contains NaN"):
         cd.infer_task(s, a, np.full_like(s2, np.nan))
     assert torch.is_grad_enabled()
+
+
+def test_bench_infer_reports_accuracy_per_window_on_a_runs_held_out_data(tmp_path, capsys):
+    import json
+
+    from hypercrl import cli
+
+    run_dir = tmp_path / "r"
+    assert cli.main(["run", "--sequence", "push", "--profile", "smoke", "--set", "num_tasks=2",
+                     "--quiet", "--run-dir", str(run_dir)]) == 0
+    capsys.readouterr()
+    assert cli.main(["bench", "infer", str(run_dir), "--windows", "1,4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    held = out["heldout_transitions"]
+    assert out["tasks"] == 2 and set(held) == {"0", "1"}
+    for result, w in zip(out["results"], (1, 4), strict=True):
+        confusion = np.array(result["confusion"])
+        assert result["window"] == w and confusion.shape == (2, 2)
+        assert confusion.sum() == result["windows"] == sum(n // w for n in held.values())
+        assert result["accuracy"] == np.trace(confusion) / confusion.sum()
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "infer", str(run_dir), "--windows", "0"])
+    assert "every window must be 1 or more" in capsys.readouterr().err

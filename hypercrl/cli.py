@@ -239,8 +239,8 @@ def _run_interruptible(run, run_dir: str) -> None:
 def run_trial(config: str, run_dir: str, threads: int | None = None,
               quiet: bool = True) -> dict:
     """One trial of a sweep, in this process (a Ray worker): start the run in ``run_dir``,
-    or resume it from its checkpoint (``quiet``: no progress bars). Returns its wall seconds
-    and final returns per task."""
+    or resume it from its checkpoint (``quiet``: no progress bars). Returns its wall seconds,
+    whether it resumed, and its final returns per task."""
     import time
 
     from hypercrl.config import RunConfig
@@ -253,7 +253,8 @@ def run_trial(config: str, run_dir: str, threads: int | None = None,
         torch.set_num_threads(threads)
     cfg = RunConfig.from_dict(json.loads(config))
     start = time.perf_counter()
-    if os.path.isfile(os.path.join(run_dir, CHECKPOINT)):
+    resumed = os.path.isfile(os.path.join(run_dir, CHECKPOINT))
+    if resumed:
         resume_run(run_dir, quiet=quiet)
     else:
         if os.path.isdir(run_dir):  # killed before its first checkpoint: nothing was trained
@@ -262,7 +263,7 @@ def run_trial(config: str, run_dir: str, threads: int | None = None,
     with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
         returns = json.load(f)["returns"]
     final = returns[str(len(returns) - 1)] if returns else []
-    return {"seconds": time.perf_counter() - start,
+    return {"seconds": time.perf_counter() - start, "resumed": resumed,
             "returns": [sum(r) / len(r) for r in final]}
 
 

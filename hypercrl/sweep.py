@@ -35,7 +35,8 @@ FORMAT = "hypercrl.sweep"
 FORMAT_VERSION = 1
 INSTALL = "pip install 'hypercrl[sweep]'"
 
-# runner(config_json, run_dir, threads, quiet) -> {"seconds": float, "returns": [float, ...]}:
+# runner(config_json, run_dir, threads, quiet) -> {"seconds": float, "resumed": bool,
+# "returns": [float, ...]}:
 # starts or resumes one run in the calling process (a Ray worker, or this one)
 Runner = Callable[[str, str, int | None, bool], dict[str, Any]]
 
@@ -346,6 +347,7 @@ class _Progress:
     def __init__(self, total: int, quiet: bool, every: float = 10.0) -> None:
         self.total, self.quiet = total, quiet
         self.seconds: list[float] = []  # wall seconds of the trials run by this command
+        self.whole: list[float] = []  # ... of those it ran from their start (not resumed)
         self.every = every  # seconds between looks at the running trials' task counts
         self._next_look = 0.0
         self._ended: dict[str, int] = {}
@@ -370,8 +372,9 @@ class _Progress:
 
     def counts(self, done: int, running: int, failed: int, left: int, slots: int) -> str:
         text = f"done {done}/{self.total}, running {running}, failed {failed}, left {left}"
-        if self.seconds and running + left:
-            mean = sum(self.seconds) / len(self.seconds)
+        known = self.whole or self.seconds  # resumed trials ran only their rest
+        if known and running + left:
+            mean = sum(known) / len(known)
             eta = mean * math.ceil((running + left) / max(1, slots))
             text += f", about {_duration(eta)} left"
         return text
@@ -455,8 +458,12 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
                     done += 1
                     waiting.pop(t.name, None)
                     progress.seconds.append(float(value.get("seconds", 0.0)))
+                    if not value.get("resumed", False):
+                        progress.whole.append(progress.seconds[-1])
                     returns = " / ".join(f"{r:.1f}" for r in value.get("returns", []))
-                    progress.say(f"{t.name} finished in {_duration(progress.seconds[-1])}; "
+                    again = " (resumed)" if value.get("resumed", False) else ""
+                    progress.say(f"{t.name} finished in {_duration(progress.seconds[-1])}"
+                                 f"{again}; "
                                  f"final return per task {returns}")
                 elif attempts[t] <= max_retries:
                     progress.say(f"{t.name} failed (attempt {attempts[t]} of "

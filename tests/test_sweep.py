@@ -161,6 +161,8 @@ def test_driver_killed_mid_sweep_then_the_same_command_continues(swept, tmp_path
         assert os.stat(out / n / "checkpoint.pt").st_mtime_ns == kept[n]
     for n in partial:  # resumed from its checkpoint: task 0's model is not trained again
         assert os.stat(out / n / "model_after0.pt").st_mtime_ns == first_models[n]
+        line = next(x for x in again.stderr.splitlines() if f"sweep: {n} finished in" in x)
+        assert "(resumed)" in line
     for n in NAMES:
         assert _matrices(out / n) == _matrices(reference / n)
 
@@ -277,3 +279,10 @@ def test_progress_says_when_a_running_trial_ends_a_task(tmp_path, capsys):
     ended(3)
     progress.tasks(dirs, now=30.0)  # the trial's own line says it finished
     assert capsys.readouterr().err == ""
+
+
+def test_time_left_counts_whole_trials_not_resumed_rests():
+    progress = sweep._Progress(total=6, quiet=True)
+    progress.seconds = [30.0, 600.0]  # a resumed trial's last minutes, a whole trial
+    progress.whole = [600.0]
+    assert progress.counts(2, 2, 0, 2, slots=2).endswith("about 20 min left")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import secrets
 from typing import Any
@@ -39,6 +40,14 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         # gone after the rename; if the folder turned read-only meanwhile, it has to stay
         with contextlib.suppress(OSError):
             os.remove(tmp)
+
+
+def write_json(path: str, obj: Any, indent: int | None = None) -> None:
+    """``obj`` as JSON at ``path``, written beside it and renamed over it."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=indent)
+    os.replace(tmp, path)
 
 
 def one_line(err: BaseException) -> str:

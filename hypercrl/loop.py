@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from hypercrl.config import RunConfig
-from hypercrl.io import atomic_save, load_checked
+from hypercrl.io import atomic_save, load_checked, write_json
 from hypercrl.learners import BatchPolicy, Learner, Policy, Transition, learner_class
 from hypercrl.log import RunLogger
 from hypercrl.metrics import performance_matrix
@@ -271,7 +271,7 @@ class ContinualRun:
                 with open(path, encoding="utf-8") as f:
                     self.task_seconds = dict(json.load(f)["seconds"])
         self.task_seconds[str(t)] = self.timer.since(self.timer.snapshot(), before)
-        _write_json(path, {"seconds": self.task_seconds})
+        write_json(path, {"seconds": self.task_seconds})
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluate_task(self, task: int, episodes: int, video_path: str | None = None):
@@ -378,7 +378,7 @@ class ContinualRun:
 
     # --- persistence ------------------------------------------------------------------------
     def _write_metrics(self) -> None:
-        _write_json(os.path.join(self.run_dir, "metrics.json"), {
+        write_json(os.path.join(self.run_dir, "metrics.json"), {
             "config": dataclasses.asdict(self.cfg), "tasks": [t.name for t in self.tasks],
             **self.metrics})
         self.log.flush()
@@ -425,14 +425,6 @@ class _OneEpisode:
 
     def __call__(self, obs: np.ndarray, episodes: Sequence[int]) -> np.ndarray:
         return self.policy(obs[0])[None]
-
-
-def _write_json(path: str, obj: Any) -> None:
-    """``obj`` as JSON at ``path``, written beside it and renamed over it."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
 
 
 def load_checkpoint(run_dir: str) -> dict[str, Any]:

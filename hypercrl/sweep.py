@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hypercrl.io import one_line
+from hypercrl.io import one_line, write_json
 
 SWEEP_FILE = "sweep.json"
 LOCKS = ".locks"  # one lock file per trial, held while it runs
@@ -135,10 +135,7 @@ def write_manifest(out: str, sweep_settings: dict[str, Any], trials: list[Trial]
     path = os.path.join(out, SWEEP_FILE)
     data = {"format": FORMAT, "version": FORMAT_VERSION, "settings": sweep_settings,
             "trials": [dataclasses.asdict(t) for t in trials]}
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    write_json(path, data, indent=2)
 
 
 def trial_dirs(out: str) -> list[str]:

@@ -464,8 +464,10 @@ def _video(args: argparse.Namespace) -> int:
     if not 0 <= args.task <= after:
         raise RunError(f"--task {args.task}: the model after task {after} knows tasks "
                        f"0..{after}")
+    if args.frames < 1:
+        raise RunError(f"--frames {args.frames}: a strip needs at least 1 frame")
     path = args.out or os.path.join(run.video_dir, f"task{args.task}_after{after}.mp4")
-    returns, _ = run.evaluate_task(args.task, 1, video_path=path)
+    returns, _ = run.evaluate_task(args.task, 1, video_path=path, strip_frames=args.frames)
     print(json.dumps({"video": path, "return": returns[0]}))
     return 0
 
@@ -566,7 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("run_dir")
     video.add_argument("--task", type=int, required=True)
     video.add_argument("--after", type=int, default=None)
-    video.add_argument("--out", default=None)
+    video.add_argument("--out", default=None,
+                       help="the mp4 to write, or a .png: a strip of --frames frames")
+    video.add_argument("--frames", type=int, default=6,
+                       help="frames of a .png strip, evenly spaced (default 6)")
     video.set_defaults(func=_video)
 
     sw = sub.add_parser("sweep", help="methods x seeds x sequences x backends on Ray, "

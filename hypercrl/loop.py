@@ -274,7 +274,8 @@ class ContinualRun:
         write_json(path, {"seconds": self.task_seconds})
 
     # --- evaluation -------------------------------------------------------------------------
-    def evaluate_task(self, task: int, episodes: int, video_path: str | None = None):
+    def evaluate_task(self, task: int, episodes: int, video_path: str | None = None,
+                      strip_frames: int = 6):
         """Returns and successes of ``episodes`` evaluation episodes of ``task``.
 
         Episode e runs in its own env (kept for the next evaluation), reset with seed
@@ -283,7 +284,7 @@ class ContinualRun:
         :meth:`~hypercrl.learners.Learner.batch_policy` steps all episodes together (one
         planner call per step for all running episodes); the others run one after another.
         Either way every episode's numbers are the same. ``video_path``: episode 0 is recorded
-        there.
+        there, as an mp4, or as a PNG strip of ``strip_frames`` frames for a ``.png`` path.
         """
         frames = [] if video_path is not None else None
         envs = [self._eval_env(task, e, render=frames is not None and e == 0)
@@ -299,9 +300,9 @@ class ContinualRun:
                 returns += r
                 successes += s
         if frames is not None:
-            from hypercrl.video import write_mp4
+            from hypercrl.video import write_video
 
-            write_mp4(video_path, frames)
+            write_video(video_path, frames, strip_frames)
         return returns, successes
 
     def _eval_env(self, task: int, episode: int, render: bool) -> Any:

@@ -70,3 +70,10 @@ def test_video_of_every_seen_task_and_from_a_checkpoint(backend, tmp_path, monke
 
     frames = iio.imread(out)
     assert frames.shape[1:] == (256, 256, 3) and frames.std() > 1.0  # not blank
+    strip = tmp_path / "strip.png"  # a few frames side by side, for a page
+    assert cli.main(["video", run_dir, "--task", "1", "--out", str(strip), "--frames", "4"]) == 0
+    image = iio.imread(strip)
+    assert image.shape == (256, 4 * 256 + 3 * 4, 3)
+    assert (image[:, 256:260] == 255).all() and image[:, :256].std() > 1.0
+    # the strip starts at the first frame (the mp4's copy of it is lossy)
+    assert np.abs(image[:, :256].astype(int) - frames[0]).mean() < 3

@@ -21,8 +21,10 @@ import json
 import logging
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -268,6 +270,20 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
                          f"({err.strerror or err})") from None
 
 
+@contextlib.contextmanager
+def _ctrl_c_interrupts():
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt in the driver while the sweep runs, also where
+    the driver was started with SIGINT ignored (a background job of a script)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _children() -> set[tuple[int, float]]:
     """(pid, start time) of every living descendant of this process."""
     import psutil
@@ -433,11 +449,13 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
         if executor is not None:
             executor.close()
         raise
+    stack = contextlib.ExitStack()
     if executor is not None:
         progress.say(f"{_count(len(trials), 'trial')} in {out}: {done} finished before, "
                      f"{len(todo)} to run"
                      + (" one after another" if engine == "serial" else " on Ray"))
         try:
+            stack.enter_context(_ctrl_c_interrupts())
             for t in todo:
                 attempts[t] += 1
                 executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads,
@@ -479,6 +497,7 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
                                              max(0, running - slots), slots))
         finally:
             executor.close()
+            stack.close()
     else:
         progress.say(f"the {_count(len(trials), 'trial')} asked for in {out} finished before")
     runs = trial_dirs(out)

@@ -35,6 +35,8 @@ BENCHES = {
     "sweep": "hypercrl.bench.sweep",
     "infer": "hypercrl.bench.infer",
 }
+# what a command runs when not told: the families and backends themselves live in envs
+DEFAULT_SEQUENCE, DEFAULT_BACKEND = "push", "mujoco"
 VERSIONED = ("hypercrl", "torch", "numpy", "gymnasium", "mujoco", "pybullet",
              "stable-baselines3", "tensorboard")
 
@@ -302,7 +304,7 @@ def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: 
 
 
 def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile: str = "quick",
-                   backend: str = "mujoco", sets: list[str] | None = None,
+                   backend: str = DEFAULT_BACKEND, sets: list[str] | None = None,
                    out: str | None = None, video: bool = False, quiet: bool = False,
                    **options) -> str:
     """Every (method, seed) on a sequence through the sweep (on Ray when it is installed,
@@ -317,8 +319,8 @@ def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile:
     if engine == "serial" and options.get("address"):
         raise RunError(f"--address needs Ray: {INSTALL}")
     if engine == "serial" and not quiet:
-        print("Ray is not installed: the runs go one after another "
-              "(pip install 'hypercrl[sweep]' to run them in parallel)", file=sys.stderr)
+        print(f"Ray is not installed: the runs go one after another ({INSTALL} to run them "
+              "in parallel)", file=sys.stderr)
     backends = [b for b in backend.split(",") if b]
     out = out or os.path.join("runs", f"{sequence}-{'-'.join(backends)}-{profile}")
     result = sweep([sequence], backends, methods, seeds, profile, sets, out, video, engine,
@@ -368,7 +370,7 @@ def launch_main(sequence: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(DEFAULT_COMPARISON))
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--profile", default="quick", help="paper, quick or smoke")
-    parser.add_argument("--backend", default="mujoco",
+    parser.add_argument("--backend", default=DEFAULT_BACKEND,
                         help="mujoco, pybullet, or both: mujoco,pybullet")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE")
     parser.add_argument("--out", default=None, help="folder for the runs and the report")
@@ -537,8 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a method through a task sequence")
-    run.add_argument("--sequence", default="push", help="task family: push, door, halfcheetah")
-    run.add_argument("--backend", default="mujoco", help="mujoco or pybullet")
+    run.add_argument("--sequence", default=DEFAULT_SEQUENCE,
+                     help="task family: push, door, halfcheetah")
+    run.add_argument("--backend", default=DEFAULT_BACKEND, help="mujoco or pybullet")
     run.add_argument("--method", default=DEFAULT_METHOD,
                      help=f"one of: {', '.join(all_methods())}")
     run.add_argument("--seed", type=int, default=0)
@@ -576,8 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="methods x seeds x sequences x backends on Ray, "
                         "resumable, one report")
-    sw.add_argument("--sequences", default="push", help="e.g. push,door,halfcheetah")
-    sw.add_argument("--backends", default="mujoco", help="e.g. mujoco,pybullet")
+    sw.add_argument("--sequences", default=DEFAULT_SEQUENCE, help="e.g. push,door,halfcheetah")
+    sw.add_argument("--backends", default=DEFAULT_BACKEND, help="e.g. mujoco,pybullet")
     sw.add_argument("--methods", default=DEFAULT_METHOD, help="e.g. hnet,finetune,coreset")
     sw.add_argument("--seeds", default="0", help="e.g. 0,1,2")
     sw.add_argument("--profile", default="quick", help="paper, quick or smoke")

@@ -59,6 +59,7 @@ def bootstrap_ci(
     """
     return bootstrap_contrast([values], [1.0], level, resamples, seed)
 
+
 def bootstrap_contrast(
     groups: Sequence[Sequence[float] | np.ndarray],
     signs: Sequence[float],

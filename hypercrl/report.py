@@ -342,32 +342,29 @@ def forgetting_compared(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
              "interval that excludes 0:", "",
              "| method | " + " | ".join(f"task {j}" for j in range(n - 1)) + " |",
              "|---" * n + "|"]
+    forg = {m: [M.forgetting(matrix(r["returns"], n)) for r in g] for m, g in done.items()}
     for m in sorted(done):
         if m == ref:
             continue
         cells = []
         for j in range(n - 1):
-            lo_hi = _forgetting_contrast(done[m], done[ref], j, n - 1)
-            _, lo, hi = lo_hi
+            if len(done[m]) > 1 and len(done[ref]) > 1:  # over seeds
+                value, lo, hi = M.bootstrap_contrast(
+                    [[f[j] for f in forg[m]], [f[j] for f in forg[ref]]], [1.0, -1.0])
+            else:  # over the evaluation episodes of the four cells involved
+                value, lo, hi = M.bootstrap_contrast(
+                    [_episodes(done[m], j, j), _episodes(done[m], n - 1, j),
+                     _episodes(done[ref], j, j), _episodes(done[ref], n - 1, j)],
+                    [1.0, -1.0, -1.0, 1.0])
             mark = " *" if lo < hi and (lo > 0 or hi < 0) else ""  # one sample: no interval
-            cells.append(_fmt(*lo_hi) + mark)
+            cells.append(_fmt(value, lo, hi) + mark)
         lines.append(f"| {m} - {ref} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
-def _forgetting_contrast(a: list[dict[str, Any]], b: list[dict[str, Any]], j: int,
-                         last: int) -> tuple[float, float, float]:
-    """(forgetting of task j by runs ``a``) - (by runs ``b``), with its interval."""
-    if len(a) > 1 and len(b) > 1:  # over seeds
-        forg = [[M.forgetting(matrix(r["returns"], last + 1))[j] for r in runs]
-                for runs in (a, b)]
-        return M.bootstrap_contrast(forg, [1.0, -1.0])
-
-    def episodes(runs: list[dict[str, Any]], i: int) -> list[float]:
-        return [x for r in runs for x in r["returns"][str(i)][j]]
-
-    return M.bootstrap_contrast([episodes(a, j), episodes(a, last), episodes(b, j),
-                                 episodes(b, last)], [1.0, -1.0, -1.0, 1.0])
+def _episodes(runs: list[dict[str, Any]], i: int, j: int) -> list[float]:
+    """The evaluation returns of cell R[i, j] of every run, pooled."""
+    return [x for r in runs for x in r["returns"][str(i)][j]]
 
 
 def _curve(ax, group: list[dict[str, Any]], n: int) -> None:

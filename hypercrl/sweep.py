@@ -36,6 +36,8 @@ LOCKS = ".locks"  # one lock file per trial, held while it runs
 FORMAT = "hypercrl.sweep"
 FORMAT_VERSION = 1
 INSTALL = "pip install 'hypercrl[sweep]'"
+# how the sweep starts Ray: no dashboard, quiet, workers' output kept in Ray's log files
+RAY_INIT = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
 
 # runner(config_json, run_dir, threads, quiet) -> {"seconds": float, "resumed": bool,
 # "returns": [float, ...]}:
@@ -205,8 +207,7 @@ class _Ray:
         self.before = _children()  # the reaper included: what this driver had before Ray
         try:
             ray.init(address=None if local else address,
-                     num_cpus=num_cpus if local else None, include_dashboard=False,
-                     logging_level=logging.ERROR, log_to_driver=False)
+                     num_cpus=num_cpus if local else None, **RAY_INIT)
         except Exception as err:
             self.reaper.close()
             where = "a local Ray" if local else f"--address {address}"
@@ -225,7 +226,7 @@ class _Ray:
 
     def slots(self) -> int:
         cpus = self.ray.cluster_resources().get("CPU", 1.0)
-        return max(1, int(cpus // self.cpus_per_trial)) if self.cpus_per_trial else 1
+        return max(1, int(cpus // self.cpus_per_trial))
 
     def submit(self, key: Any, lock: str, *args: Any) -> None:
         self.pending[self.remote.remote(self.runner, lock, *args)] = key
@@ -449,55 +450,52 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
         if executor is not None:
             executor.close()
         raise
-    stack = contextlib.ExitStack()
     if executor is not None:
         progress.say(f"{_count(len(trials), 'trial')} in {out}: {done} finished before, "
                      f"{len(todo)} to run"
                      + (" one after another" if engine == "serial" else " on Ray"))
+        quiet_runs = quiet or engine == "ray"  # a Ray worker's progress bars reach no one
+        waiting = {t.name: dirs[t] for t in todo}
+
+        def submit(t: Trial) -> None:
+            attempts[t] += 1
+            executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads,
+                            quiet_runs)
+
         try:
-            stack.enter_context(_ctrl_c_interrupts())
-            for t in todo:
-                attempts[t] += 1
-                executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads,
-                                quiet or engine == "ray")
-            running = len(todo)
-            waiting = {t.name: dirs[t] for t in todo}
-
-            def tick() -> None:
-                progress.tasks(waiting)
-
-            while running:
-                t, ok, value = executor.next_result(tick)
-                running -= 1
-                if ok:
-                    done += 1
-                    waiting.pop(t.name, None)
-                    progress.seconds.append(float(value.get("seconds", 0.0)))
-                    if not value.get("resumed", False):
-                        progress.whole.append(progress.seconds[-1])
-                    returns = " / ".join(f"{r:.1f}" for r in value.get("returns", []))
-                    again = " (resumed)" if value.get("resumed", False) else ""
-                    progress.say(f"{t.name} finished in {_duration(progress.seconds[-1])}"
-                                 f"{again}; "
-                                 f"final return per task {returns}")
-                elif attempts[t] <= max_retries:
-                    progress.say(f"{t.name} failed (attempt {attempts[t]} of "
-                                 f"{max_retries + 1}): {one_line(value)}; trying again")
-                    attempts[t] += 1
-                    executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads,
-                                quiet or engine == "ray")
-                    running += 1
-                else:
-                    waiting.pop(t.name, None)
-                    failed[t.name] = one_line(value)
-                    progress.say(f"{t.name} failed after {attempts[t]} attempt(s): "
-                                 f"{failed[t.name]}")
-                slots = executor.slots()
-                progress.say(progress.counts(done, min(running, slots), len(failed),
-                                             max(0, running - slots), slots))
+            with _ctrl_c_interrupts():
+                for t in todo:
+                    submit(t)
+                running = len(todo)
+                while running:
+                    t, ok, value = executor.next_result(lambda: progress.tasks(waiting))
+                    running -= 1
+                    if ok:
+                        done += 1
+                        waiting.pop(t.name)
+                        seconds, resumed = float(value["seconds"]), bool(value["resumed"])
+                        progress.seconds.append(seconds)
+                        if not resumed:
+                            progress.whole.append(seconds)
+                        returns = " / ".join(f"{r:.1f}" for r in value["returns"])
+                        progress.say(f"{t.name} finished in {_duration(seconds)}"
+                                     f"{' (resumed)' if resumed else ''}; "
+                                     f"final return per task {returns}")
+                    elif attempts[t] <= max_retries:
+                        progress.say(f"{t.name} failed (attempt {attempts[t]} of "
+                                     f"{max_retries + 1}): {one_line(value)}; trying again")
+                        submit(t)
+                        running += 1
+                    else:
+                        waiting.pop(t.name)
+                        failed[t.name] = one_line(value)
+                        progress.say(f"{t.name} failed after {attempts[t]} attempt(s): "
+                                     f"{failed[t.name]}")
+                    slots = executor.slots()
+                    progress.say(progress.counts(done, min(running, slots), len(failed),
+                                                 max(0, running - slots), slots))
         finally:
             executor.close()
-            stack.close()
     else:
         progress.say(f"the {_count(len(trials), 'trial')} asked for in {out} finished before")
     runs = trial_dirs(out)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import tempfile
 import time
@@ -42,19 +41,22 @@ def ray_start_s(num_cpus: int | None) -> float:
     """Seconds of ``ray.init`` and ``ray.shutdown`` of a local instance."""
     import ray
 
+    from hypercrl.sweep import RAY_INIT
+
     start = time.perf_counter()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.ERROR,
-             log_to_driver=False)
+    ray.init(num_cpus=num_cpus, **RAY_INIT)
     ray.shutdown()
     return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hypercrl.cli import DEFAULT_BACKEND, DEFAULT_SEQUENCE
+
     parser = argparse.ArgumentParser(
         prog="hypercrl bench sweep", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sequence", default="push")
-    parser.add_argument("--backend", default="mujoco")
+    parser.add_argument("--sequence", default=DEFAULT_SEQUENCE)
+    parser.add_argument("--backend", default=DEFAULT_BACKEND)
     parser.add_argument("--methods", default="hnet,finetune", help="comma list of methods")
     parser.add_argument("--seeds", default="0,1", help="comma list of seeds")
     parser.add_argument("--profile", default="smoke", help="paper, quick or smoke")

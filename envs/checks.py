@@ -11,7 +11,8 @@
   joint speed over its limit, the furthest a joint went past its position limit, and (push)
   the largest height error of the hand;
 - ``turns``: a straight 20 cm push through the block's centre (2 cm per step), per push task:
-  the block's yaw (degrees) afterwards.
+  the block's yaw (degrees) afterwards; with it, the yaw a quasi-static Coulomb model of the
+  same push gives (``envs.quasistatic``), the physics both simulators should agree with.
 
 docs/ENVIRONMENTS.md records these numbers before and after each change.
 """
@@ -30,6 +31,7 @@ import numpy as np  # noqa: E402
 
 from envs import door, push  # noqa: E402
 from envs.backend import ARM_POSITION_LIMITS, ARM_VELOCITY_LIMITS, BACKENDS  # noqa: E402
+from envs.quasistatic import centre_push_turn  # noqa: E402
 
 LIMITS = np.asarray(ARM_POSITION_LIMITS)
 SPEEDS = np.asarray(ARM_VELOCITY_LIMITS)
@@ -124,8 +126,13 @@ def random_motion(
             past = max(past, float(np.max(np.maximum(LIMITS[:, 0] - q, q - LIMITS[:, 1]))))
             height = max(height, abs(float(after[2]) - push.PUSH_HEIGHT))
     env.close()
-    return {"moves": np.array(moves), "speed": speed, "past": past, "height": height,
-            "finite": finite}
+    return {
+        "moves": np.array(moves),
+        "speed": speed,
+        "past": past,
+        "height": height,
+        "finite": finite,
+    }
 
 
 def longest_command(family: str) -> float:
@@ -176,6 +183,24 @@ def turns(backend: str) -> dict[str, Any]:
     return {"push_turn_deg": [round(push_turn(backend, t), 1) for t in range(len(push.TASKS))]}
 
 
+def reference_turns() -> list[float]:
+    """Yaw (degrees) of each push task's block after the centre push, by the quasi-static
+    model at the scene's frictions and the finger's contact at the block's top edge."""
+    return [
+        round(
+            centre_push_turn(
+                left,
+                right,
+                push_height=2 * push.BLOCK_START[2],
+                table_friction=push.BLOCK_FRICTION,
+                finger_friction=push.PUSHER_FRICTION,
+            ),
+            1,
+        )
+        for _, left, right in push.TASKS
+    ]
+
+
 CHECKS = {"steps": steps, "random": random_actions, "turns": turns}
 
 
@@ -188,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     out: dict[str, Any] = {}
     if args.check in ("reach", "all"):
         out["reach"] = reach()
+    if args.check in ("turns", "all"):
+        out["quasi_static"] = {"push_turn_deg": reference_turns()}
     for name, fn in CHECKS.items():
         if args.check in (name, "all"):
             for backend in backends:

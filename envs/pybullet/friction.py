@@ -31,9 +31,9 @@ def finger_spin_friction(scene: SceneSpec) -> float:
     finger then exerts on what it touches. With 0.01 m, a finger pushing the push block held
     0.03 N m of roll on it (0.0055 m x the 5.9 N push), which moved the block's weight 4 mm
     towards the finger's line of push, cancelled the yaw torque of its uneven halves and kept
-    tasks 3 and 4 from turning at all (yaw 0; a quasi-static Coulomb model of the same push
-    gives 6 and -9 degrees). MuJoCo's pushes hardly depend on it (0.001 m moves their turns by
-    a few degrees).
+    tasks 3 and 4 from turning at all (yaw 0; the quasi-static reference,
+    ``envs.quasistatic``, gives +-3.4 degrees). MuJoCo's pushes hardly depend on it
+    (0.001 m moves their turns by a few degrees).
     Bullet combines spinning friction as ``spin_a * lateral_b + spin_b * lateral_a``; the other
     links have no spinning friction, so a contact gets this value times the other link's
     lateral coefficient (1.0 on free objects).

@@ -34,6 +34,7 @@ BENCHES = {
     "budget": "hypercrl.bench.budget",
     "sweep": "hypercrl.bench.sweep",
     "infer": "hypercrl.bench.infer",
+    "cl": "hypercrl.bench.cl",
 }
 # what a command runs when not told: the families and backends themselves live in envs
 DEFAULT_SEQUENCE, DEFAULT_BACKEND = "push", "mujoco"

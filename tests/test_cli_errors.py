@@ -440,4 +440,4 @@ def test_bench_without_a_name(capsys):
         cli.main(["bench"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "choose a benchmark: budget, env, infer, init, loop, plan, sweep, train" in err
+    assert "choose a benchmark: budget, cl, env, infer, init, loop, plan, sweep, train" in err

@@ -53,6 +53,8 @@ def original_method_options(family: str, method: str) -> dict:
         hidden, act, beta = HNET[family]
         return dict(hyper, hnet_hidden=hidden, hnet_activation=act, beta=beta,
                     plastic_previous=False)
+    if method == "lowrank_hnet":  # not in the original: hnet's settings and its own rank
+        return dict(original_method_options(family, "hnet"), rank=4, base=False)
     if method == "chunked_hnet":
         hidden, chunk = CHUNKED[family]
         return dict(hyper, hnet_hidden=hidden, hnet_activation="relu", beta=0.005,

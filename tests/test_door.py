@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from envtools import BACKENDS
-from scripted import open_door
 
 import envs  # noqa: F401  (registers the ids)
 from envs import door
 from envs.door import DoorEnv
 from envs.rotations import quat_mul
+from envs.scripted import open_door
 
 SEEDS = (0, 1, 2)
 

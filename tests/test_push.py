@@ -13,16 +13,14 @@ from envtools import BACKENDS
 import envs  # noqa: F401  (registers the ids)
 from envs import push
 from envs.push import PushEnv
+from envs.scripted import ScriptedPusher, block_centre, block_yaw
 
 
 def _yaw_deg(obs: np.ndarray) -> float:
-    """Block yaw from the observation: direction of its -y edge, back to front corner."""
-    c = obs[2:].reshape(4, 2)
-    return math.degrees(math.atan2(c[2, 1] - c[0, 1], c[2, 0] - c[0, 0]))
+    return math.degrees(block_yaw(obs))
 
 
-def _centre(obs: np.ndarray) -> np.ndarray:
-    return obs[2:].reshape(4, 2).mean(axis=0)
+_centre = block_centre
 
 
 def _scripted_push(env: PushEnv, seed: int, distance: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -129,37 +127,6 @@ def test_tasks_are_data() -> None:
 
 
 # ------------------------------------------------------------------ a scripted pusher
-FINGER_AHEAD = 0.026  # m, the front finger's face ahead of the end effector (fingers along x)
-GOAL_CENTRE = np.array([push.BLOCK_START[0] + push.GOAL_SHIFT, push.BLOCK_START[1]])
-
-
-class ScriptedPusher:
-    """Pushes the block to its goal through ``env.step``, in closed loop on the observation.
-
-    The finger pushes the block's back face at an offset from its centre that steers the
-    block's heading: a PI loop, whose integral finds the offset that pushes straight (the
-    centre of friction, which the task's densities move off the centre). The heading aims
-    back at the goal line y = 0 when the block drifts off it; the push slows down to half
-    the remaining distance, 1 cm per step at most (a block pushed past its goal stays there).
-    """
-
-    def __init__(self) -> None:
-        self.integral = 0.0  # m, the integral part of the push offset
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        centre, yaw = _centre(obs), math.radians(_yaw_deg(obs))
-        ee = obs[2:6].reshape(2, 2).mean(axis=0) - obs[:2]
-        to_goal = GOAL_CENTRE - centre
-        error = yaw - float(np.clip(8.0 * to_goal[1], -0.3, 0.3))
-        self.integral = float(np.clip(self.integral + 0.1 * error, -0.05, 0.05))
-        offset = float(np.clip(self.integral + 1.0 * error, -0.05, 0.05))
-        heading = np.array([math.cos(yaw), math.sin(yaw)])
-        left = np.array([-math.sin(yaw), math.cos(yaw)])
-        advance = float(np.clip(0.5 * (to_goal @ heading), 0.0, 0.01))
-        target = centre + heading * (advance - push.BLOCK_HALF - FINGER_AHEAD) + left * offset
-        return np.clip((target - ee) / push.ACTION_SCALE, -1.0, 1.0).astype(np.float32)
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("task", range(len(push.TASKS)))
 def test_scripted_pusher_succeeds_within_an_episode(backend: str, task: int) -> None:

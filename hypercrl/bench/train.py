@@ -2,7 +2,9 @@
 
 Sizes are the original's (reference §2): pusher (target 2x200 on 12 -> 10, hypernetwork
 50-50 ELU; chunked 20-20, chunks of 2000) and door (target 4x200 on 35 -> 2x26
-probabilistic, hypernetwork 256-256 ReLU; chunked 25-30, chunks of 4000). Batch 100.
+probabilistic, hypernetwork 256-256 ReLU; chunked 25-30, chunks of 4000). The low-rank
+variant (``lowrank_hnet``, not in the original) has the full one's trunk and rank 4. Batch
+100.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 
 import torch
 
-from hypercrl.cl.hnet import ChunkedHnetOptions, ChunkedHnetStrategy, HnetOptions, HnetStrategy
+from hypercrl.cl.hnet import (
+    ChunkedHnetOptions,
+    ChunkedHnetStrategy,
+    HnetOptions,
+    HnetStrategy,
+    LowRankHnetOptions,
+    LowRankHnetStrategy,
+)
 from hypercrl.model import TargetNet
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -31,6 +40,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 EARLIER = (0, 1, 4, 10, 20)
+VARIANTS = ("full", "chunked", "lowrank")
 
 
 def _strategy(size: dict[str, Any], variant: str, device: torch.device):
@@ -39,6 +49,8 @@ def _strategy(size: dict[str, Any], variant: str, device: torch.device):
     gen = torch.Generator().manual_seed(0)
     if variant == "full":
         return HnetStrategy(net, HnetOptions(**size["hnet"]), gen)
+    if variant == "lowrank":  # hnet's sizes, rank 4
+        return LowRankHnetStrategy(net, LowRankHnetOptions(**size["hnet"]), gen)
     return ChunkedHnetStrategy(net, ChunkedHnetOptions(**size["chunked"]), gen)
 
 
@@ -106,7 +118,7 @@ def run(devices: list[torch.device], repeats: int, warmup: int,
     results: dict[str, Any] = {"benchmark": "train", "batch_size": 100, "results": []}
     for device in devices:
         for name in sizes:
-            for variant in ("full", "chunked"):
+            for variant in VARIANTS:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 steps = {}

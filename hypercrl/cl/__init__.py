@@ -1,7 +1,7 @@
 """Continual-learning strategies; every one trains the same target architecture."""
 
 from hypercrl.cl.base import Strategy, StrategyOptions
-from hypercrl.cl.hnet import ChunkedHnetStrategy, HnetStrategy
+from hypercrl.cl.hnet import ChunkedHnetStrategy, HnetStrategy, LowRankHnetStrategy
 from hypercrl.cl.module import FinetuneStrategy, ModuleStrategy, SingleStrategy
 from hypercrl.cl.penalty import EWCStrategy, SIStrategy
 from hypercrl.cl.regularizer import adam_lookahead, output_regularizer
@@ -12,6 +12,7 @@ METHODS: dict[str, type[Strategy]] = {
     for s in (
         HnetStrategy,
         ChunkedHnetStrategy,
+        LowRankHnetStrategy,
         FinetuneStrategy,
         SingleStrategy,
         MultitaskStrategy,

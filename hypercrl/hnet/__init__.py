@@ -4,11 +4,13 @@ from hypercrl.hnet.base import HyperNetwork, param_shapes
 from hypercrl.hnet.chunked import ChunkedHyperNetwork
 from hypercrl.hnet.embeddings import TaskEmbeddings
 from hypercrl.hnet.full import FullHyperNetwork
+from hypercrl.hnet.lowrank import LowRankHyperNetwork
 
 __all__ = [
     "ChunkedHyperNetwork",
     "FullHyperNetwork",
     "HyperNetwork",
+    "LowRankHyperNetwork",
     "TaskEmbeddings",
     "param_shapes",
 ]

@@ -1,5 +1,8 @@
-"""A scripted door opener that acts through ``env.step`` alone, in closed loop on the
-observation: it approaches the handle, grasps it, turns it the task's way past the latch (round
+"""Scripted policies that solve the robot tasks through ``env.step`` alone, in closed loop on
+the observation: a pusher (:class:`ScriptedPusher`) and a door opener (:func:`open_door`).
+They show that each task can be solved, and they record demonstrations (``launch/record.py``).
+
+The door opener: it approaches the handle, grasps it, turns it the task's way past the latch (round
 and lever handles) and pulls the door open along its arc.
 
 Where the handle is comes from the observation: the gripper-handle vector (obs[0:3]), the hand's
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs import door
+from envs import door, push
 from envs.rotations import quat_conjugate, quat_mul, quat_rotate
 
 
@@ -159,3 +162,46 @@ def open_door(
     return Outcome(
         bool(info["success"]), t + 1, knob_turned, float(obs[24]), door_latched, log
     )
+
+
+# ------------------------------------------------------------------ push
+def block_yaw(obs: np.ndarray) -> float:
+    """Push block yaw (rad) from the observation: its -y edge, back to front corner."""
+    c = obs[2:].reshape(4, 2)
+    return math.atan2(c[2, 1] - c[0, 1], c[2, 0] - c[0, 0])
+
+
+def block_centre(obs: np.ndarray) -> np.ndarray:
+    """Push block centre xy from the observation."""
+    return obs[2:].reshape(4, 2).mean(axis=0)
+
+
+FINGER_AHEAD = 0.026  # m, the front finger's face ahead of the end effector (fingers along x)
+GOAL_CENTRE = np.array([push.BLOCK_START[0] + push.GOAL_SHIFT, push.BLOCK_START[1]])
+
+
+class ScriptedPusher:
+    """Pushes the block to its goal through ``env.step``, in closed loop on the observation.
+
+    The finger pushes the block's back face at an offset from its centre that steers the
+    block's heading: a PI loop, whose integral finds the offset that pushes straight (the
+    centre of friction, which the task's densities move off the centre). The heading aims
+    back at the goal line y = 0 when the block drifts off it; the push slows down to half
+    the remaining distance, 1 cm per step at most (a block pushed past its goal stays there).
+    """
+
+    def __init__(self) -> None:
+        self.integral = 0.0  # m, the integral part of the push offset
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        centre, yaw = block_centre(obs), block_yaw(obs)
+        ee = obs[2:6].reshape(2, 2).mean(axis=0) - obs[:2]
+        to_goal = GOAL_CENTRE - centre
+        error = yaw - float(np.clip(8.0 * to_goal[1], -0.3, 0.3))
+        self.integral = float(np.clip(self.integral + 0.1 * error, -0.05, 0.05))
+        offset = float(np.clip(self.integral + 1.0 * error, -0.05, 0.05))
+        heading = np.array([math.cos(yaw), math.sin(yaw)])
+        left = np.array([-math.sin(yaw), math.cos(yaw)])
+        advance = float(np.clip(0.5 * (to_goal @ heading), 0.0, 0.01))
+        target = centre + heading * (advance - push.BLOCK_HALF - FINGER_AHEAD) + left * offset
+        return np.clip((target - ee) / push.ACTION_SCALE, -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,202 @@
+"""``hypercrl bench cl DATA.npz``: every method and hypernetwork variant through one task
+sequence of fixed transitions, without planning: held-out error, retention, speed and size.
+
+DATA is written by ``launch/record.py`` (random and scripted episodes of every task). Every
+4th episode of each task is held out (the loop's split). Each method trains a model of the
+``--profile``'s network sizes (the family's presets) for ``--steps`` gradient steps per task,
+on that task's training transitions alone, the tasks in order; after each task the one-step
+MSE on every seen task's held-out transitions fills E[i, j]. Per method (mean over seeds):
+
+- ``params``: trainable parameters of what the method learns across tasks (the
+  hypernetwork, embeddings excluded, for the hnet variants; the target network otherwise);
+- ``ms_per_step``: milliseconds per gradient step on the first task and on the last (with
+  T - 1 earlier tasks to regularise or replay);
+- ``final_error``: E[T-1, j] per task, and their mean;
+- ``retention``: E[T-1, j] / E[j, j] per earlier task (1: nothing forgotten; higher: worse);
+- ``convergence``: the first task's held-out error after ``--probe`` steps.
+
+Prints JSON; ``--md FILE`` also writes the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+DEFAULT_METHODS = "hnet,lowrank_hnet,chunked_hnet,finetune,single,coreset,ewc,si,multitask"
+
+
+def load(path: str) -> dict[str, Any]:
+    """The recorded sequence: facts and per-task (train, held-out) transitions."""
+    with np.load(path) as f:
+        data = {k: f[k] for k in f.files}
+    missing = [k for k in ("family", "state_kinds", "task_names", "s0") if k not in data]
+    if missing:
+        raise ValueError(f"{path}: not a recording of launch/record.py (missing {missing})")
+    tasks = []
+    for j in range(len(data["task_names"])):
+        s, a, s2, ep = (data[f"{k}{j}"] for k in ("s", "a", "s2", "ep"))
+        test = ep % 4 == 3
+        tasks.append(
+            {"train": (s[~test], a[~test], s2[~test]), "heldout": (s[test], a[test], s2[test])}
+        )
+    return {
+        "family": str(data["family"]),
+        "state_kinds": [str(k) for k in data["state_kinds"]],
+        "task_names": [str(n) for n in data["task_names"]],
+        "tasks": tasks,
+    }
+
+
+def _model(data: dict[str, Any], method: str, profile: str, seed: int):
+    from hypercrl import ContinualDynamics, presets
+
+    table = presets.resolve(data["family"], profile)
+    model = table.get("model", {})
+    s, a, _ = data["tasks"][0]["train"]
+    return ContinualDynamics(
+        s.shape[1],
+        a.shape[1],
+        method,
+        seed=seed,
+        hidden=model.get("hidden", (200, 200)),
+        probabilistic=model.get("probabilistic", False),
+        normalize_targets=model.get("normalize_targets", False),
+        state_spec=data["state_kinds"],
+        **table.get("methods", {}).get(method, {}),
+    )
+
+
+def _params(cd) -> int:
+    strategy = cd.strategy
+    module = getattr(strategy, "hnet", None) or cd.net
+    return sum(p.numel() for p in module.parameters())
+
+
+def run_method(
+    data: dict[str, Any], method: str, profile: str, steps: int, probe: int, seed: int
+) -> dict[str, Any]:
+    """One method, one seed: the error matrix E [T, T] (NaN above the diagonal) and timings."""
+    cd = _model(data, method, profile, seed)
+    n = len(data["tasks"])
+    errors = np.full((n, n), np.nan)
+    ms: list[float] = []
+    convergence = None
+    for i, task in enumerate(data["tasks"]):
+        cd.begin_task()
+        start = time.perf_counter()
+        if i == 0:
+            cd.fit(*task["train"], steps=probe)
+            convergence = cd.mse(*task["heldout"], task=0)
+            cd.fit(*task["train"], steps=steps - probe)
+        else:
+            cd.fit(*task["train"], steps=steps)
+        ms.append(1e3 * (time.perf_counter() - start) / steps)
+        cd.end_task()
+        for j in range(i + 1):
+            errors[i, j] = cd.mse(*data["tasks"][j]["heldout"], task=j)
+    return {
+        "errors": errors,
+        "ms_first": ms[0],
+        "ms_last": ms[-1],
+        "params": _params(cd),
+        "convergence": convergence,
+    }
+
+
+def summarise(method: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over seeds of one method's runs."""
+    e = np.mean([r["errors"] for r in runs], axis=0)
+    n = e.shape[0]
+    final = e[n - 1]
+    return {
+        "method": method,
+        "seeds": len(runs),
+        "params": runs[0]["params"],
+        "ms_per_step": {
+            "first_task": float(np.mean([r["ms_first"] for r in runs])),
+            "last_task": float(np.mean([r["ms_last"] for r in runs])),
+        },
+        "final_error": [float(x) for x in final],
+        "mean_final_error": float(final.mean()),
+        "retention": [float(final[j] / e[j, j]) for j in range(n - 1)],
+        "mean_retention": float(np.mean([final[j] / e[j, j] for j in range(n - 1)]))
+        if n > 1
+        else None,
+        "convergence": float(np.mean([r["convergence"] for r in runs])),
+        "errors": [[None if np.isnan(x) else float(x) for x in row] for row in e],
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The summary as a Markdown table."""
+    lines = [
+        "| method | parameters | ms/step (first, last task) | mean final error | "
+        "mean retention | error after probe |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["results"]:
+        ret = "n/a" if r["mean_retention"] is None else f"{r['mean_retention']:.2f}"
+        lines.append(
+            f"| {r['method']} | {r['params']:,} | {r['ms_per_step']['first_task']:.2f}, "
+            f"{r['ms_per_step']['last_task']:.2f} | {r['mean_final_error']:.3g} | {ret} | "
+            f"{r['convergence']:.3g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hypercrl bench cl",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("data", help="a recording of launch/record.py (.npz)")
+    parser.add_argument("--methods", default=DEFAULT_METHODS, help="comma list of methods")
+    parser.add_argument("--profile", default="paper", help="the presets' profile for sizes")
+    parser.add_argument("--steps", type=int, default=2000, help="gradient steps per task")
+    parser.add_argument(
+        "--probe",
+        type=int,
+        default=250,
+        help="steps on the first task before its convergence probe",
+    )
+    parser.add_argument("--seeds", default="0", help="comma list of seeds")
+    parser.add_argument("--md", help="also write the table to this Markdown file")
+    args = parser.parse_args(argv)
+    from hypercrl.cl import METHODS
+
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: unknown {unknown}; known: {sorted(METHODS)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: expected integers separated by commas")
+    if not 0 < args.probe < args.steps:
+        parser.error(f"--probe must be between 1 and --steps - 1, got {args.probe}")
+    data = load(args.data)
+    result: dict[str, Any] = {
+        "benchmark": "cl",
+        "data": args.data,
+        "family": data["family"],
+        "tasks": data["task_names"],
+        "profile": args.profile,
+        "steps": args.steps,
+        "probe": args.probe,
+        "seeds": seeds,
+        "results": [],
+    }
+    for method in methods:
+        runs = [run_method(data, method, args.profile, args.steps, args.probe, s) for s in seeds]
+        result["results"].append(summarise(method, runs))
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(markdown(result))
+    print(json.dumps(result, indent=1))
+    return 0

@@ -1,0 +1,142 @@
+"""Record fixed transitions of every task of a sequence, for ``hypercrl bench cl``.
+
+Per task: ``--random`` episodes of the loop's warm-up actions (N(0, I) clipped to the action
+box) and ``--scripted`` episodes of the task's scripted policy (push: the scripted pusher;
+door: the scripted opener; none for HalfCheetah) with N(0, ``--noise``^2) added to each of its
+actions, so that the data hold the contacts a random arm rarely makes. A fixed seed makes the
+file the same on every run of one machine and simulator version.
+
+    python launch/record.py --sequence push --backend mujoco --out runs/data/push-mujoco.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import envs
+from envs import scripted
+
+
+class Recorder:
+    """The task's env (unwrapped: it truncates itself) whose ``step`` records each transition;
+    with ``noise`` set, N(0, noise^2) is added to each action first."""
+
+    def __init__(self, env, seq, rng: np.random.Generator) -> None:
+        self.env, self.seq, self.rng = env, seq, rng
+        self.rows: list[tuple] = []
+        self.noise, self.episode, self.scripted = 0.0, 0, False
+        self._obs: np.ndarray | None = None
+
+    def __getattr__(self, name: str):  # params, task, ... of the env, for the scripts
+        return getattr(self.env, name)
+
+    def reset(self, **kwargs):
+        self._obs, info = self.env.reset(**kwargs)
+        return self._obs, info
+
+    def step(self, action):
+        act = np.asarray(action, np.float64)
+        if self.noise > 0:
+            act = act + self.rng.normal(0.0, self.noise, act.shape)
+        act = np.clip(act, self.seq.action_low, self.seq.action_high).astype(np.float32)
+        nxt, reward, terminated, truncated, info = self.env.step(act)
+        self.rows.append((self._obs, act, nxt, self.episode, self.scripted))
+        self._obs = nxt
+        return nxt, reward, terminated, truncated, info
+
+
+def _push_episode(env: Recorder, seed: int) -> None:
+    obs, _ = env.reset(seed=seed)
+    pusher = scripted.ScriptedPusher()
+    for _ in range(env.seq.episode_steps):
+        obs, _, terminated, truncated, _ = env.step(pusher(obs))
+        if terminated or truncated:
+            break
+
+
+def _door_episode(env: Recorder, seed: int) -> None:
+    scripted.open_door(env, seed, max_steps=env.seq.episode_steps)
+
+
+SCRIPTS: dict[str, Callable[[Recorder, int], None]] = {"push": _push_episode, "door": _door_episode}
+
+
+def record(
+    sequence: str, backend: str, n_random: int, n_scripted: int, noise: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Arrays per task j: ``s{j}, a{j}, s2{j}`` (transitions), ``ep{j}`` (episode index) and
+    ``scripted{j}`` (whether the episode was scripted); plus the sequence's facts."""
+    seq = envs.sequence(sequence, backend=backend)
+    out: dict[str, np.ndarray] = {
+        "family": np.array(seq.family),
+        "backend": np.array(backend),
+        "state_kinds": np.array(seq.state_kinds),
+        "task_names": np.array([t.name for t in seq.tasks]),
+    }
+    script = SCRIPTS.get(seq.family)
+    for j, task in enumerate(seq.tasks):
+        env = Recorder(task.make().unwrapped, seq, np.random.default_rng([seed, j]))
+        for _ in range(n_random):
+            env.reset(seed=seed * 1000 + env.episode)
+            for _ in range(seq.episode_steps):
+                _, _, terminated, truncated, _ = env.step(env.rng.standard_normal(seq.action_dim))
+                if terminated or truncated:
+                    break
+            env.episode += 1
+        if script is not None:
+            env.noise, env.scripted = noise, True
+            for _ in range(n_scripted):
+                script(env, seed * 1000 + env.episode)
+                env.episode += 1
+        env.env.close()
+        s, a, s2, ep, sc = (np.asarray(c) for c in zip(*env.rows, strict=True))
+        out.update(
+            {
+                f"s{j}": s.astype(np.float32),
+                f"a{j}": a,
+                f"s2{j}": s2.astype(np.float32),
+                f"ep{j}": ep.astype(np.int32),
+                f"scripted{j}": sc,
+            }
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sequence", default="push", choices=sorted(envs.FAMILIES))
+    p.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"])
+    p.add_argument("--random", type=int, default=10, help="random episodes per task")
+    p.add_argument("--scripted", type=int, default=10, help="scripted episodes per task")
+    p.add_argument("--noise", type=float, default=0.3, help="std of the scripted actions' noise")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="the .npz to write")
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    data = record(args.sequence, args.backend, args.random, args.scripted, args.noise, args.seed)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    np.savez_compressed(args.out, **data)
+    tasks = len(data["task_names"])
+    print(
+        json.dumps(
+            {
+                "out": args.out,
+                "tasks": tasks,
+                "transitions_per_task": [int(len(data[f"s{j}"])) for j in range(tasks)],
+                "scripted_per_task": [int(data[f"scripted{j}"].sum()) for j in range(tasks)],
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

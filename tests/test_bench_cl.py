@@ -1,0 +1,83 @@
+"""``hypercrl bench cl``: methods through one sequence of recorded transitions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hypercrl.cli import main
+from hypercrl.synthetic import synthetic_tasks
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> str:
+    """Three synthetic tasks in launch/record.py's format (8 episodes of 50 transitions)."""
+    path = tmp_path_factory.mktemp("cl") / "rec.npz"
+    tasks = synthetic_tasks(3, state_dim=4, action_dim=2, samples=400, seed=0)
+    arrays = {
+        "family": np.array("push"),
+        "backend": np.array("none"),
+        "state_kinds": np.array(["delta"] * 4),
+        "task_names": np.array(["a", "b", "c"]),
+    }
+    for j, (s, a, s2) in enumerate(tasks):
+        arrays.update(
+            {
+                f"s{j}": s,
+                f"a{j}": a,
+                f"s2{j}": s2,
+                f"ep{j}": np.repeat(np.arange(8), 50),
+                f"scripted{j}": np.zeros(400, bool),
+            }
+        )
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_it_reports_error_retention_speed_and_size_per_method(recording, tmp_path, capsys):
+    md = tmp_path / "t.md"
+    assert (
+        main(
+            [
+                "bench",
+                "cl",
+                recording,
+                "--methods",
+                "hnet,lowrank_hnet,finetune",
+                "--profile",
+                "smoke",
+                "--steps",
+                "60",
+                "--probe",
+                "20",
+                "--md",
+                str(md),
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["method"]: r for r in out["results"]}
+    assert list(rows) == ["hnet", "lowrank_hnet", "finetune"]
+    for r in rows.values():
+        e = np.array(r["errors"], dtype=float)
+        assert np.isfinite(np.tril(e)).all() and np.isnan(e[np.triu_indices(3, 1)]).all()
+        assert r["final_error"] == pytest.approx(e[2].tolist())
+        assert r["retention"] == pytest.approx((e[2, :2] / np.diag(e)[:2]).tolist())
+        assert r["ms_per_step"]["first_task"] > 0 and r["convergence"] > 0
+    # smoke sizes: target 16-16 on 4 + 2 inputs; hypernetworks 8-8
+    assert rows["finetune"]["params"] == (6 * 16 + 16) + (16 * 16 + 16) + (16 * 4 + 4)
+    assert rows["lowrank_hnet"]["params"] < rows["hnet"]["params"]
+    assert md.read_text().count("\n") == 2 + 3
+
+
+def test_a_file_that_is_not_a_recording_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros(3))
+    assert main(["bench", "cl", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not a recording of launch/record.py" in err and str(bad) in err
+    assert main(["bench", "cl", str(tmp_path / "missing.npz")]) == 2
+    assert "missing.npz" in capsys.readouterr().err

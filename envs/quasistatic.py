@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-HALF = 0.08  # m, half the block's side (push.BLOCK_HALF)
+from envs.push import BLOCK_HALF as HALF  # m, half the block's side
 
 
 def _support(left: float, right: float, load_shift: float) -> tuple[np.ndarray, np.ndarray]:

@@ -231,8 +231,7 @@ class ChunkedHnetOptions(HnetOptions):
         super().__post_init__()
         self.chunk_dim = check_int("chunk_dim", self.chunk_dim)
         self.chunk_emb_dim = check_int("chunk_emb_dim", self.chunk_emb_dim)
-        if self.init != "xavier":  # the chunked hypernetwork has no hyperfan init
-            raise ValueError(f"init must be one of ['xavier'] for chunked_hnet, got {self.init!r}")
+        _xavier_only(self.init, "chunked_hnet")  # the chunked hypernetwork has no hyperfan init
 
 
 class ChunkedHnetStrategy(HnetStrategy):
@@ -273,8 +272,7 @@ class LowRankHnetOptions(HnetOptions):
         super().__post_init__()
         self.rank = check_int("rank", self.rank)
         self.base = check_bool("base", self.base)
-        if self.init != "xavier":  # no hyperfan init for the factors
-            raise ValueError(f"init must be one of ['xavier'] for lowrank_hnet, got {self.init!r}")
+        _xavier_only(self.init, "lowrank_hnet")  # no hyperfan init for the factors
 
 
 class LowRankHnetStrategy(HnetStrategy):
@@ -290,6 +288,12 @@ class LowRankHnetStrategy(HnetStrategy):
         return LowRankHyperNetwork(
             shapes, o.emb_dim, o.rank, o.hnet_hidden, o.hnet_activation, o.base, self.generator
         )
+
+
+def _xavier_only(init: str, method: str) -> None:
+    """ValueError unless ``init`` is xavier, the only initialisation of ``method``."""
+    if init != "xavier":
+        raise ValueError(f"init must be one of ['xavier'] for {method}, got {init!r}")
 
 
 def _device(net: torch.nn.Module) -> torch.device:

@@ -81,3 +81,30 @@ def test_a_file_that_is_not_a_recording_is_one_line_error(tmp_path, capsys):
     assert "not a recording of launch/record.py" in err and str(bad) in err
     assert main(["bench", "cl", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz" in capsys.readouterr().err
+
+
+def test_a_row_may_change_its_methods_options(recording, capsys):
+    args = ["bench", "cl", recording, "--profile", "smoke", "--steps", "30", "--probe", "10"]
+    methods = "mip_hnet,mip_hnet:residual=false:hnet_hidden=[4,4],hnet:lr=1e-2"
+    assert main([*args, "--methods", methods]) == 0
+    rows = {r["method"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert list(rows) == ["mip_hnet", "mip_hnet:residual=false:hnet_hidden=[4,4]", "hnet:lr=1e-2"]
+    # a 4-4 trunk has fewer parameters than the smoke profile's 8-8
+    assert rows["mip_hnet:residual=false:hnet_hidden=[4,4]"]["params"] < rows["mip_hnet"]["params"]
+    assert rows["hnet:lr=1e-2"]["errors"] != rows["mip_hnet"]["errors"]
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("hnett", "unknown 'hnett'"),
+        ("hnet:rank=4", "'rank' is not an option of hnet"),
+        ("hnet:lr", "expected method:key=value"),
+        ("mip_hnet:residual=maybe", "residual must be true or false"),
+    ],
+)
+def test_a_bad_methods_entry_is_one_line_naming_it(recording, capsys, entry, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "cl", recording, "--methods", entry])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err

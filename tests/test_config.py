@@ -55,6 +55,8 @@ def original_method_options(family: str, method: str) -> dict:
                     plastic_previous=False)
     if method == "lowrank_hnet":  # not in the original: hnet's settings and its own rank
         return dict(original_method_options(family, "hnet"), rank=4, base=False)
+    if method == "mip_hnet":  # not in the original: hnet's settings, MIP's encoding and output
+        return dict(original_method_options(family, "hnet"), encoding="cos_sin", residual=True)
     if method == "chunked_hnet":
         hidden, chunk = CHUNKED[family]
         return dict(hyper, hnet_hidden=hidden, hnet_activation="relu", beta=0.005,

@@ -15,6 +15,10 @@ MSE on every seen task's held-out transitions fills E[i, j]. Per method (mean ov
 - ``retention``: E[T-1, j] / E[j, j] per earlier task (1: nothing forgotten; higher: worse);
 - ``convergence``: the first task's held-out error after ``--probe`` steps.
 
+A ``--methods`` entry may change options of its method for that row alone, as
+``method:key=value[:key=value]`` (e.g. ``mip_hnet:residual=false``, ``hnet:lr=1e-3``); the
+row is labelled with the entry as written.
+
 Prints JSON; ``--md FILE`` also writes the table.
 """
 
@@ -22,12 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from typing import Any
 
 import numpy as np
 
-DEFAULT_METHODS = "hnet,lowrank_hnet,chunked_hnet,finetune,single,coreset,ewc,si,multitask"
+DEFAULT_METHODS = "hnet,lowrank_hnet,mip_hnet,chunked_hnet,finetune,single,coreset,ewc,si,multitask"
 
 
 def load(path: str) -> dict[str, Any]:
@@ -52,10 +57,44 @@ def load(path: str) -> dict[str, Any]:
     }
 
 
-def _model(data: dict[str, Any], method: str, profile: str, seed: int):
+def parse_entry(entry: str) -> tuple[str, dict[str, Any]]:
+    """A ``--methods`` entry, ``method[:key=value...]`` -> (method, typed option overrides);
+    ValueError naming the entry and what is wrong."""
+    from hypercrl.cl import METHODS
+    from hypercrl.config import coerce, method_fields
+
+    name, *pairs = entry.split(":")
+    if name not in METHODS:
+        raise ValueError(f"--methods: unknown {name!r}; known: {sorted(METHODS)}")
+    fields = method_fields(name)
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--methods {entry!r}: expected method:key=value, got {pair!r}")
+        if key not in fields:
+            raise ValueError(
+                f"--methods {entry!r}: {key!r} is not an option of {name}; valid: "
+                f"{sorted(fields)}"
+            )
+        try:
+            options[key] = coerce(key, text, fields[key], from_text=True)
+        except ValueError as err:
+            raise ValueError(f"--methods {entry!r}: {err}") from None
+    return name, options
+
+
+def split_entries(text: str) -> list[str]:
+    """Comma-separated entries; commas inside [...] (a list value) do not split."""
+    return [e.strip() for e in re.split(r",(?![^\[]*\])", text) if e.strip()]
+
+
+def _model(data: dict[str, Any], method: str, profile: str, seed: int,
+           overrides: dict[str, Any] | None = None):
     from hypercrl import ContinualDynamics, presets
 
     table = presets.resolve(data["family"], profile)
+    options = {**table.get("methods", {}).get(method, {}), **(overrides or {})}
     model = table.get("model", {})
     s, a, _ = data["tasks"][0]["train"]
     return ContinualDynamics(
@@ -67,7 +106,7 @@ def _model(data: dict[str, Any], method: str, profile: str, seed: int):
         probabilistic=model.get("probabilistic", False),
         normalize_targets=model.get("normalize_targets", False),
         state_spec=data["state_kinds"],
-        **table.get("methods", {}).get(method, {}),
+        **options,
     )
 
 
@@ -78,10 +117,11 @@ def _params(cd) -> int:
 
 
 def run_method(
-    data: dict[str, Any], method: str, profile: str, steps: int, probe: int, seed: int
+    data: dict[str, Any], method: str, profile: str, steps: int, probe: int, seed: int,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One method, one seed: the error matrix E [T, T] (NaN above the diagonal) and timings."""
-    cd = _model(data, method, profile, seed)
+    cd = _model(data, method, profile, seed, overrides)
     n = len(data["tasks"])
     errors = np.full((n, n), np.nan)
     ms: list[float] = []
@@ -156,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("data", help="a recording of launch/record.py (.npz)")
-    parser.add_argument("--methods", default=DEFAULT_METHODS, help="comma list of methods")
+    parser.add_argument(
+        "--methods", default=DEFAULT_METHODS,
+        help="comma list of methods, each optionally method:key=value[:key=value]",
+    )
     parser.add_argument("--profile", default="paper", help="the presets' profile for sizes")
     parser.add_argument("--steps", type=int, default=2000, help="gradient steps per task")
     parser.add_argument(
@@ -168,12 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="comma list of seeds")
     parser.add_argument("--md", help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
-    from hypercrl.cl import METHODS
-
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        parser.error(f"--methods: unknown {unknown}; known: {sorted(METHODS)}")
+    try:
+        entries = {e: parse_entry(e) for e in split_entries(args.methods)}
+    except ValueError as err:
+        parser.error(str(err))
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -192,9 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds,
         "results": [],
     }
-    for method in methods:
-        runs = [run_method(data, method, args.profile, args.steps, args.probe, s) for s in seeds]
-        result["results"].append(summarise(method, runs))
+    for entry, (method, overrides) in entries.items():
+        runs = [run_method(data, method, args.profile, args.steps, args.probe, s, overrides)
+                for s in seeds]
+        result["results"].append(summarise(entry, runs))
     if args.md:
         with open(args.md, "w") as f:
             f.write(markdown(result))

@@ -1,7 +1,12 @@
 """Continual-learning strategies; every one trains the same target architecture."""
 
 from hypercrl.cl.base import Strategy, StrategyOptions
-from hypercrl.cl.hnet import ChunkedHnetStrategy, HnetStrategy, LowRankHnetStrategy
+from hypercrl.cl.hnet import (
+    ChunkedHnetStrategy,
+    HnetStrategy,
+    LowRankHnetStrategy,
+    MipHnetStrategy,
+)
 from hypercrl.cl.module import FinetuneStrategy, ModuleStrategy, SingleStrategy
 from hypercrl.cl.penalty import EWCStrategy, SIStrategy
 from hypercrl.cl.regularizer import adam_lookahead, output_regularizer
@@ -13,6 +18,7 @@ METHODS: dict[str, type[Strategy]] = {
         HnetStrategy,
         ChunkedHnetStrategy,
         LowRankHnetStrategy,
+        MipHnetStrategy,
         FinetuneStrategy,
         SingleStrategy,
         MultitaskStrategy,

@@ -30,10 +30,12 @@ from hypercrl.hnet import (
     FullHyperNetwork,
     HyperNetwork,
     LowRankHyperNetwork,
+    MipHyperNetwork,
     TaskEmbeddings,
 )
 from hypercrl.hnet.base import ACTIVATIONS, param_shapes
 from hypercrl.hnet.full import INITS
+from hypercrl.hnet.mip import ENCODINGS
 
 
 @dataclasses.dataclass
@@ -287,6 +289,38 @@ class LowRankHnetStrategy(HnetStrategy):
         o = self.opts
         return LowRankHyperNetwork(
             shapes, o.emb_dim, o.rank, o.hnet_hidden, o.hnet_activation, o.base, self.generator
+        )
+
+
+@dataclasses.dataclass
+class MipHnetOptions(HnetOptions):
+    """The magnitude-invariant variant (MIP, not in the original): the embedding enters the
+    trunk as cosines and sines (``encoding``), and the head's bias starts as a target network
+    (``residual``). Every other setting, and its per-family presets, is ``hnet``'s."""
+
+    encoding: str = "cos_sin"
+    residual: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.encoding = check_choice("encoding", self.encoding, ENCODINGS)
+        self.residual = check_bool("residual", self.residual)
+        _xavier_only(self.init, "mip_hnet")
+
+
+class MipHnetStrategy(HnetStrategy):
+    """HyperCRL with the MIP hypernetwork (method ``mip_hnet``): the same objective,
+    look-ahead and regulariser; generated weights that do not scale with the embedding."""
+
+    name = "mip_hnet"
+    Options = MipHnetOptions
+    opts: MipHnetOptions
+
+    def _build_hnet(self, shapes) -> HyperNetwork:
+        o = self.opts
+        return MipHyperNetwork(
+            shapes, o.emb_dim, o.hnet_hidden, o.hnet_activation, o.encoding, o.residual,
+            self.generator,
         )
 
 

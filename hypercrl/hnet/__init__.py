@@ -5,12 +5,14 @@ from hypercrl.hnet.chunked import ChunkedHyperNetwork
 from hypercrl.hnet.embeddings import TaskEmbeddings
 from hypercrl.hnet.full import FullHyperNetwork
 from hypercrl.hnet.lowrank import LowRankHyperNetwork
+from hypercrl.hnet.mip import MipHyperNetwork
 
 __all__ = [
     "ChunkedHyperNetwork",
     "FullHyperNetwork",
     "HyperNetwork",
     "LowRankHyperNetwork",
+    "MipHyperNetwork",
     "TaskEmbeddings",
     "param_shapes",
 ]

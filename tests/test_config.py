@@ -57,6 +57,11 @@ def original_method_options(family: str, method: str) -> dict:
         return dict(original_method_options(family, "hnet"), rank=4, base=False)
     if method == "mip_hnet":  # not in the original: hnet's settings, MIP's encoding and output
         return dict(original_method_options(family, "hnet"), encoding="cos_sin", residual=True)
+    if method == "recurrent_hnet":  # not in the original: hnet's beta, chunked's chunk sizes
+        chunk, hidden = {"push": (2000, 20)}.get(family, (4000, 30))
+        hyper = original_method_options(family, "hnet")
+        del hyper["hnet_hidden"], hyper["hnet_activation"]  # an LSTM: no MLP trunk
+        return dict(hyper, chunk_dim=chunk, chunk_emb_dim=20, rnn_hidden=hidden)
     if method == "chunked_hnet":
         hidden, chunk = CHUNKED[family]
         return dict(hyper, hnet_hidden=hidden, hnet_activation="relu", beta=0.005,

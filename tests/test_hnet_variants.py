@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from test_continual import HNET, TASKS
 
 from hypercrl import ContinualDynamics
 from hypercrl.synthetic import split
 
-VARIANTS = ("lowrank_hnet", "mip_hnet")
+VARIANTS = ("lowrank_hnet", "mip_hnet", "recurrent_hnet")
+SMALL = {"recurrent_hnet": {"rnn_hidden": 8, "chunk_dim": 200}}  # hnet_hidden: not used
 
 
 def _task0_error(method: str, **options) -> tuple[float, float]:
@@ -41,7 +43,8 @@ def test_the_regulariser_holds_an_earlier_task(method, finetune_after):
 
 @pytest.mark.parametrize("method", VARIANTS)
 def test_save_and_load_give_the_same_predictions(method, tmp_path):
-    cd = ContinualDynamics(4, 2, method, seed=0, hidden=(32, 32), hnet_hidden=(8, 8))
+    small = SMALL.get(method, {"hnet_hidden": (8, 8)})
+    cd = ContinualDynamics(4, 2, method, seed=0, hidden=(32, 32), **small)
     for task in TASKS[:2]:
         cd.begin_task()
         cd.fit(*split(task)[0], steps=20)
@@ -51,3 +54,17 @@ def test_save_and_load_give_the_same_predictions(method, tmp_path):
     s, a, _ = split(TASKS[0])[1]
     for task in (0, 1):
         assert np.array_equal(cd.predict(s, a, task=task), back.predict(s, a, task=task))
+
+
+def test_bench_train_times_every_variant(monkeypatch):
+    from hypercrl.bench.train import SIZES, VARIANTS, time_steps
+
+    monkeypatch.setenv("HYPERCRL_COMPILE", "0")  # the eager look-ahead: no compile in a test
+    counts = {}
+    for variant in VARIANTS:
+        info = time_steps(SIZES["pusher"], variant, 1, torch.device("cpu"), repeats=1, warmup=0)
+        assert info["step_s"] > 0 and info["target_params"] == 44_810
+        counts[variant] = info["hnet_params"]
+    assert counts["full"] == 2_288_410 and counts["chunked"] == 43_500
+    assert counts["mip"] == counts["full"] + 500  # the trunk's first layer sees 2E inputs
+    assert counts["lowrank"] * 10 < counts["full"] and counts["recurrent"] < 50_000

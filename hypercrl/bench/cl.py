@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_METHODS = "hnet,lowrank_hnet,mip_hnet,chunked_hnet,finetune,single,coreset,ewc,si,multitask"
+DEFAULT_METHODS = (
+    "hnet,lowrank_hnet,mip_hnet,recurrent_hnet,chunked_hnet,finetune,single,coreset,ewc,si,multitask"
+)
 
 
 def load(path: str) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 Sizes are the original's (reference §2): pusher (target 2x200 on 12 -> 10, hypernetwork
 50-50 ELU; chunked 20-20, chunks of 2000) and door (target 4x200 on 35 -> 2x26
-probabilistic, hypernetwork 256-256 ReLU; chunked 25-30, chunks of 4000). The low-rank
-variant (``lowrank_hnet``, not in the original) has the full one's trunk and rank 4. Batch
-100.
+probabilistic, hypernetwork 256-256 ReLU; chunked 25-30, chunks of 4000). The variants not
+in the original: low-rank (``lowrank_hnet``) and MIP (``mip_hnet``) with the full one's
+trunk (rank 4; MIP's encoding and additive output), recurrent (``recurrent_hnet``) with the
+chunked one's chunks and an LSTM of 20 (pusher) or 30 (door) units. Batch 100.
 """
 
 from __future__ import annotations
@@ -17,14 +18,6 @@ from typing import Any
 
 import torch
 
-from hypercrl.cl.hnet import (
-    ChunkedHnetOptions,
-    ChunkedHnetStrategy,
-    HnetOptions,
-    HnetStrategy,
-    LowRankHnetOptions,
-    LowRankHnetStrategy,
-)
 from hypercrl.model import TargetNet
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -32,26 +25,34 @@ SIZES: dict[str, dict[str, Any]] = {
         "in_dim": 12, "out_dim": 10, "hidden": (200, 200), "probabilistic": False,
         "hnet": {"hnet_hidden": (50, 50), "hnet_activation": "elu"},
         "chunked": {"hnet_hidden": (20, 20), "chunk_dim": 2000, "chunk_emb_dim": 20},
+        "recurrent": {"chunk_dim": 2000, "chunk_emb_dim": 20, "rnn_hidden": 20},
     },
     "door": {
         "in_dim": 35, "out_dim": 26, "hidden": (200, 200, 200, 200), "probabilistic": True,
         "hnet": {"hnet_hidden": (256, 256), "hnet_activation": "relu"},
         "chunked": {"hnet_hidden": (25, 30), "chunk_dim": 4000, "chunk_emb_dim": 20},
+        "recurrent": {"chunk_dim": 4000, "chunk_emb_dim": 20, "rnn_hidden": 30},
     },
 }
 EARLIER = (0, 1, 4, 10, 20)
-VARIANTS = ("full", "chunked", "lowrank")
+# variant -> (its method, which of a size's option sets it takes)
+VARIANTS: dict[str, tuple[str, str]] = {
+    "full": ("hnet", "hnet"),
+    "chunked": ("chunked_hnet", "chunked"),
+    "lowrank": ("lowrank_hnet", "hnet"),  # hnet's sizes, rank 4
+    "mip": ("mip_hnet", "hnet"),  # hnet's sizes, MIP's encoding and output
+    "recurrent": ("recurrent_hnet", "recurrent"),
+}
 
 
 def _strategy(size: dict[str, Any], variant: str, device: torch.device):
+    from hypercrl.cl import strategy_class
+
     net = TargetNet(size["in_dim"], size["out_dim"], size["hidden"],
                     probabilistic=size["probabilistic"]).to(device)
-    gen = torch.Generator().manual_seed(0)
-    if variant == "full":
-        return HnetStrategy(net, HnetOptions(**size["hnet"]), gen)
-    if variant == "lowrank":  # hnet's sizes, rank 4
-        return LowRankHnetStrategy(net, LowRankHnetOptions(**size["hnet"]), gen)
-    return ChunkedHnetStrategy(net, ChunkedHnetOptions(**size["chunked"]), gen)
+    method, options = VARIANTS[variant]
+    cls = strategy_class(method)
+    return cls(net, cls.Options(**size[options]), torch.Generator().manual_seed(0))
 
 
 def _sync(device: torch.device) -> None:

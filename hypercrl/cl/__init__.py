@@ -6,6 +6,7 @@ from hypercrl.cl.hnet import (
     HnetStrategy,
     LowRankHnetStrategy,
     MipHnetStrategy,
+    RecurrentHnetStrategy,
 )
 from hypercrl.cl.module import FinetuneStrategy, ModuleStrategy, SingleStrategy
 from hypercrl.cl.penalty import EWCStrategy, SIStrategy
@@ -19,6 +20,7 @@ METHODS: dict[str, type[Strategy]] = {
         ChunkedHnetStrategy,
         LowRankHnetStrategy,
         MipHnetStrategy,
+        RecurrentHnetStrategy,
         FinetuneStrategy,
         SingleStrategy,
         MultitaskStrategy,

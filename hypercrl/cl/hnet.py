@@ -31,6 +31,7 @@ from hypercrl.hnet import (
     HyperNetwork,
     LowRankHyperNetwork,
     MipHyperNetwork,
+    RecurrentHyperNetwork,
     TaskEmbeddings,
 )
 from hypercrl.hnet.base import ACTIVATIONS, param_shapes
@@ -321,6 +322,40 @@ class MipHnetStrategy(HnetStrategy):
         return MipHyperNetwork(
             shapes, o.emb_dim, o.hnet_hidden, o.hnet_activation, o.encoding, o.residual,
             self.generator,
+        )
+
+
+@dataclasses.dataclass
+class RecurrentHnetOptions(HnetOptions):
+    """The recurrent variant (not in the original): an LSTM of ``rnn_hidden`` units emits the
+    target weights in chunks of ``chunk_dim``, reading the task embedding and a learned chunk
+    embedding of ``chunk_emb_dim`` at each step. The objective, ``beta``, ``lr`` and the
+    regulariser are ``hnet``'s; ``hnet_hidden`` and ``hnet_activation`` are not used."""
+
+    chunk_dim: int = 2000
+    chunk_emb_dim: int = 20
+    rnn_hidden: int = 20
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.chunk_dim = check_int("chunk_dim", self.chunk_dim)
+        self.chunk_emb_dim = check_int("chunk_emb_dim", self.chunk_emb_dim)
+        self.rnn_hidden = check_int("rnn_hidden", self.rnn_hidden)
+        _xavier_only(self.init, "recurrent_hnet")
+
+
+class RecurrentHnetStrategy(HnetStrategy):
+    """HyperCRL with the recurrent hypernetwork (method ``recurrent_hnet``): the same
+    objective, look-ahead and regulariser; chunks generated in order by an LSTM."""
+
+    name = "recurrent_hnet"
+    Options = RecurrentHnetOptions
+    opts: RecurrentHnetOptions
+
+    def _build_hnet(self, shapes) -> HyperNetwork:
+        o = self.opts
+        return RecurrentHyperNetwork(
+            shapes, o.emb_dim, o.chunk_dim, o.chunk_emb_dim, o.rnn_hidden, self.generator
         )
 
 

@@ -6,6 +6,7 @@ from hypercrl.hnet.embeddings import TaskEmbeddings
 from hypercrl.hnet.full import FullHyperNetwork
 from hypercrl.hnet.lowrank import LowRankHyperNetwork
 from hypercrl.hnet.mip import MipHyperNetwork
+from hypercrl.hnet.recurrent import RecurrentHyperNetwork
 
 __all__ = [
     "ChunkedHyperNetwork",
@@ -13,6 +14,7 @@ __all__ = [
     "HyperNetwork",
     "LowRankHyperNetwork",
     "MipHyperNetwork",
+    "RecurrentHyperNetwork",
     "TaskEmbeddings",
     "param_shapes",
 ]

@@ -59,8 +59,12 @@ class ChunkedHyperNetwork(HyperNetwork):
     def forward_flat(self, emb: torch.Tensor) -> torch.Tensor:
         """[T, E] -> [T, n_target]."""
         t, c = emb.shape[0], self.num_chunks
-        inputs = torch.cat(
-            [emb[:, None, :].expand(t, c, -1), self.chunk_emb[None].expand(t, c, -1)], dim=-1
-        )
+        inputs = chunk_inputs(emb, self.chunk_emb)
         out = self.head(self.trunk(inputs.reshape(t * c, -1)))
         return out.reshape(t, c * self.chunk_dim)[:, : self.num_target_params]
+
+
+def chunk_inputs(emb: torch.Tensor, chunk_emb: torch.Tensor) -> torch.Tensor:
+    """Every task's embedding [T, E] beside every chunk's [S, E_c]: [T, S, E + E_c]."""
+    t, c = emb.shape[0], chunk_emb.shape[0]
+    return torch.cat([emb[:, None, :].expand(t, c, -1), chunk_emb[None].expand(t, c, -1)], dim=-1)

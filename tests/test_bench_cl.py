@@ -108,3 +108,14 @@ def test_a_bad_methods_entry_is_one_line_naming_it(recording, capsys, entry, mes
         main(["bench", "cl", recording, "--methods", entry])
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_universal_embedding_is_reported_on_every_task(recording, capsys):
+    args = ["bench", "cl", recording, "--profile", "smoke", "--steps", "30", "--probe", "10"]
+    assert main([*args, "--methods", "interval_hnet,interval_hnet:nested=false,hnet"]) == 0
+    rows = {r["method"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    universal = rows["interval_hnet"]["universal_final_error"]
+    assert len(universal) == 3 and all(np.isfinite(universal))
+    # boxes around N(0, 1) embeddings do not meet: no universal model; hnet has none
+    assert "universal_final_error" not in rows["interval_hnet:nested=false"]
+    assert "universal_final_error" not in rows["hnet"]

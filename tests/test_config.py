@@ -57,6 +57,9 @@ def original_method_options(family: str, method: str) -> dict:
         return dict(original_method_options(family, "hnet"), rank=4, base=False)
     if method == "mip_hnet":  # not in the original: hnet's settings, MIP's encoding and output
         return dict(original_method_options(family, "hnet"), encoding="cos_sin", residual=True)
+    if method == "interval_hnet":  # not in the original: hnet's settings, nested intervals
+        return dict(original_method_options(family, "hnet"), eps=1.0, kappa=0.5, warmup=1000,
+                    nested=True)
     if method == "recurrent_hnet":  # not in the original: hnet's beta, chunked's chunk sizes
         chunk, hidden = {"push": (2000, 20)}.get(family, (4000, 30))
         hyper = original_method_options(family, "hnet")

@@ -12,6 +12,7 @@ from hypercrl import ContinualDynamics
 from hypercrl.synthetic import split
 
 VARIANTS = ("lowrank_hnet", "mip_hnet", "recurrent_hnet")
+# interval_hnet: see tests/test_interval.py (nested boxes share a point, and forget)
 SMALL = {"recurrent_hnet": {"rnn_hidden": 8, "chunk_dim": 200}}  # hnet_hidden: not used
 
 
@@ -41,7 +42,7 @@ def test_the_regulariser_holds_an_earlier_task(method, finetune_after):
     assert after * 5 < finetune_after, (after, finetune_after)
 
 
-@pytest.mark.parametrize("method", VARIANTS)
+@pytest.mark.parametrize("method", [*VARIANTS, "interval_hnet"])
 def test_save_and_load_give_the_same_predictions(method, tmp_path):
     small = SMALL.get(method, {"hnet_hidden": (8, 8)})
     cd = ContinualDynamics(4, 2, method, seed=0, hidden=(32, 32), **small)

@@ -13,7 +13,10 @@ MSE on every seen task's held-out transitions fills E[i, j]. Per method (mean ov
   T - 1 earlier tasks to regularise or replay);
 - ``final_error``: E[T-1, j] per task, and their mean;
 - ``retention``: E[T-1, j] / E[j, j] per earlier task (1: nothing forgotten; higher: worse);
-- ``convergence``: the first task's held-out error after ``--probe`` steps.
+- ``convergence``: the first task's held-out error after ``--probe`` steps;
+- ``universal_final_error`` (methods with a universal embedding, ``interval_hnet``): the
+  error on every task of the one model generated at the universal embedding after the last
+  task (each task's data standardised with its own statistics).
 
 A ``--methods`` entry may change options of its method for that row alone, as
 ``method:key=value[:key=value]`` (e.g. ``mip_hnet:residual=false``, ``hnet:lr=1e-3``); the
@@ -33,7 +36,8 @@ from typing import Any
 import numpy as np
 
 DEFAULT_METHODS = (
-    "hnet,lowrank_hnet,mip_hnet,recurrent_hnet,chunked_hnet,finetune,single,coreset,ewc,si,multitask"
+    "hnet,lowrank_hnet,mip_hnet,recurrent_hnet,interval_hnet,chunked_hnet,finetune,single,coreset,"
+    "ewc,si,multitask"
 )
 
 
@@ -112,6 +116,19 @@ def _model(data: dict[str, Any], method: str, profile: str, seed: int,
     )
 
 
+def _universal_mse(cd, heldout: tuple[np.ndarray, ...], task: int) -> float:
+    """One-step MSE on ``task``'s held-out transitions of the model at the universal
+    embedding (inputs and targets standardised with ``task``'s statistics)."""
+    import torch
+
+    from hypercrl.model.predictor import Predictor
+
+    weights = {k: v[0] for k, v in cd.strategy.universal_weights().items()}
+    predictor = Predictor(cd.net, weights, cd.spec, cd.normalizers[task])
+    s, a, s2 = (torch.as_tensor(x, dtype=torch.float32) for x in heldout)
+    return float((predictor(s, a) - s2).pow(2).mean())
+
+
 def _params(cd) -> int:
     strategy = cd.strategy
     module = getattr(strategy, "hnet", None) or cd.net
@@ -141,8 +158,12 @@ def run_method(
         cd.end_task()
         for j in range(i + 1):
             errors[i, j] = cd.mse(*data["tasks"][j]["heldout"], task=j)
+    universal = None
+    if getattr(cd.strategy, "has_universal", lambda: False)():
+        universal = [_universal_mse(cd, data["tasks"][j]["heldout"], j) for j in range(n)]
     return {
         "errors": errors,
+        "universal": universal,
         "ms_first": ms[0],
         "ms_last": ms[-1],
         "params": _params(cd),
@@ -155,6 +176,11 @@ def summarise(method: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     e = np.mean([r["errors"] for r in runs], axis=0)
     n = e.shape[0]
     final = e[n - 1]
+    extra: dict[str, Any] = {}
+    if all(r["universal"] is not None for r in runs):
+        u = np.mean([r["universal"] for r in runs], axis=0)
+        extra = {"universal_final_error": [float(x) for x in u],
+                 "mean_universal_final_error": float(u.mean())}
     return {
         "method": method,
         "seeds": len(runs),
@@ -171,6 +197,7 @@ def summarise(method: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         else None,
         "convergence": float(np.mean([r["convergence"] for r in runs])),
         "errors": [[None if np.isnan(x) else float(x) for x in row] for row in e],
+        **extra,
     }
 
 
@@ -178,15 +205,16 @@ def markdown(result: dict[str, Any]) -> str:
     """The summary as a Markdown table."""
     lines = [
         "| method | parameters | ms/step (first, last task) | mean final error | "
-        "mean retention | error after probe |",
-        "|---|---|---|---|---|---|",
+        "mean retention | error after probe | universal embedding's mean error |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result["results"]:
         ret = "n/a" if r["mean_retention"] is None else f"{r['mean_retention']:.2f}"
+        uni = r.get("mean_universal_final_error")
         lines.append(
             f"| {r['method']} | {r['params']:,} | {r['ms_per_step']['first_task']:.2f}, "
             f"{r['ms_per_step']['last_task']:.2f} | {r['mean_final_error']:.3g} | {ret} | "
-            f"{r['convergence']:.3g} |"
+            f"{r['convergence']:.3g} | {'n/a' if uni is None else f'{uni:.3g}'} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -4,6 +4,7 @@ from hypercrl.cl.base import Strategy, StrategyOptions
 from hypercrl.cl.hnet import (
     ChunkedHnetStrategy,
     HnetStrategy,
+    IntervalHnetStrategy,
     LowRankHnetStrategy,
     MipHnetStrategy,
     RecurrentHnetStrategy,
@@ -21,6 +22,7 @@ METHODS: dict[str, type[Strategy]] = {
         LowRankHnetStrategy,
         MipHnetStrategy,
         RecurrentHnetStrategy,
+        IntervalHnetStrategy,
         FinetuneStrategy,
         SingleStrategy,
         MultitaskStrategy,

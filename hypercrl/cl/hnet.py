@@ -29,6 +29,7 @@ from hypercrl.hnet import (
     ChunkedHyperNetwork,
     FullHyperNetwork,
     HyperNetwork,
+    IntervalHyperNetwork,
     LowRankHyperNetwork,
     MipHyperNetwork,
     RecurrentHyperNetwork,
@@ -36,7 +37,9 @@ from hypercrl.hnet import (
 )
 from hypercrl.hnet.base import ACTIVATIONS, param_shapes
 from hypercrl.hnet.full import INITS
+from hypercrl.hnet.interval import MONOTONE
 from hypercrl.hnet.mip import ENCODINGS
+from hypercrl.model.target import gaussian_nll
 
 
 @dataclasses.dataclass
@@ -139,8 +142,7 @@ class HnetStrategy(Strategy):
                 e.grad.zero_()
         self.emb_opt.zero_grad(set_to_none=False)
         batch = x.shape[0]
-        w = self.hnet(self.embeddings([task]))
-        loss = self.task_loss({k: v[0] for k, v in w.items()}, x, y)
+        loss = self.task_objective(task, x, y)
         loss.backward()
         emb = self.embeddings.embeddings[task]
         if o.clip:
@@ -182,6 +184,11 @@ class HnetStrategy(Strategy):
             clip_grad_norm(self.theta_opt.param_groups[0]["params"], o.clip)
         self.theta_opt.step()
         return logs
+
+    def task_objective(self, task: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task loss of a batch (summed over it) with ``task``'s generated weights."""
+        w = self.hnet(self.embeddings([task]))
+        return self.task_loss({k: v[0] for k, v in w.items()}, x, y)
 
     def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
         self.embeddings.freeze(task)
@@ -357,6 +364,102 @@ class RecurrentHnetStrategy(HnetStrategy):
         return RecurrentHyperNetwork(
             shapes, o.emb_dim, o.chunk_dim, o.chunk_emb_dim, o.rnn_hidden, self.generator
         )
+
+
+@dataclasses.dataclass
+class IntervalHnetOptions(HnetOptions):
+    """The interval variant (nested HyperInterval, not in the original): each task owns a box
+    of embeddings of budget ``eps`` around sigma cos(e_t), all boxes sharing a point (the
+    universal embedding). The task loss is ``kappa`` times the loss at the box's centre plus
+    ``1 - kappa`` times, per sample, the larger of the losses at its lower and upper weights;
+    over each task's first ``warmup`` steps the box grows from 0 to ``eps`` and the weight of
+    the centre falls from 1 to ``kappa``. The regulariser holds the centres' weights, as
+    ``hnet``'s holds its embeddings'. ``nested=False``: boxes around the embeddings
+    themselves, which need not share a point. Every other setting is ``hnet``'s; the trunk's
+    activation must be monotone."""
+
+    eps: float = 1.0
+    kappa: float = 0.5
+    warmup: int = 1000
+    nested: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.eps = check_number("eps", self.eps, minimum=0)
+        if self.eps == 0:
+            raise ValueError("eps must be > 0, got 0")
+        self.kappa = check_number("kappa", self.kappa, minimum=0)
+        if self.kappa > 1:
+            raise ValueError(f"kappa must be in [0, 1], got {self.kappa}")
+        self.warmup = check_int("warmup", self.warmup)
+        self.nested = check_bool("nested", self.nested)
+        self.hnet_activation = check_choice("hnet_activation", self.hnet_activation, MONOTONE)
+        _xavier_only(self.init, "interval_hnet")
+
+
+class IntervalHnetStrategy(HnetStrategy):
+    """HyperCRL with the interval hypernetwork (method ``interval_hnet``): the same look-ahead
+    and regulariser, an interval task loss, and a universal embedding for every task."""
+
+    name = "interval_hnet"
+    Options = IntervalHnetOptions
+    opts: IntervalHnetOptions
+    hnet: IntervalHyperNetwork
+
+    def __init__(self, net, options, generator):
+        super().__init__(net, options, generator)
+        self.task_steps = 0  # steps into the current task: the box's and kappa's ramp
+
+    def _build_hnet(self, shapes) -> HyperNetwork:
+        o = self.opts
+        return IntervalHyperNetwork(
+            shapes, o.emb_dim, o.hnet_hidden, o.hnet_activation, o.eps, o.nested,
+            self.generator,
+        )
+
+    def begin_task(self, task: int) -> None:
+        super().begin_task(task)
+        self.task_steps = 0
+
+    def task_objective(self, task: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        o = self.opts
+        ramp = min(1.0, self.task_steps / o.warmup) if o.warmup else 1.0
+        self.task_steps += 1
+        kappa = 1.0 - (1.0 - o.kappa) * ramp
+        emb = self.embeddings([task])
+        centre = self.hnet.split(self.hnet(emb, flat=True))
+        loss = self.task_loss({k: v[0] for k, v in centre.items()}, x, y)
+        if ramp == 0.0 or kappa == 1.0:
+            return loss
+        low, _, up = self.hnet.bounds(emb, scale=ramp)
+        both = self.hnet.split(torch.cat([low, up]))  # [2, *shape] each
+        mean, logvar = self.net.run(both, x)  # [2, B, S]
+        # per sample the larger of the two losses, summed over the batch
+        worst = gaussian_nll(mean, logvar, y, reduction="none").max(dim=0).values.sum()
+        return kappa * loss + (1.0 - kappa) * worst
+
+    def has_universal(self) -> bool:
+        """Whether the seen tasks' boxes share a point (always, nested)."""
+        if self.num_tasks == 0:
+            return False
+        try:
+            self.universal_weights()
+        except ValueError:
+            return False
+        return True
+
+    def universal_weights(self) -> dict[str, torch.Tensor]:
+        """Weights ``[1, *shape]`` at the universal embedding of every task seen so far."""
+        with torch.no_grad():
+            centre = self.hnet.universal(self.embeddings(range(self.num_tasks)))
+            return self.hnet.split(self.hnet.generate(centre[None]))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "task_steps": self.task_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.task_steps = state["task_steps"]
 
 
 def _xavier_only(init: str, method: str) -> None:

@@ -98,16 +98,19 @@ def gaussian_nll(
     None), or the Gaussian NLL without its constant, (mu - y)^2 exp(-logvar) + logvar, as
     PETS and HyperCRL train it. ``reduction="sum"`` sums that over the batch, which is the
     original's training objective (reference §3.1: sum_b sum_d (...) / D); ``"mean"`` averages
-    it (the per-sample loss, for logs and evaluation). The original's probabilistic loss also
-    adds 0.01 * (sum max_logvar - sum min_logvar); the bounds are fixed buffers here, so that
-    term is a constant without gradient and is left out.
+    it (the per-sample loss, for logs and evaluation); ``"none"`` gives each sample's. The
+    original's probabilistic loss also adds 0.01 * (sum max_logvar - sum min_logvar); the
+    bounds are fixed buffers here, so that term is a constant without gradient and is left
+    out.
     """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if logvar is None:
         per_dim = (mean - y).pow(2)
     else:
         per_dim = (mean - y).pow(2) * torch.exp(-logvar) + logvar
     if reduction == "mean":
         return per_dim.mean()
+    if reduction == "none":
+        return per_dim.mean(-1)
     return per_dim.sum() / per_dim.shape[-1]

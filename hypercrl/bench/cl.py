@@ -116,14 +116,14 @@ def _model(data: dict[str, Any], method: str, profile: str, seed: int,
     )
 
 
-def _universal_mse(cd, heldout: tuple[np.ndarray, ...], task: int) -> float:
-    """One-step MSE on ``task``'s held-out transitions of the model at the universal
-    embedding (inputs and targets standardised with ``task``'s statistics)."""
+def _universal_mse(cd, weights: dict[str, Any], heldout: tuple[np.ndarray, ...],
+                   task: int) -> float:
+    """One-step MSE on ``task``'s held-out transitions of the model with the universal
+    embedding's ``weights`` (inputs and targets standardised with ``task``'s statistics)."""
     import torch
 
     from hypercrl.model.predictor import Predictor
 
-    weights = {k: v[0] for k, v in cd.strategy.universal_weights().items()}
     predictor = Predictor(cd.net, weights, cd.spec, cd.normalizers[task])
     s, a, s2 = (torch.as_tensor(x, dtype=torch.float32) for x in heldout)
     return float((predictor(s, a) - s2).pow(2).mean())
@@ -160,7 +160,9 @@ def run_method(
             errors[i, j] = cd.mse(*data["tasks"][j]["heldout"], task=j)
     universal = None
     if getattr(cd.strategy, "has_universal", lambda: False)():
-        universal = [_universal_mse(cd, data["tasks"][j]["heldout"], j) for j in range(n)]
+        weights = {k: v[0] for k, v in cd.strategy.universal_weights().items()}
+        universal = [_universal_mse(cd, weights, data["tasks"][j]["heldout"], j)
+                     for j in range(n)]
     return {
         "errors": errors,
         "universal": universal,

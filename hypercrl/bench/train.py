@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from hypercrl.cl import strategy_class
 from hypercrl.model import TargetNet
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -46,8 +47,6 @@ VARIANTS: dict[str, tuple[str, str]] = {
 
 
 def _strategy(size: dict[str, Any], variant: str, device: torch.device):
-    from hypercrl.cl import strategy_class
-
     net = TargetNet(size["in_dim"], size["out_dim"], size["hidden"],
                     probabilistic=size["probabilistic"]).to(device)
     method, options = VARIANTS[variant]

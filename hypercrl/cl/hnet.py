@@ -385,12 +385,8 @@ class IntervalHnetOptions(HnetOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.eps = check_number("eps", self.eps, minimum=0)
-        if self.eps == 0:
-            raise ValueError("eps must be > 0, got 0")
-        self.kappa = check_number("kappa", self.kappa, minimum=0)
-        if self.kappa > 1:
-            raise ValueError(f"kappa must be in [0, 1], got {self.kappa}")
+        self.eps = check_number("eps", self.eps, minimum=0, above=True)
+        self.kappa = check_number("kappa", self.kappa, minimum=0, maximum=1)
         self.warmup = check_int("warmup", self.warmup)
         self.nested = check_bool("nested", self.nested)
         self.hnet_activation = check_choice("hnet_activation", self.hnet_activation, MONOTONE)
@@ -426,12 +422,10 @@ class IntervalHnetStrategy(HnetStrategy):
         ramp = min(1.0, self.task_steps / o.warmup) if o.warmup else 1.0
         self.task_steps += 1
         kappa = 1.0 - (1.0 - o.kappa) * ramp
-        emb = self.embeddings([task])
-        centre = self.hnet.split(self.hnet(emb, flat=True))
-        loss = self.task_loss({k: v[0] for k, v in centre.items()}, x, y)
-        if ramp == 0.0 or kappa == 1.0:
+        loss = super().task_objective(task, x, y)  # at the box's centre
+        if kappa == 1.0:  # no box yet, or no weight on it
             return loss
-        low, _, up = self.hnet.bounds(emb, scale=ramp)
+        low, _, up = self.hnet.bounds(self.embeddings([task]), scale=ramp)
         both = self.hnet.split(torch.cat([low, up]))  # [2, *shape] each
         mean, logvar = self.net.run(both, x)  # [2, B, S]
         # per sample the larger of the two losses, summed over the batch
@@ -443,15 +437,19 @@ class IntervalHnetStrategy(HnetStrategy):
         if self.num_tasks == 0:
             return False
         try:
-            self.universal_weights()
+            self._universal_centre()
         except ValueError:
             return False
         return True
 
+    def _universal_centre(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.hnet.universal(self.embeddings(range(self.num_tasks)))
+
     def universal_weights(self) -> dict[str, torch.Tensor]:
         """Weights ``[1, *shape]`` at the universal embedding of every task seen so far."""
+        centre = self._universal_centre()
         with torch.no_grad():
-            centre = self.hnet.universal(self.embeddings(range(self.num_tasks)))
             return self.hnet.split(self.hnet.generate(centre[None]))
 
     def state_dict(self) -> dict[str, Any]:

@@ -44,10 +44,10 @@ class ChunkedHyperNetwork(HyperNetwork):
                              f"{chunk_emb_dim}")
         self.emb_dim = emb_dim
         self.chunk_dim = chunk_dim
-        self.num_chunks = math.ceil(self.num_target_params / chunk_dim)
-        self.chunk_emb = nn.Parameter(
-            torch.randn(self.num_chunks, chunk_emb_dim, generator=generator)
+        self.chunk_emb = chunk_embeddings(
+            self.num_target_params, chunk_dim, chunk_emb_dim, generator
         )
+        self.num_chunks = self.chunk_emb.shape[0]
         self.trunk, width = mlp_trunk(emb_dim + chunk_emb_dim, tuple(hidden), activation)
         self.head = nn.Linear(width, chunk_dim)
         with torch.no_grad():
@@ -62,6 +62,14 @@ class ChunkedHyperNetwork(HyperNetwork):
         inputs = chunk_inputs(emb, self.chunk_emb)
         out = self.head(self.trunk(inputs.reshape(t * c, -1)))
         return out.reshape(t, c * self.chunk_dim)[:, : self.num_target_params]
+
+
+def chunk_embeddings(
+    n_target: int, chunk_dim: int, chunk_emb_dim: int, generator: torch.Generator | None
+) -> nn.Parameter:
+    """N(0, 1) embeddings [S, E_c] of the S = ceil(n_target / chunk_dim) chunks."""
+    chunks = math.ceil(n_target / chunk_dim)
+    return nn.Parameter(torch.randn(chunks, chunk_emb_dim, generator=generator))
 
 
 def chunk_inputs(emb: torch.Tensor, chunk_emb: torch.Tensor) -> torch.Tensor:

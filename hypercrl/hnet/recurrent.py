@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from hypercrl.hnet.base import HyperNetwork
-from hypercrl.hnet.chunked import chunk_inputs
+from hypercrl.hnet.chunked import chunk_embeddings, chunk_inputs
 from hypercrl.hnet.full import _xavier_
 
 
@@ -54,10 +54,10 @@ class RecurrentHyperNetwork(HyperNetwork):
             )
         self.emb_dim = emb_dim
         self.chunk_dim = chunk_dim
-        self.num_chunks = math.ceil(self.num_target_params / chunk_dim)
-        self.chunk_emb = nn.Parameter(
-            torch.randn(self.num_chunks, chunk_emb_dim, generator=generator)
+        self.chunk_emb = chunk_embeddings(
+            self.num_target_params, chunk_dim, chunk_emb_dim, generator
         )
+        self.num_chunks = self.chunk_emb.shape[0]
         self.rnn = nn.LSTM(emb_dim + chunk_emb_dim, hidden, batch_first=True)
         self.head = nn.Linear(hidden, chunk_dim)
         with torch.no_grad():

@@ -18,7 +18,7 @@ from hypercrl.devices import resolve_device
 from hypercrl.hnet.base import ACTIVATIONS
 from hypercrl.io import atomic_save, load_checked
 from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet
-from hypercrl.model.inference import TaskInference, task_scores
+from hypercrl.model.inference import TaskInference, task_errors, task_scores
 
 FORMAT = "hypercrl.ContinualDynamics"
 
@@ -253,6 +253,23 @@ class ContinualDynamics:
         with torch.no_grad():
             weights = self.strategy.weights(list(range(self.num_tasks)))
         return task_scores(self.net, self.spec, self.normalizers, weights, s, a, s2)
+
+    def prediction_errors(self, states: Any, actions: Any, next_states: Any,
+                          tasks: Sequence[int] | None = None) -> torch.Tensor:
+        """Squared errors ``[T, N, S]`` of each listed task's predicted mean (all seen tasks
+        by default) on transitions ``[N, S]``, ``[N, A]``, ``[N, S]``, in raw target units
+        (``StateSpec.targets``), from one batched forward."""
+        tasks = list(range(self.num_tasks)) if tasks is None else list(tasks)
+        if not tasks:
+            raise ValueError("prediction_errors() before any task: no task to score")
+        for task in tasks:
+            self._check_task(task)
+        s, a, s2 = self._check_transitions(states, actions, next_states)
+        with torch.no_grad():
+            weights = self.strategy.weights(tasks)
+        norms = [self.normalizers[t] for t in tasks]
+        err, _ = task_errors(self.net, self.spec, norms, weights, s, a, s2)
+        return err.square()
 
     # --- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -70,6 +70,16 @@ class RunConfig:
     planner_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     # the method's options (its Options dataclass, resolved)
     method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # the task's identity (beyond the original): "given", the loop tells the learner when each
+    # task starts and evaluates each task with its own model (the original); "inferred", it
+    # is never told, the learner detects new tasks itself (hypercrl.learners.taskfree)
+    task_boundaries: typing.Literal["given", "inferred"] = "given"
+    task_free_eval: bool = False  # evaluate without the task id (always so with "inferred")
+    infer_window: int = 20  # W: the last W transitions a task inference looks at
+    infer_every: int = 5  # k: steps between two task inferences (and detection checks)
+    detect_quantile: float = 0.95  # of a task's held-out window scores, its threshold's base
+    detect_margin: float = 2.0  # the threshold is that quantile times this
+    detect_patience: int = 3  # unexplained checks in a row that start a new task
     device: str = "cpu"
     compile: bool = False  # torch.compile the planner's rollout + reward (pays on CUDA only)
     video: bool = False
@@ -147,11 +157,24 @@ def validate(cfg: RunConfig) -> None:
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     for name in ("retrain_every", "batch_size", "episode_steps", "heldout_size", "horizon",
-                 "eval_episodes", "curve_episodes"):
+                 "eval_episodes", "curve_episodes", "infer_window", "infer_every",
+                 "detect_patience"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if not 0.0 < cfg.detect_quantile <= 1.0:
+        raise ValueError(f"detect_quantile must lie in (0, 1], got {cfg.detect_quantile}")
+    if not cfg.detect_margin > 0.0:
+        raise ValueError(f"detect_margin must be > 0, got {cfg.detect_margin}")
+    if (cfg.task_boundaries == "inferred" or cfg.task_free_eval) and not cls.infers_tasks:
+        key = ("task_boundaries='inferred'" if cfg.task_boundaries == "inferred"
+               else "task_free_eval=true")
+        raise ValueError(f"{key}: method {cfg.method!r} cannot infer its task; the "
+                         "model-based methods can")
     if not 0.0 <= cfg.heldout_fraction < 1.0:
         raise ValueError(f"heldout_fraction must lie in [0, 1), got {cfg.heldout_fraction}")
+    if cfg.task_boundaries == "inferred" and cfg.heldout_fraction == 0.0:
+        raise ValueError("task_boundaries='inferred' calibrates each task on its held-out "
+                         "transitions: heldout_fraction must be > 0")
     if not cfg.hidden or any(h < 1 for h in cfg.hidden):
         raise ValueError(f"hidden must be positive widths, got {cfg.hidden}")
     resolve_device(cfg.device)  # a device this machine has, or a ValueError naming it

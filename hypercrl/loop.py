@@ -37,7 +37,7 @@ from hypercrl.config import RunConfig
 from hypercrl.io import atomic_save, load_checked, write_json
 from hypercrl.learners import BatchPolicy, Learner, Policy, Transition, learner_class
 from hypercrl.log import RunLogger
-from hypercrl.metrics import performance_matrix
+from hypercrl.metrics import detection_summary, performance_matrix
 from hypercrl.seeds import seed_of
 from hypercrl.timing import PhaseTimer
 
@@ -118,8 +118,12 @@ class ContinualRun:
         self.metrics: dict[str, Any] = {
             "returns": {}, "successes": {}, "model_error_1": {}, "model_error_h": {},
             "eval_curve": [], "train_episodes": [],
+            # task_boundaries="inferred": the new tasks the learner began by itself; task-free
+            # evaluation: per row i, per task j, the steps planned with each learned task
+            "detections": [], "task_usage": {},
         }
         self._eval_envs: dict[tuple[int, int, bool], Any] = {}  # (task, episode, render)
+        self.last_usage: list[int] = []  # the last task-free evaluation's steps per task
         self.stop_requested = False  # set by a first Ctrl-C
         # wall seconds per phase: env, plan, train, eval, consolidate, checkpoint, log
         self.timer = PhaseTimer()
@@ -187,8 +191,10 @@ class ContinualRun:
     def _train_task(self, t: int) -> None:
         cfg, p = self.cfg, self.progress
         total = cfg.init_random_steps + cfg.mpc_steps
+        inferred = cfg.task_boundaries == "inferred"
         if p.step == 0 and p.episode == 0:
-            self.learner.begin_task(t)
+            if t == 0 or not inferred:  # inferred: the learner is not told of a new task
+                self.learner.begin_task(t)
             self.log.info(f"task {t} ({self.tasks[t].name}): {total} env steps")
         timer = self.timer
         env = self.tasks[t].make()
@@ -204,11 +210,14 @@ class ContinualRun:
                 obs2, reward, terminated, truncated, _ = env.step(action)
             ep_len += 1
             ended = terminated or truncated or ep_len >= cfg.episode_steps
+            learning = self.learner.active_task if inferred else None
             with timer.phase("train"):
                 stats = self.learner.observe(Transition(
                     obs, action, float(reward), obs2, bool(terminated),
                     bool(ended and not terminated), heldout=self._is_heldout(p.episode),
                 ))
+            if inferred and self.learner.active_task != learning:
+                self._record_detection(t, p.step + 1)
             ep_return += float(reward)
             p.step += 1
             p.env_steps_total += 1
@@ -249,9 +258,22 @@ class ContinualRun:
         n = max(1, round(1 / self.cfg.heldout_fraction)) if self.cfg.heldout_fraction else 0
         return bool(n) and episode % n == 1
 
+    def _record_detection(self, t: int, step: int) -> None:
+        """The learner began a new task by itself ``step`` env steps into true task ``t``."""
+        entry = {"task": t, "step": step, "env_steps": self.progress.env_steps_total + 1,
+                 "learner_task": self.learner.active_task}
+        self.metrics.setdefault("detections", []).append(entry)
+        self.log.info(f"task {t}, step {step}: the learner began its task "
+                      f"{entry['learner_task']} (it is not told the task)")
+        self.log.scalar("task_free/learner_task", entry["learner_task"], entry["env_steps"])
+
     def _end_task(self, t: int) -> None:
+        rows: dict[str, list[float]] = {}
         with self.timer.phase("consolidate"):  # e.g. EWC's Fisher, the model-error rows
-            rows = self.learner.end_task()
+            # inferred boundaries: the learner is not told the task ends (and its model-error
+            # rows would be in its own task numbering)
+            if self.cfg.task_boundaries == "given":
+                rows = self.learner.end_task()
         for key, row in rows.items():
             self.metrics.setdefault(key, {})[str(t)] = row
             for j, value in enumerate(row):
@@ -292,6 +314,7 @@ class ContinualRun:
         batch = self.learner.batch_policy(task, episodes)
         if batch is not None:
             returns, successes = self._play(task, envs, range(episodes), batch, frames)
+            self.last_usage = list(getattr(batch, "usage", []))  # task-free evaluation
         else:
             policy = _OneEpisode(self.learner.policy(task))
             returns, successes = [], []
@@ -343,15 +366,17 @@ class ContinualRun:
     def _evaluate(self, i: int, final: bool) -> None:
         cfg = self.cfg
         bar = self.log.progress(i + 1, f"evaluate after task {i}")
-        row_r, row_s = [], []
+        row_r, row_s, row_u = [], [], []
         for j in range(i + 1):
             video = None
             if final and cfg.video:
                 video = os.path.join(self.video_dir, f"task{j}_after{i}.mp4")
             episodes = cfg.eval_episodes if final else cfg.curve_episodes
+            self.last_usage = []
             returns, successes = self.evaluate_task(j, episodes, video)
             row_r.append(returns)
             row_s.append(successes)
+            row_u.append(self.last_usage)
             step = self.progress.env_steps_total
             self.log.scalar(f"eval/return/task{j}", float(np.mean(returns)), step)
             self.log.scalar(f"eval/success/task{j}", float(np.mean(successes)), step)
@@ -364,6 +389,8 @@ class ContinualRun:
         if final:
             self.metrics["returns"][str(i)] = row_r
             self.metrics["successes"][str(i)] = row_s
+            if any(row_u):
+                self.metrics.setdefault("task_usage", {})[str(i)] = row_u
             self.log.info(f"after task {i}: mean eval return per task "
                           + ", ".join(f"{np.mean(r):.1f}" for r in row_r))
             self._log_matrix_image(i)
@@ -379,9 +406,16 @@ class ContinualRun:
 
     # --- persistence ------------------------------------------------------------------------
     def _write_metrics(self) -> None:
+        extra = {}
+        if self.cfg.task_boundaries == "inferred":
+            cfg = self.cfg
+            done = self.progress.task + (1 if self.progress.step else 0)
+            extra["detection"] = detection_summary(
+                self.metrics.get("detections", []), max(1, done),
+                cfg.init_random_steps + cfg.mpc_steps)
         write_json(os.path.join(self.run_dir, "metrics.json"), {
             "config": dataclasses.asdict(self.cfg), "tasks": [t.name for t in self.tasks],
-            **self.metrics})
+            **self.metrics, **extra})
         self.log.flush()
 
     def state_dict(self) -> dict[str, Any]:

@@ -83,3 +83,29 @@ def bootstrap_contrast(
     tail = (1 - level) / 2
     lo, hi = np.quantile(draws, [tail, 1 - tail])
     return float(value), float(lo), float(hi)
+
+
+def detection_summary(detections: Sequence[Mapping], tasks: int, steps_per_task: int) -> dict:
+    """How well a learner not told the task found the task changes.
+
+    ``detections``: the new tasks the learner began by itself, each ``{"task": t, "step": s}``
+    (the true task running then, and the env steps into it). Over the first ``tasks`` tasks of
+    ``steps_per_task`` env steps each: per change (tasks 1..tasks-1) the delay, the steps into
+    the new task of the first detection in it (None: missed); every other detection is a false
+    alarm, counted per 10,000 env steps.
+    """
+    first: dict[int, int] = {}
+    false_alarms = 0
+    for d in detections:
+        t = int(d["task"])
+        if t >= 1 and t not in first:
+            first[t] = int(d["step"])
+        else:
+            false_alarms += 1
+    delays = [first.get(t) for t in range(1, tasks)]
+    steps = tasks * steps_per_task
+    found = [d for d in delays if d is not None]
+    return {"delays": delays, "detected": len(found), "changes": max(0, tasks - 1),
+            "mean_delay": float(np.mean(found)) if found else None,
+            "false_alarms": false_alarms,
+            "false_alarms_per_10k_steps": 1e4 * false_alarms / steps if steps else None}

@@ -67,6 +67,9 @@ class Learner(ABC):
     """
 
     uses_planner: ClassVar[bool] = False
+    # can act without the task id and detect new tasks (``task_boundaries="inferred"``,
+    # ``task_free_eval``); such a learner has ``active_task`` (the task it is learning)
+    infers_tasks: ClassVar[bool] = False
     saved_suffix: ClassVar[str] = ".pt"  # of the files ``save`` writes
 
     @classmethod

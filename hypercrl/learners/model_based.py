@@ -7,6 +7,15 @@ only with the current task's model: until that model is first fitted (e.g. with
 ``init_random_steps=0``, before the buffer holds two transitions) it keeps acting randomly,
 and says so once. Held-out transitions go to a per-task buffer used only for the model-error
 matrices.
+
+Task identity (``cfg.task_boundaries``): "given" (the original), the loop calls
+``begin_task``/``end_task`` at every task change. "inferred": the loop begins the first task
+only; the learner checks its recent transitions against every seen task
+(:class:`~hypercrl.learners.taskfree.TaskDetector`) and ends its task and begins a new one
+when none explains them, then starts the schedule above afresh (random steps first). With
+``cfg.task_free_eval`` (always with "inferred") evaluation episodes infer the task as they go
+(:class:`~hypercrl.learners.taskfree.TaskFreeBatchPolicy`) and plan with the inferred task's
+model and reward.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ from hypercrl.api import ContinualDynamics
 from hypercrl.cl import METHODS, strategy_class
 from hypercrl.data import TransitionBuffer
 from hypercrl.learners.base import BatchPolicy, Learner, Policy, Transition
+from hypercrl.learners.taskfree import TaskDetector, TaskFreeBatchPolicy, task_agents
 from hypercrl.plan import PLANNERS, BoxOptimizer, MPCAgent, make_optimizer
+from hypercrl.plan.lockstep import reset_seeded
 from hypercrl.seeds import seed_of
 
 log = logging.getLogger("hypercrl")
@@ -33,6 +44,7 @@ class ModelBasedLearner(Learner):
     """ContinualDynamics (any method of ``hypercrl.cl``) + an MPC agent + buffers."""
 
     uses_planner = True
+    infers_tasks = True
     saved_suffix = ".pt"
 
     @classmethod
@@ -71,6 +83,15 @@ class ModelBasedLearner(Learner):
         # work done by this process (for ``bench loop``): MPC plan steps while collecting,
         # gradient steps of the dynamics model
         self.counts = {"plan_steps": 0, "gradient_steps": 0}
+        self.inferred = cfg.task_boundaries == "inferred"
+        if self.inferred and any(r is not self.rewards[0] for r in self.rewards):
+            raise ValueError("task_boundaries='inferred': the tasks of this sequence have "
+                             "different rewards, and a learner not told the task cannot "
+                             "choose among them")
+        self.detector = TaskDetector(cfg.infer_window, cfg.detect_quantile, cfg.detect_margin)
+        self.recent = TransitionBuffer(self.s_dim, self.a_dim, cfg.infer_window)
+        self._since_check = 0  # steps since the last detection check
+        self._strikes = 0  # unexplained checks in a row
 
     def _new_optimizer(self, generator: torch.Generator) -> BoxOptimizer:
         cfg = self.cfg
@@ -87,6 +108,11 @@ class ModelBasedLearner(Learner):
         )
 
     # --- training -----------------------------------------------------------------------------
+    @property
+    def active_task(self) -> int | None:
+        """The task being learned (with inferred boundaries, the learner's own numbering)."""
+        return self.task
+
     def begin_task(self, task: int) -> None:
         cfg = self.cfg
         self.task = self.dynamics.begin_task()
@@ -96,6 +122,8 @@ class ModelBasedLearner(Learner):
         capacity = cfg.buffer_size or max(1, cfg.init_random_steps + cfg.mpc_steps)
         self.buffer = TransitionBuffer(self.s_dim, self.a_dim, capacity)
         self.heldout[task] = TransitionBuffer(self.s_dim, self.a_dim, cfg.heldout_size)
+        self.recent = TransitionBuffer(self.s_dim, self.a_dim, cfg.infer_window)
+        self._since_check = self._strikes = 0
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self.step < self.cfg.init_random_steps or not self.fitted:
@@ -119,6 +147,11 @@ class ModelBasedLearner(Learner):
         target.add(tr.obs, tr.action, tr.next_obs)
         self.step += 1
         cfg = self.cfg
+        if self.inferred:
+            self.recent.add(tr.obs, tr.action, tr.next_obs)
+            self._since_check += 1
+            if self._novel():
+                return self._new_task()
         mpc_step = self.step - cfg.init_random_steps  # index of the next MPC step
         due = mpc_step >= 0 and mpc_step % cfg.retrain_every == 0
         # the last retrain point is the last MPC step; a task without MPC steps trains once
@@ -134,7 +167,36 @@ class ModelBasedLearner(Learner):
         self.counts["gradient_steps"] += self.cfg.train_iters
         self.fitted = True
         self._plan_for(self.task)  # fetch the new weights once for this training round
+        if self.inferred:
+            self.detector.calibrate(self.dynamics, self.task, *self.heldout[self.task].arrays())
         return stats
+
+    # --- new-task detection (task_boundaries="inferred") ----------------------------------------
+    def _novel(self) -> bool:
+        """Every ``infer_every`` steps, once this task is calibrated and W transitions are in:
+        does no seen task explain the last W, for the ``detect_patience``-th check in a row?"""
+        cfg = self.cfg
+        if (self._since_check < cfg.infer_every or len(self.recent) < cfg.infer_window
+                or not self.detector.calibrated(self.task)):
+            return False
+        self._since_check = 0
+        ratios = self.detector.ratios(self.dynamics, *self.recent.arrays())
+        self._strikes = self._strikes + 1 if min(ratios.values()) > 1.0 else 0
+        return self._strikes >= cfg.detect_patience
+
+    def _new_task(self) -> dict[str, float]:
+        """End the current task and begin the next one, its buffer holding the W transitions
+        that no seen task explained."""
+        s, a, s2 = self.recent.arrays()
+        old = self.task
+        self.dynamics.end_task()
+        self.begin_task(old + 1)
+        for row in zip(s, a, s2, strict=True):
+            self.buffer.add(*row)
+        self.agent.reset()
+        log.info("task %d: no seen task explains the last %d transitions; starting task %d",
+                 old, len(s), self.task)
+        return {"task_free/new_task": float(self.task)}
 
     def end_episode(self) -> dict[str, float]:
         out = {"plan/ms_per_step": float(np.mean(self._plan_ms))} if self._plan_ms else {}
@@ -148,8 +210,13 @@ class ModelBasedLearner(Learner):
         return self.model_errors(task)
 
     # --- evaluation ---------------------------------------------------------------------------
+    def _reward(self, task: int) -> Any:
+        """The reward to plan for ``task`` with: with inferred boundaries the learner's tasks
+        are its own, and every task of the sequence has the same reward (checked)."""
+        return self.rewards[0 if self.inferred else task]
+
     def _plan_for(self, task: int) -> None:
-        self.agent.reward = self.rewards[task]
+        self.agent.reward = self._reward(task)
         self.agent.set_task(task)
 
     def policy(self, task: int) -> Policy:
@@ -157,9 +224,18 @@ class ModelBasedLearner(Learner):
         return _MPCPolicy(self.agent)
 
     def batch_policy(self, task: int, episodes: int) -> BatchPolicy:
+        """Plans for ``episodes`` episodes of ``task`` together; with ``task_free_eval`` (or
+        inferred boundaries) ``task`` is not used: each episode infers its task."""
         while len(self._eval_optimizers) < max(episodes, 1):  # the agent needs one
             self._eval_optimizers.append(
                 self._new_optimizer(torch.Generator(device=self.cfg.device)))
+        cfg = self.cfg
+        if cfg.task_free_eval or self.inferred:
+            agents = task_agents(self.dynamics, self._reward, self._eval_optimizers[0],
+                                 compile=cfg.compile)
+            return TaskFreeBatchPolicy(self.dynamics, agents, self._eval_optimizers[:episodes],
+                                       cfg.infer_window, cfg.infer_every,
+                                       start_task=self.dynamics.num_tasks - 1)
         if self._eval_agent is None:
             self._eval_agent = MPCAgent(self.dynamics, self.rewards[task],
                                         self._eval_optimizers[0], compile=self.cfg.compile)
@@ -209,6 +285,9 @@ class ModelBasedLearner(Learner):
             "heldout": {j: b.state_dict() for j, b in self.heldout.items()},
             "rng": self.rng.bit_generator.state,
             "planner_gen": self.agent.optimizer.generator.get_state(),
+            "detector": self.detector.state_dict(),
+            "recent": self.recent.state_dict(),
+            "detection_counts": (self._since_check, self._strikes),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -223,6 +302,10 @@ class ModelBasedLearner(Learner):
         if self.task is not None and self.fitted:
             self._plan_for(self.task)
         self.agent.optimizer.generator.set_state(state["planner_gen"])
+        if "detector" in state:  # saved by every version since task inference
+            self.detector.load_state_dict(state["detector"])
+            self.recent = TransitionBuffer.from_state_dict(state["recent"])
+            self._since_check, self._strikes = state["detection_counts"]
 
     def save(self, path: str) -> None:
         self.dynamics.save(path)
@@ -270,11 +353,7 @@ class _MPCBatchPolicy:
         self.optimizers = optimizers
 
     def reset(self, seeds: Sequence[int]) -> None:
-        if len(seeds) != len(self.optimizers):
-            raise ValueError(f"{len(seeds)} seeds for {len(self.optimizers)} episodes")
-        for optimizer, seed in zip(self.optimizers, seeds, strict=True):
-            optimizer.generator.manual_seed(seed)
-            optimizer.reset()
+        reset_seeded(self.optimizers, seeds)
 
     def __call__(self, obs: np.ndarray, episodes: Sequence[int]) -> np.ndarray:
         plans = self.agent.plan_many(obs, [self.optimizers[e] for e in episodes])

@@ -34,11 +34,15 @@ class TaskInference:
 
 
 @torch.no_grad()
-def task_scores(net: TargetNet, spec: StateSpec, normalizers: list[Normalizer],
+def task_errors(net: TargetNet, spec: StateSpec, normalizers: list[Normalizer],
                 weights: dict[str, torch.Tensor], states: torch.Tensor, actions: torch.Tensor,
-                next_states: torch.Tensor) -> TaskInference:
-    """Score tasks ``0..T-1`` (``weights`` name -> ``[T, *shape]``, ``normalizers[t]``) on
-    transitions ``[N, S]``, ``[N, A]``, ``[N, S]`` in one batched forward."""
+                next_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every task's prediction error of the same transitions, in one batched forward.
+
+    Tasks ``0..T-1`` (``weights`` name -> ``[T, *shape]``, ``normalizers[t]``), transitions
+    ``[N, S]``, ``[N, A]``, ``[N, S]``. Returns the error of the predicted mean ``[T, N, S]``
+    in raw target units and, for a probabilistic model, its log-variance in raw units (else
+    None)."""
     x = torch.cat([spec.features(states), actions], dim=1)  # [N, in]
     y = spec.targets(states, next_states)  # [N, S], raw target space
     x_mean = torch.stack([n.x_mean for n in normalizers])[:, None]  # [T, 1, in]
@@ -47,12 +51,21 @@ def task_scores(net: TargetNet, spec: StateSpec, normalizers: list[Normalizer],
     y_std = torch.stack([n.y_std for n in normalizers])[:, None]
     mean, logvar = net.run(weights, (x - x_mean) / x_std)  # [T, N, S] each
     err = mean * y_std + y_mean - y  # raw units
-    if logvar is None:
+    return err, None if logvar is None else logvar + 2 * torch.log(y_std)
+
+
+@torch.no_grad()
+def task_scores(net: TargetNet, spec: StateSpec, normalizers: list[Normalizer],
+                weights: dict[str, torch.Tensor], states: torch.Tensor, actions: torch.Tensor,
+                next_states: torch.Tensor) -> TaskInference:
+    """Score tasks ``0..T-1`` (``weights`` name -> ``[T, *shape]``, ``normalizers[t]``) on
+    transitions ``[N, S]``, ``[N, A]``, ``[N, S]`` in one batched forward."""
+    err, log_var = task_errors(net, spec, normalizers, weights, states, actions, next_states)
+    if log_var is None:
         sq = err.square()
         scores = (sq / sq.mean(dim=(0, 1), keepdim=True).clamp_min(1e-12)).mean(dim=(1, 2))
         measure = "normalised squared error"
     else:
-        log_var = logvar + 2 * torch.log(y_std)  # the variance in raw units
         scores = (err.square() * torch.exp(-log_var) + log_var).sum(-1).mean(-1) / 2
         measure = "negative log-likelihood"
     return TaskInference(int(scores.argmin()), scores.tolist(), measure)

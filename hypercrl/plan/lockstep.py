@@ -44,3 +44,13 @@ def plan_together(plans: Sequence[PlanSteps], objective: LockstepObjective) -> l
             except StopIteration as done:
                 results[i] = done.value
     return results
+
+
+def reset_seeded(optimizers: Sequence, seeds: Sequence[int]) -> None:
+    """Start one plan per optimiser afresh (no warm start), optimiser ``e``'s noise generator
+    seeded with ``seeds[e]``: evaluation episodes that plan together, each as it would alone."""
+    if len(seeds) != len(optimizers):
+        raise ValueError(f"{len(seeds)} seeds for {len(optimizers)} episodes")
+    for optimizer, seed in zip(optimizers, seeds, strict=True):
+        optimizer.generator.manual_seed(seed)
+        optimizer.reset()

@@ -1,0 +1,190 @@
+"""Task identity not given: task-free evaluation and new-task detection in the loop.
+
+On the turned-point sequence (tests/toyseq.py: three tasks that turn the action by 0, 120
+and 240 degrees), with the smoke profile's networks and a schedule long enough to learn.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import toyseq
+
+from hypercrl import ContinualDynamics
+from hypercrl.config import from_sequence
+from hypercrl.learners.taskfree import TaskDetector
+from hypercrl.loop import ContinualRun, load_checkpoint
+from hypercrl.metrics import detection_summary
+
+SCHEDULE = {"init_random_steps": 100, "mpc_steps": 100, "retrain_every": 50,
+            "train_iters": 200, "episode_steps": 10, "heldout_size": 50,
+            "infer_window": 10, "infer_every": 2, "detect_patience": 2}
+STEPS_PER_TASK = 200
+
+
+def _run(tmp_path, name, method="hnet", **kw):
+    seq = toyseq.sequence()
+    cfg = from_sequence(seq, "smoke", method, **{**SCHEDULE, **kw})
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    run = ContinualRun(cfg, seq, str(run_dir), quiet=True, tensorboard=False)
+    run.run()
+    return run, _metrics(run_dir)
+
+
+def _metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def inferred(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("inferred"), "run", task_boundaries="inferred")
+
+
+def test_a_learner_not_told_the_task_finds_every_change(inferred):
+    run, metrics = inferred
+    # one new task per real change, found within the first two windows of the new task
+    assert [(d["task"], d["learner_task"]) for d in metrics["detections"]] == [(1, 1), (2, 2)]
+    summary = metrics["detection"]
+    assert summary["detected"] == summary["changes"] == 2
+    assert summary["false_alarms"] == 0
+    assert all(0 < d <= 2 * SCHEDULE["infer_window"] for d in summary["delays"])
+    assert run.learner.dynamics.num_tasks == 3
+    # the learner's third task is the one it is learning: it was never told the run ended
+    assert run.learner.active_task == 2
+
+
+def test_evaluation_without_the_task_plans_with_the_right_model(inferred):
+    _, metrics = inferred
+    usage = np.array(metrics["task_usage"]["2"])  # after the last task: [true task, used task]
+    assert usage.shape == (3, 3)
+    assert np.all(usage.argmax(1) == [0, 1, 2]), usage
+    assert usage.trace() >= 0.8 * usage.sum(), usage
+
+
+def test_task_free_evaluation_with_given_boundaries(tmp_path, inferred):
+    _, given = _run(tmp_path, "given")
+    _, free = _run(tmp_path, "free", task_free_eval=True)
+    assert given["returns"]["0"] == free["returns"]["0"]  # one task: nothing to infer
+    assert "task_usage" not in given or not given["task_usage"]
+    usage = np.array(free["task_usage"]["2"])
+    assert np.all(usage.argmax(1) == [0, 1, 2]), usage
+    # the training is the same whether or not evaluation infers the task
+    assert free["model_error_1"] == given["model_error_1"]
+    assert free["detections"] == given["detections"] == []
+
+
+def test_inferred_run_resumes_exactly(tmp_path, inferred, monkeypatch):
+    _, full = inferred
+    seq = toyseq.sequence()
+    cfg = from_sequence(seq, "smoke", "hnet", task_boundaries="inferred", checkpoint_every=20,
+                        **SCHEDULE)
+    full_cfg = from_sequence(seq, "smoke", "hnet", task_boundaries="inferred", **SCHEDULE)
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    run = ContinualRun(cfg, seq, str(run_dir), quiet=True, tensorboard=False)
+    real = type(run.learner).observe
+    count = {"n": 0}
+
+    def observe(self, tr):  # killed in task 1, after its change was detected
+        count["n"] += 1
+        if count["n"] == STEPS_PER_TASK + 65:
+            raise KeyboardInterrupt
+        return real(self, tr)
+
+    monkeypatch.setattr(type(run.learner), "observe", observe)
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    monkeypatch.setattr(type(run.learner), "observe", real)
+    state = load_checkpoint(str(run_dir))
+    assert state["progress"]["task"] == 1 and state["progress"]["step"] == 60
+    resumed = ContinualRun(cfg, seq, str(run_dir), quiet=True, tensorboard=False)
+    resumed.load_state_dict(state)
+    resumed.run()
+    got = _metrics(run_dir)
+    assert cfg.checkpoint_every != full_cfg.checkpoint_every  # only the checkpoints differ
+    for key in ("returns", "detections", "task_usage", "detection"):
+        assert got[key] == full[key], key
+
+
+def test_task_inference_settings_are_checked():
+    seq = toyseq.sequence()
+    with pytest.raises(ValueError, match="task_boundaries='inferred': method 'sb3-sac'"):
+        from_sequence(seq, "smoke", "sb3-sac", task_boundaries="inferred")
+    with pytest.raises(ValueError, match="task_free_eval=true: method 'sb3-sac'"):
+        from_sequence(seq, "smoke", "sb3-sac", task_free_eval=True)
+    with pytest.raises(ValueError, match="heldout_fraction must be > 0"):
+        from_sequence(seq, "smoke", "hnet", task_boundaries="inferred", heldout_fraction=0.0)
+    with pytest.raises(ValueError, match="task_boundaries must be one of"):
+        from_sequence(seq, "smoke", "hnet", task_boundaries="guessed")
+    for key, value in (("detect_quantile", 0.0), ("detect_margin", -1.0),
+                       ("infer_window", 0), ("detect_patience", 0)):
+        with pytest.raises(ValueError, match=key):
+            from_sequence(seq, "smoke", "hnet", **{key: value})
+
+
+def test_inferred_boundaries_need_one_reward(tmp_path):
+    seq = toyseq.sequence()
+    tasks = tuple(t.__class__(**{**t.__dict__, "reward": lambda s, a, s2, i=i: -i * s2[..., 0]})
+                  for i, t in enumerate(seq.tasks))
+    seq = seq.__class__(**{**seq.__dict__, "tasks": tasks})
+    cfg = from_sequence(seq, "smoke", "hnet", task_boundaries="inferred")
+    with pytest.raises(ValueError, match="different rewards"):
+        ContinualRun(cfg, seq, str(tmp_path), quiet=True, tensorboard=False)
+
+
+# ------------------------------------------------------------------ the pieces
+def _point_model():
+    """hnet on two turned-point tasks, each fitted on 400 random transitions."""
+    rng = np.random.default_rng(0)
+    cd = ContinualDynamics(2, 2, "hnet", seed=0, hidden=(32, 32), hnet_hidden=(16, 16),
+                           lr=1e-3)
+    data = []
+    for angle in (0.0, 120.0):
+        c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+        x = rng.uniform(-1, 1, (500, 2)).astype(np.float32)
+        u = rng.uniform(-1, 1, (500, 2)).astype(np.float32)
+        x2 = (x + 0.2 * u @ np.array([[c, -s], [s, c]]).T).astype(np.float32)
+        data.append((x, u, x2))
+        cd.begin_task()
+        cd.fit(x[:400], u[:400], x2[:400], steps=600)
+        cd.end_task()
+    return cd, data
+
+
+def test_prediction_errors_are_each_tasks_own():
+    cd, data = _point_model()
+    s, a, s2 = data[1]
+    sq = cd.prediction_errors(s[400:], a[400:], s2[400:])
+    assert sq.shape == (2, 100, 2)
+    for task in (0, 1):
+        own = (torch.as_tensor(cd.predict(s[400:], a[400:], task=task) - s2[400:])) ** 2
+        assert torch.allclose(sq[task], own, atol=1e-6)
+    with pytest.raises(ValueError, match="task"):
+        cd.prediction_errors(s, a, s2, tasks=[2])
+
+
+def test_detector_explains_a_tasks_own_windows_and_not_others():
+    cd, data = _point_model()
+    detector = TaskDetector(window=10, quantile=0.95, margin=2.0)
+    assert not detector.calibrate(cd, 0, *(x[400:409] for x in data[0]))  # under W
+    for task in (0, 1):
+        assert detector.calibrate(cd, task, *(x[400:] for x in data[task]))
+    own = detector.ratios(cd, *(x[480:490] for x in data[1]))
+    assert own[1] <= 1.0 < own[0]
+    state = detector.state_dict()
+    other = TaskDetector(10, 0.95, 2.0)
+    other.load_state_dict(state)
+    assert other.ratios(cd, *(x[480:490] for x in data[1])) == own
+
+
+def test_detection_summary_counts_delays_and_false_alarms():
+    dets = [{"task": 0, "step": 50}, {"task": 1, "step": 7}, {"task": 1, "step": 90},
+            {"task": 3, "step": 12}]
+    got = detection_summary(dets, tasks=4, steps_per_task=1000)
+    assert got["delays"] == [7, None, 12]
+    assert got["detected"] == 2 and got["changes"] == 3 and got["mean_delay"] == 9.5
+    assert got["false_alarms"] == 2 and got["false_alarms_per_10k_steps"] == 5.0

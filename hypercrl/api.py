@@ -17,7 +17,7 @@ from hypercrl.cl.base import check_bool, check_choice, check_int, check_widths
 from hypercrl.devices import resolve_device
 from hypercrl.hnet.base import ACTIVATIONS
 from hypercrl.io import atomic_save, load_checked
-from hypercrl.model import Normalizer, Predictor, StateSpec, TargetNet
+from hypercrl.model import EnsemblePredictor, Normalizer, Predictor, StateSpec, TargetNet
 from hypercrl.model.inference import TaskInference, task_errors, task_scores
 
 FORMAT = "hypercrl.ContinualDynamics"
@@ -212,19 +212,26 @@ class ContinualDynamics:
         self._predictors.clear()
 
     # --- prediction -----------------------------------------------------------------------
-    def predictor(self, task: int, device: str | torch.device | None = None) -> Predictor:
-        """A fast predictor for ``task``, its weights generated once (cached until trained)."""
+    def predictor(self, task: int, device: str | torch.device | None = None
+                  ) -> Predictor | EnsemblePredictor:
+        """A fast predictor for ``task``, its weights generated once (cached until trained);
+        an :class:`~hypercrl.model.predictor.EnsemblePredictor` for an ensemble."""
         self._check_task(task)
         dev = resolve_device(device) if device is not None else self.device
         cached = self._predictors.get(task)
         if cached is not None and cached.device == dev:
             return cached
         with torch.no_grad():
-            weights = {k: v[0].to(dev) for k, v in self.strategy.weights([task]).items()}
+            weights = {k: v.to(dev) for k, v in self.strategy.weights([task]).items()}
         net, norm = self.net, self.normalizers[task]
         if dev != self.device:
             net, norm = _copy_to(net, dev), _copy_to(norm, dev)
-        pred = Predictor(net, weights, self.spec, norm)
+        members = [Predictor(net, {k: v[m] for k, v in weights.items()}, self.spec, norm)
+                   for m in range(self.strategy.members)]
+        pred = members[0]
+        if len(members) > 1:
+            o = self.strategy.opts
+            pred = EnsemblePredictor(members, o.propagation, o.disagreement)
         self._predictors[task] = pred
         return pred
 
@@ -252,7 +259,8 @@ class ContinualDynamics:
         s, a, s2 = self._check_transitions(states, actions, next_states)
         with torch.no_grad():
             weights = self.strategy.weights(list(range(self.num_tasks)))
-        return task_scores(self.net, self.spec, self.normalizers, weights, s, a, s2)
+        return task_scores(self.net, self.spec, self.normalizers, weights, s, a, s2,
+                           self.strategy.members)
 
     def prediction_errors(self, states: Any, actions: Any, next_states: Any,
                           tasks: Sequence[int] | None = None) -> torch.Tensor:
@@ -268,7 +276,8 @@ class ContinualDynamics:
         with torch.no_grad():
             weights = self.strategy.weights(tasks)
         norms = [self.normalizers[t] for t in tasks]
-        err, _ = task_errors(self.net, self.spec, norms, weights, s, a, s2)
+        err, _ = task_errors(self.net, self.spec, norms, weights, s, a, s2,
+                             self.strategy.members)
         return err.square()
 
     # --- persistence ----------------------------------------------------------------------

@@ -170,9 +170,16 @@ class Strategy(ABC):
     def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:  # noqa: B027
         """Called once when ``task`` ends, with its (standardised) training data."""
 
+    @property
+    def members(self) -> int:
+        """M, the models per task (an ensemble's members); ``weights`` gives M per task."""
+        return 1
+
     @abstractmethod
     def weights(self, tasks: list[int]) -> dict[str, torch.Tensor]:
-        """Target weights of ``tasks``: name -> [T, *shape]."""
+        """Target weights of ``tasks``: name -> [T * M, *shape], task-major (task i's members
+        at rows i * M .. i * M + M - 1; M = ``members``, 1 for every method but an
+        ensemble)."""
 
     def task_loss(
         self, weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor

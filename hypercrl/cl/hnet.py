@@ -39,6 +39,7 @@ from hypercrl.hnet.base import ACTIVATIONS, param_shapes
 from hypercrl.hnet.full import INITS
 from hypercrl.hnet.interval import MONOTONE
 from hypercrl.hnet.mip import ENCODINGS
+from hypercrl.model.predictor import PROPAGATIONS
 from hypercrl.model.target import gaussian_nll
 
 
@@ -52,6 +53,15 @@ class HnetOptions(StrategyOptions):
     ``plastic_previous``: earlier tasks' embeddings keep training, in theta's optimiser, on
     the regulariser evaluated at their own look-ahead (the original's ``plastic_prev_tembs``,
     off for ``hnet``, on for ``chunked_hnet``).
+
+    ``ensemble`` (not in the original; 1 is the original): E members per task, each with its
+    own embedding, each trained on its own bootstrap resample of every minibatch (the task
+    loss is the sum of the members'); the regulariser holds every member of every earlier
+    task. Planning rolls every action sequence out once per member and averages the returns
+    (``propagation="ts1"``: each particle follows one member over the horizon; ``"tsinf"``: a
+    particle's member is drawn anew at every step, as in PETS), less ``disagreement`` times
+    the members' spread (the standard deviation of their predicted next states, averaged
+    over state dimensions, summed over the horizon).
     """
 
     lr: float = 1e-4
@@ -63,9 +73,15 @@ class HnetOptions(StrategyOptions):
     hnet_activation: str = "elu"
     init: str = "xavier"
     plastic_previous: bool = False
+    ensemble: int = 1
+    propagation: str = "ts1"
+    disagreement: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.ensemble = check_int("ensemble", self.ensemble)
+        self.propagation = check_choice("propagation", self.propagation, PROPAGATIONS)
+        self.disagreement = check_number("disagreement", self.disagreement, minimum=0)
         self.beta = check_number("beta", self.beta, minimum=0)
         self.lookahead = check_bool("lookahead", self.lookahead)
         self.emb_dim = check_int("emb_dim", self.emb_dim)
@@ -111,24 +127,39 @@ class HnetStrategy(Strategy):
     def theta(self) -> list[torch.nn.Parameter]:
         return list(self.hnet.parameters())
 
+    @property
+    def members(self) -> int:
+        return self.opts.ensemble
+
+    def slots(self, tasks) -> list[int]:
+        """The embeddings of ``tasks``' members, task-major (task t, member m: t * E + m)."""
+        e = self.opts.ensemble
+        return [t * e + m for t in tasks for m in range(e)]
+
+    def own_embeddings(self, task: int) -> list[torch.nn.Parameter]:
+        """``task``'s embeddings (one per member)."""
+        return [self.embeddings.embeddings[i] for i in self.slots([task])]
+
     def plastic_embeddings(self, task: int) -> list[torch.nn.Parameter]:
         """Earlier embeddings that train in theta's optimiser while ``task`` runs."""
         if not self.opts.plastic_previous:
             return []
-        return [self.embeddings.embeddings[j] for j in range(task)]
+        return [self.embeddings.embeddings[i] for i in self.slots(range(task))]
 
     @torch.no_grad()
     def begin_task(self, task: int) -> None:
         if task > 0:
-            self.reg_targets = self.hnet(self.embeddings(range(task)), flat=True).detach()
-        self.embeddings.add(self.generator)
+            earlier = self.embeddings(self.slots(range(task)))
+            self.reg_targets = self.hnet(earlier, flat=True).detach()
+        for _ in range(self.opts.ensemble):
+            self.embeddings.add(self.generator)
         self.num_tasks = task + 1
         self._make_optimizers(task)
 
     def _make_optimizers(self, task: int) -> None:
         theta = self.theta() + self.plastic_embeddings(task)
         self.theta_opt = make_adam(theta, self.opts.lr)
-        self.emb_opt = make_adam([self.embeddings.embeddings[task]], self.opts.lr)
+        self.emb_opt = make_adam(self.own_embeddings(task), self.opts.lr)
 
     def train_step(self, task: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         o = self.opts
@@ -144,13 +175,12 @@ class HnetStrategy(Strategy):
         batch = x.shape[0]
         loss = self.task_objective(task, x, y)
         loss.backward()
-        emb = self.embeddings.embeddings[task]
         if o.clip:
-            clip_grad_norm([emb], o.clip)
+            clip_grad_norm(self.own_embeddings(task), o.clip)
         self.emb_opt.step()
-        logs = {"loss": loss.detach() / batch}
+        logs = {"loss": loss.detach() / (batch * o.ensemble)}
         if task > 0 and o.beta > 0:
-            earlier = self.embeddings(range(task))
+            earlier = self.embeddings(self.slots(range(task)))
             scale = o.beta * batch
             if o.lookahead:
                 plastic = self.plastic_embeddings(task)
@@ -186,16 +216,23 @@ class HnetStrategy(Strategy):
         return logs
 
     def task_objective(self, task: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The task loss of a batch (summed over it) with ``task``'s generated weights."""
-        w = self.hnet(self.embeddings([task]))
-        return self.task_loss({k: v[0] for k, v in w.items()}, x, y)
+        """The task loss of a batch (summed over it) with ``task``'s generated weights; an
+        ensemble's is the sum of its members' losses, each on its own bootstrap resample."""
+        w = self.hnet(self.embeddings(self.slots([task])))
+        e = self.opts.ensemble
+        if e == 1:
+            return self.task_loss({k: v[0] for k, v in w.items()}, x, y)
+        pick = torch.randint(x.shape[0], (e, x.shape[0]), generator=self.generator)
+        pick = pick.to(x.device)
+        return self.task_loss(w, x[pick], y[pick])  # [E, B, ...] batched over members
 
     def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.embeddings.freeze(task)
-        self.embeddings.embeddings[task].grad = None  # no stale task-loss gradient lingers
+        for i in self.slots([task]):
+            self.embeddings.freeze(i)
+            self.embeddings.embeddings[i].grad = None  # no stale task-loss gradient lingers
 
     def weights(self, tasks: list[int]) -> dict[str, torch.Tensor]:
-        return self.hnet(self.embeddings(tasks))
+        return self.hnet(self.embeddings(self.slots(tasks)))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -210,7 +247,7 @@ class HnetStrategy(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.num_tasks = state["num_tasks"]
         self.hnet.load_state_dict(state["hnet"])
-        self.embeddings.resize_(self.num_tasks)
+        self.embeddings.resize_(self.num_tasks * self.opts.ensemble)
         self.embeddings.load_state_dict(state["embeddings"])
         self.embeddings.apply_frozen_flags()
         self.reg_targets = state["reg_targets"]
@@ -390,6 +427,8 @@ class IntervalHnetOptions(HnetOptions):
         self.warmup = check_int("warmup", self.warmup)
         self.nested = check_bool("nested", self.nested)
         self.hnet_activation = check_choice("hnet_activation", self.hnet_activation, MONOTONE)
+        if self.ensemble != 1:
+            raise ValueError(f"ensemble must be 1 for interval_hnet, got {self.ensemble}")
         _xavier_only(self.init, "interval_hnet")
 
 

@@ -154,8 +154,10 @@ class ModelBasedLearner(Learner):
                 return self._new_task()
         mpc_step = self.step - cfg.init_random_steps  # index of the next MPC step
         due = mpc_step >= 0 and mpc_step % cfg.retrain_every == 0
-        # the last retrain point is the last MPC step; a task without MPC steps trains once
-        if due and (mpc_step < cfg.mpc_steps or mpc_step == 0):
+        # the last retrain point is the last MPC step; a task without MPC steps trains once.
+        # Inferred boundaries: the learner does not know its task's budget is spent (the task
+        # may go on), so it keeps retraining
+        if due and (mpc_step < cfg.mpc_steps or mpc_step == 0 or self.inferred):
             return self._retrain()
         return {}
 
@@ -271,6 +273,8 @@ class ModelBasedLearner(Learner):
         with torch.no_grad():
             roll = pred.rollout(torch.as_tensor(s[idx[:, 0]], device=dev),
                                 torch.as_tensor(a[idx], device=dev))
+        if roll.shape[0] != len(idx):  # an ensemble's particles, member-major: their mean
+            roll = roll.unflatten(0, (-1, len(idx))).mean(0)
         truth = torch.as_tensor(s2[idx[:, -1]], device=dev)
         return float((roll[:, -1] - truth).pow(2).mean())
 

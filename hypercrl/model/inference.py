@@ -36,31 +36,42 @@ class TaskInference:
 @torch.no_grad()
 def task_errors(net: TargetNet, spec: StateSpec, normalizers: list[Normalizer],
                 weights: dict[str, torch.Tensor], states: torch.Tensor, actions: torch.Tensor,
-                next_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+                next_states: torch.Tensor, members: int = 1
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Every task's prediction error of the same transitions, in one batched forward.
 
-    Tasks ``0..T-1`` (``weights`` name -> ``[T, *shape]``, ``normalizers[t]``), transitions
-    ``[N, S]``, ``[N, A]``, ``[N, S]``. Returns the error of the predicted mean ``[T, N, S]``
-    in raw target units and, for a probabilistic model, its log-variance in raw units (else
-    None)."""
+    Tasks ``0..T-1`` (``weights`` name -> ``[T * M, *shape]``, task-major, M ``members`` per
+    task; ``normalizers[t]``), transitions ``[N, S]``, ``[N, A]``, ``[N, S]``. Returns the
+    error of the predicted mean ``[T, N, S]`` in raw target units (an ensemble's: of its
+    members' mean) and, for a probabilistic model, its log-variance in raw units (an
+    ensemble's: of the members' mixture), else None."""
     x = torch.cat([spec.features(states), actions], dim=1)  # [N, in]
     y = spec.targets(states, next_states)  # [N, S], raw target space
-    x_mean = torch.stack([n.x_mean for n in normalizers])[:, None]  # [T, 1, in]
-    x_std = torch.stack([n.x_std for n in normalizers])[:, None]
-    y_mean = torch.stack([n.y_mean for n in normalizers])[:, None]  # [T, 1, S]
-    y_std = torch.stack([n.y_std for n in normalizers])[:, None]
-    mean, logvar = net.run(weights, (x - x_mean) / x_std)  # [T, N, S] each
+    norms = [n for n in normalizers for _ in range(members)]  # one per member
+    x_mean = torch.stack([n.x_mean for n in norms])[:, None]  # [T * M, 1, in]
+    x_std = torch.stack([n.x_std for n in norms])[:, None]
+    y_mean = torch.stack([n.y_mean for n in norms])[:, None]  # [T * M, 1, S]
+    y_std = torch.stack([n.y_std for n in norms])[:, None]
+    mean, logvar = net.run(weights, (x - x_mean) / x_std)  # [T * M, N, S] each
     err = mean * y_std + y_mean - y  # raw units
-    return err, None if logvar is None else logvar + 2 * torch.log(y_std)
+    log_var = None if logvar is None else logvar + 2 * torch.log(y_std)
+    if members == 1:
+        return err, log_var
+    err = err.unflatten(0, (-1, members))  # [T, M, N, S]
+    if log_var is not None:  # the mixture's variance: mean variance + variance of the means
+        var = log_var.unflatten(0, (-1, members)).exp().mean(1) + err.var(1, correction=0)
+        log_var = var.log()
+    return err.mean(1), log_var
 
 
 @torch.no_grad()
 def task_scores(net: TargetNet, spec: StateSpec, normalizers: list[Normalizer],
                 weights: dict[str, torch.Tensor], states: torch.Tensor, actions: torch.Tensor,
-                next_states: torch.Tensor) -> TaskInference:
-    """Score tasks ``0..T-1`` (``weights`` name -> ``[T, *shape]``, ``normalizers[t]``) on
-    transitions ``[N, S]``, ``[N, A]``, ``[N, S]`` in one batched forward."""
-    err, log_var = task_errors(net, spec, normalizers, weights, states, actions, next_states)
+                next_states: torch.Tensor, members: int = 1) -> TaskInference:
+    """Score tasks ``0..T-1`` (``weights`` name -> ``[T * M, *shape]``, ``normalizers[t]``)
+    on transitions ``[N, S]``, ``[N, A]``, ``[N, S]`` in one batched forward."""
+    err, log_var = task_errors(net, spec, normalizers, weights, states, actions, next_states,
+                               members)
     if log_var is None:
         sq = err.square()
         scores = (sq / sq.mean(dim=(0, 1), keepdim=True).clamp_min(1e-12)).mean(dim=(1, 2))

@@ -111,3 +111,63 @@ class Predictor:
                 out[t] = self.spec.apply(s, pred)
                 s = out[t]
         return out.transpose(0, 1)
+
+
+PROPAGATIONS = ("ts1", "tsinf")
+
+
+class EnsemblePredictor:
+    """An ensemble's next-state prediction for one task: one :class:`Predictor` per member.
+
+    ``__call__`` predicts the members' mean. ``rollout`` rolls every action sequence out once
+    per member (particles, PETS's trajectory sampling): rows ``m * P + p`` of its ``[M * P, H,
+    S]`` result are sequence p's particle m. With ``propagation="ts1"`` particle m follows
+    member m over the whole horizon; with ``"tsinf"`` each particle's member is drawn anew at
+    every step (from a generator seeded alike at every call, so that planning is
+    reproducible). The agent averages the particles' rewards per sequence and subtracts
+    ``disagreement`` times the particles' spread (``spread``).
+
+    Args:
+        members: the members' predictors (same spec, device and dtype).
+        propagation: "ts1" or "tsinf".
+        disagreement: the planner's penalty weight (read by ``MPCAgent``).
+    """
+
+    def __init__(self, members: list[Predictor], propagation: str = "ts1",
+                 disagreement: float = 0.0, seed: int = 0) -> None:
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {list(PROPAGATIONS)}, "
+                             f"got {propagation!r}")
+        self.members = members
+        self.propagation, self.disagreement, self.seed = propagation, disagreement, seed
+        first = members[0]
+        self.spec, self.state_dim, self.action_dim = first.spec, first.state_dim, first.action_dim
+        self.device, self.dtype = first.device, first.dtype
+        self.particles = len(members)
+
+    @torch.no_grad()
+    def __call__(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """state [P, S], action [P, A] -> the members' mean next state [P, S]."""
+        return torch.stack([m(state, action) for m in self.members]).mean(0)
+
+    @torch.no_grad()
+    def rollout(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Start state [S] or [P, S], actions [P, H, A] -> particles' next states
+        [M * P, H, S], member-major."""
+        p, h, _ = actions.shape
+        start = state.expand(p, self.state_dim)
+        if self.propagation == "ts1":
+            return torch.cat([m.rollout(start, actions) for m in self.members])
+        k = self.particles
+        gen = torch.Generator(device=actions.device).manual_seed(self.seed)
+        out = torch.empty(h, k * p, self.state_dim, device=actions.device, dtype=actions.dtype)
+        s = start.repeat(k, 1)
+        acts = actions.repeat(k, 1, 1)
+        for t in range(h):
+            who = torch.randint(k, (k * p,), generator=gen, device=actions.device)
+            for m, member in enumerate(self.members):
+                rows = (who == m).nonzero().squeeze(1)
+                out[t, rows] = member(s[rows], acts[rows, t])
+            s = out[t]
+        return out.transpose(0, 1)
+

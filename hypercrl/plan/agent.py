@@ -35,7 +35,10 @@ class Rollout(Protocol):
 
     def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
         """Start state ``[S]`` (shared) or ``[P, S]`` (one per row) and actions ``[P, H, A]`` ->
-        predicted next states ``[P, H, S]``."""
+        predicted next states ``[P, H, S]``, or ``[K * P, H, S]``: K particles per sequence
+        (an ensemble's, ``hypercrl.model.EnsemblePredictor``; rows ``k * P + p``), whose
+        rewards the agent averages per sequence, less ``model.disagreement`` (if it has one)
+        times their spread."""
         ...
 
 
@@ -208,12 +211,32 @@ def _rewards(model: Rollout, reward: RewardFn, state: Tensor, actions: Tensor) -
     """``reward(s_h, a_h, s_{h+1})`` ``[H, P]`` for actions ``[P, H, A]`` from start state
     ``[S]`` or ``[P, S]``."""
     p, h, a = actions.shape
-    nxt = model.rollout(state, actions).transpose(0, 1)  # [H, P, S]
+    nxt = model.rollout(state, actions).transpose(0, 1)  # [H, K * P, S]
+    k = nxt.shape[1] // p  # particles per sequence (an ensemble's members), else 1
+    if k > 1:
+        actions = actions.repeat(k, 1, 1)
+        if state.dim() == 2:
+            state = state.repeat(k, 1)
     s = nxt.shape[-1]
-    prev = torch.empty_like(nxt)  # s_h, [H, P, S]
+    prev = torch.empty_like(nxt)  # s_h, [H, K * P, S]
     prev[0] = state
     prev[1:] = nxt[:-1]
+    n = k * p
     r = reward(
-        prev.reshape(h * p, s), actions.transpose(0, 1).reshape(h * p, a), nxt.reshape(h * p, s)
+        prev.reshape(h * n, s), actions.transpose(0, 1).reshape(h * n, a), nxt.reshape(h * n, s)
     )
-    return r.view(h, p)
+    if k == 1:
+        return r.view(h, p)
+    r = r.view(h, k, p).mean(1)  # each sequence's particles averaged
+    penalty = getattr(model, "disagreement", 0.0)
+    if penalty:
+        r = r - penalty * _spread(nxt, k)
+    return r
+
+
+def _spread(particles: Tensor, k: int) -> Tensor:
+    """The particles' disagreement per sequence and step: next states ``[H, K * P, S]``
+    (particle-major) -> their standard deviation over the K particles of each sequence,
+    averaged over state dimensions, ``[H, P]``."""
+    h, n, s = particles.shape
+    return particles.view(h, k, n // k, s).std(dim=1, correction=0).mean(-1)

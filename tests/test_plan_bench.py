@@ -24,3 +24,20 @@ def test_bench_plan_quick_prints_json(capsys, monkeypatch):
     assert set(result["variants"]) == {"eager", "plain_loop", "plain_loop_unfused_model"}
     for variant in result["variants"].values():
         assert variant["ms_per_plan_step"] > 0 and variant["gflops"] >= 0
+
+
+def test_bench_plan_times_ensembles(capsys, monkeypatch):
+    tiny = {
+        "state_spec": ("delta", "delta"), "action_dim": 2, "hidden": (8, 8),
+        "probabilistic": False, "K": 16, "H": 3, "elites": 4, "init_std": 1.0,
+    }
+    monkeypatch.setitem(plan.SETTINGS, "tiny", tiny)
+    monkeypatch.setitem(plan.SQUARE_N, "cpu", 64)
+    assert plan.main(["--quick", "--device", "cpu", "--settings", "tiny",
+                      "--ensembles", "1,3"]) == 0
+    result = json.loads(capsys.readouterr().out)["devices"]["cpu"]["settings"]["tiny"]
+    assert {"eager", "ensemble3"} <= set(result["variants"])
+    assert "error" not in result["variants"]["ensemble3"]
+    params = result["hnet_params_per_ensemble_size"]
+    # the same hypernetwork; two more embeddings of 10 for the two more members
+    assert params["3"] - params["1"] == 20

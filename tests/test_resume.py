@@ -20,7 +20,7 @@ from hypercrl import cli
 from hypercrl.config import from_sequence
 from hypercrl.loop import ContinualRun
 
-METHODS = ["hnet", "chunked_hnet", "coreset", "ewc", "si", "sb3-sac"]
+METHODS = ["hnet", "chunked_hnet", "coreset", "ewc", "si", "oa", "sb3-sac"]
 KEYS = ("returns", "successes", "model_error_1", "model_error_h")
 # 50 env steps per task, 10 per episode, a checkpoint every other episode
 SMOKE = {"num_tasks": 2, "checkpoint_every": 20}

@@ -11,7 +11,9 @@ Variants, timed in the same run:
 * ``plain_loop``: a straightforward CEM written the obvious way (one predictor call and one
   reward call per horizon step, argsort, fresh tensors everywhere) as the reference point;
 * ``plain_loop_unfused_model``: the same loop over the model evaluated the obvious way too
-  (concatenate, standardise, whole target net on the generated weights, de-standardise).
+  (concatenate, standardise, whole target net on the generated weights, de-standardise);
+* ``ensemble<E>`` (``--ensembles``): ``eager`` through an ensemble of E members per task
+  (``ensemble=E``, TS1: every sequence rolled out once per member), for each E > 1 asked.
 
 Achieved GFLOP/s = 2 * multiply-adds of the MLP (mean head) per evaluation * evaluations / time,
 set next to two matmuls measured in the same run: a large square one (2048^3 on CPU, 8192^3 on
@@ -133,15 +135,22 @@ def unfused_step(cd: ContinualDynamics, task: int) -> StepFn:
     return step
 
 
-def _model(cfg: dict[str, Any], device: torch.device):
+def _model(cfg: dict[str, Any], device: torch.device, ensemble: int = 1):
     spec = cfg["state_spec"]
     cd = ContinualDynamics(
         state_dim=len(spec), action_dim=cfg["action_dim"], method="hnet", seed=0,
         hidden=cfg["hidden"], probabilistic=cfg["probabilistic"], state_spec=spec,
-        device=device,
+        device=device, ensemble=ensemble,
     )
     cd.begin_task()
     return cd
+
+
+def _hnet_params(cd: ContinualDynamics) -> int:
+    """Trainable numbers of the hypernetwork and of one task's embeddings."""
+    strat = cd.strategy
+    return (sum(p.numel() for p in strat.hnet.parameters())
+            + sum(e.numel() for e in strat.own_embeddings(0)))
 
 
 def _mlp_macs(cd: ContinualDynamics) -> int:
@@ -160,7 +169,8 @@ def _start_state(cfg: dict[str, Any], device: torch.device) -> torch.Tensor:
 
 
 def bench_setting(
-    name: str, device: torch.device, repeats: int, compile_: bool
+    name: str, device: torch.device, repeats: int, compile_: bool,
+    ensembles: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     cfg = SETTINGS[name]
     cd = _model(cfg, device)
@@ -190,6 +200,13 @@ def bench_setting(
     errors: dict[str, str] = {}  # a variant that fails is reported, the others still run
     agent = MPCAgent(cd, reward, optimiser(), task=0)
     variants["eager"] = lambda: agent.act(state)
+    params = {1: _hnet_params(cd)}
+    for e in ensembles:
+        if e > 1:
+            member_cd = _model(cfg, device, ensemble=e)
+            params[e] = _hnet_params(member_cd)
+            member_agent = MPCAgent(member_cd, reward, optimiser(), task=0)
+            variants[f"ensemble{e}"] = lambda agent=member_agent: agent.act(state)
     if compile_:
         compiled = MPCAgent(cd, reward, optimiser(), task=0, compile=True)
         start = time.perf_counter()
@@ -222,6 +239,7 @@ def bench_setting(
         "populations_per_plan": POPULATIONS, "evaluations_per_plan": evals,
         "mlp_macs_per_evaluation": macs, "gflop_per_plan": round(gflop, 4),
         f"same_shape_matmul_gflops[{k}x{width}x{width}]": round(same_gflops, 1),
+        "hnet_params_per_ensemble_size": params,
         "variants": {},
     }
     for v, ts in times.items():
@@ -259,7 +277,8 @@ def run_device(device: torch.device, args: argparse.Namespace) -> dict[str, Any]
     settings = {}
     for name in args.settings:
         try:
-            settings[name] = bench_setting(name, device, args.repeats, compile_)
+            settings[name] = bench_setting(name, device, args.repeats, compile_,
+                                           args.ensembles)
         except Exception as err:  # unattended runs: record the failure, go on
             settings[name] = {"error": f"{type(err).__name__}: {err}"}
     n, after = square_matmul_gflops(device, reps)
@@ -288,7 +307,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads (default: the bench default, up to 2)")
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS),
                         default=list(SETTINGS), help="which of the original's settings")
+    parser.add_argument("--ensembles", default="",
+                        help="comma list of ensemble sizes E to time as well (e.g. 3,5)")
     args = parser.parse_args(argv)
+    try:
+        args.ensembles = tuple(int(e) for e in args.ensembles.split(",") if e.strip())
+    except ValueError:
+        parser.error(f"--ensembles {args.ensembles!r}: expected integers separated by commas")
+    if any(e < 1 for e in args.ensembles):
+        parser.error(f"--ensembles {args.ensembles}: every size must be 1 or more")
     if args.quick:
         args.repeats = 2
     if args.repeats < 1:

@@ -42,6 +42,8 @@ from hypercrl.hnet.mip import ENCODINGS
 from hypercrl.model.predictor import PROPAGATIONS
 from hypercrl.model.target import gaussian_nll
 
+MEMBER_INPUTS = ("embedding", "code")
+
 
 @dataclasses.dataclass
 class HnetOptions(StrategyOptions):
@@ -54,9 +56,11 @@ class HnetOptions(StrategyOptions):
     the regulariser evaluated at their own look-ahead (the original's ``plastic_prev_tembs``,
     off for ``hnet``, on for ``chunked_hnet``).
 
-    ``ensemble`` (not in the original; 1 is the original): E members per task, each with its
-    own embedding, each trained on its own bootstrap resample of every minibatch (the task
-    loss is the sum of the members'); the regulariser holds every member of every earlier
+    ``ensemble`` (not in the original; 1 is the original): E members per task, each trained
+    on its own bootstrap resample of every minibatch (the task loss is the sum of the
+    members'). A member is told apart by its own embedding (``member_input="embedding"``: E
+    embeddings per task) or by a fixed random code beside its task's one embedding, as the
+    hypernetwork's input (``"code"``). The regulariser holds every member of every earlier
     task. Planning rolls every action sequence out once per member and averages the returns
     (``propagation="ts1"``: each particle follows one member over the horizon; ``"tsinf"``: a
     particle's member is drawn anew at every step, as in PETS), less ``disagreement`` times
@@ -74,12 +78,16 @@ class HnetOptions(StrategyOptions):
     init: str = "xavier"
     plastic_previous: bool = False
     ensemble: int = 1
+    member_input: str = "embedding"
     propagation: str = "ts1"
     disagreement: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.ensemble = check_int("ensemble", self.ensemble)
+        self.member_input = check_choice("member_input", self.member_input, MEMBER_INPUTS)
+        if self.member_input == "code" and self.plastic_previous:
+            raise ValueError("member_input='code' needs plastic_previous=False")
         self.propagation = check_choice("propagation", self.propagation, PROPAGATIONS)
         self.disagreement = check_number("disagreement", self.disagreement, minimum=0)
         self.beta = check_number("beta", self.beta, minimum=0)
@@ -110,6 +118,12 @@ class HnetStrategy(Strategy):
     def __init__(self, net, options, generator):
         super().__init__(net, options, generator)
         self.hnet = self._build_hnet(param_shapes(net)).to(_device(net))
+        # member_input="code": member m's fixed code, beside its task's embedding (drawn only
+        # then, so that every other setting draws what it always drew)
+        self.codes = torch.zeros(0, options.emb_dim, device=_device(net))
+        if self.coded:
+            codes = torch.randn(options.ensemble, options.emb_dim, generator=generator)
+            self.codes = codes.to(_device(net))
         self.embeddings = TaskEmbeddings(options.emb_dim, options.plastic_previous)
         self.embeddings.to(_device(net))
         # regularisation targets W*_j of earlier tasks, flat [T, n_target], set at task start
@@ -121,7 +135,7 @@ class HnetStrategy(Strategy):
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
         return FullHyperNetwork(
-            shapes, o.emb_dim, o.hnet_hidden, o.hnet_activation, o.init, self.generator
+            shapes, self.hnet_input_dim, o.hnet_hidden, o.hnet_activation, o.init, self.generator
         )
 
     def theta(self) -> list[torch.nn.Parameter]:
@@ -131,10 +145,28 @@ class HnetStrategy(Strategy):
     def members(self) -> int:
         return self.opts.ensemble
 
+    @property
+    def coded(self) -> bool:
+        """Members told apart by a fixed code beside the task's one embedding."""
+        return self.opts.ensemble > 1 and self.opts.member_input == "code"
+
+    @property
+    def hnet_input_dim(self) -> int:
+        return self.opts.emb_dim * (2 if self.coded else 1)
+
     def slots(self, tasks) -> list[int]:
-        """The embeddings of ``tasks``' members, task-major (task t, member m: t * E + m)."""
-        e = self.opts.ensemble
+        """The embeddings of ``tasks``, task-major: one per member (task t, member m: t * E +
+        m), or one per task when the members are told apart by their code."""
+        e = 1 if self.coded else self.opts.ensemble
         return [t * e + m for t in tasks for m in range(e)]
+
+    def hnet_inputs(self, tasks) -> torch.Tensor:
+        """The hypernetwork's inputs for every member of ``tasks``, ``[T * E, input]``."""
+        emb = self.embeddings(self.slots(tasks))
+        if not self.coded:
+            return emb
+        e = self.opts.ensemble
+        return torch.cat([emb.repeat_interleave(e, 0), self.codes.repeat(len(emb), 1)], 1)
 
     def own_embeddings(self, task: int) -> list[torch.nn.Parameter]:
         """``task``'s embeddings (one per member)."""
@@ -149,9 +181,9 @@ class HnetStrategy(Strategy):
     @torch.no_grad()
     def begin_task(self, task: int) -> None:
         if task > 0:
-            earlier = self.embeddings(self.slots(range(task)))
+            earlier = self.hnet_inputs(range(task))
             self.reg_targets = self.hnet(earlier, flat=True).detach()
-        for _ in range(self.opts.ensemble):
+        for _ in self.slots([task]):
             self.embeddings.add(self.generator)
         self.num_tasks = task + 1
         self._make_optimizers(task)
@@ -180,7 +212,7 @@ class HnetStrategy(Strategy):
         self.emb_opt.step()
         logs = {"loss": loss.detach() / (batch * o.ensemble)}
         if task > 0 and o.beta > 0:
-            earlier = self.embeddings(self.slots(range(task)))
+            earlier = self.hnet_inputs(range(task))
             scale = o.beta * batch
             if o.lookahead:
                 plastic = self.plastic_embeddings(task)
@@ -218,7 +250,7 @@ class HnetStrategy(Strategy):
     def task_objective(self, task: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The task loss of a batch (summed over it) with ``task``'s generated weights; an
         ensemble's is the sum of its members' losses, each on its own bootstrap resample."""
-        w = self.hnet(self.embeddings(self.slots([task])))
+        w = self.hnet(self.hnet_inputs([task]))
         e = self.opts.ensemble
         if e == 1:
             return self.task_loss({k: v[0] for k, v in w.items()}, x, y)
@@ -232,7 +264,7 @@ class HnetStrategy(Strategy):
             self.embeddings.embeddings[i].grad = None  # no stale task-loss gradient lingers
 
     def weights(self, tasks: list[int]) -> dict[str, torch.Tensor]:
-        return self.hnet(self.embeddings(self.slots(tasks)))
+        return self.hnet(self.hnet_inputs(tasks))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -240,6 +272,7 @@ class HnetStrategy(Strategy):
             "hnet": self.hnet.state_dict(),
             "embeddings": self.embeddings.state_dict(),
             "reg_targets": self.reg_targets,
+            "codes": self.codes,
             "theta_opt": self.theta_opt.state_dict() if self.theta_opt else None,
             "emb_opt": self.emb_opt.state_dict() if self.emb_opt else None,
         }
@@ -247,10 +280,12 @@ class HnetStrategy(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.num_tasks = state["num_tasks"]
         self.hnet.load_state_dict(state["hnet"])
-        self.embeddings.resize_(self.num_tasks * self.opts.ensemble)
+        self.embeddings.resize_(len(self.slots(range(self.num_tasks))))
         self.embeddings.load_state_dict(state["embeddings"])
         self.embeddings.apply_frozen_flags()
         self.reg_targets = state["reg_targets"]
+        if "codes" in state:  # saved by every version since ensembles
+            self.codes = state["codes"]
         if self.num_tasks and state["theta_opt"] is not None:
             self._make_optimizers(self.num_tasks - 1)
             self.theta_opt.load_state_dict(state["theta_opt"])
@@ -292,7 +327,7 @@ class ChunkedHnetStrategy(HnetStrategy):
         o = self.opts
         return ChunkedHyperNetwork(
             shapes,
-            o.emb_dim,
+            self.hnet_input_dim,
             o.chunk_dim,
             o.chunk_emb_dim,
             o.hnet_hidden,
@@ -333,7 +368,8 @@ class LowRankHnetStrategy(HnetStrategy):
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
         return LowRankHyperNetwork(
-            shapes, o.emb_dim, o.rank, o.hnet_hidden, o.hnet_activation, o.base, self.generator
+            shapes, self.hnet_input_dim, o.rank, o.hnet_hidden, o.hnet_activation, o.base,
+            self.generator,
         )
 
 
@@ -364,7 +400,7 @@ class MipHnetStrategy(HnetStrategy):
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
         return MipHyperNetwork(
-            shapes, o.emb_dim, o.hnet_hidden, o.hnet_activation, o.encoding, o.residual,
+            shapes, self.hnet_input_dim, o.hnet_hidden, o.hnet_activation, o.encoding, o.residual,
             self.generator,
         )
 
@@ -399,7 +435,7 @@ class RecurrentHnetStrategy(HnetStrategy):
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
         return RecurrentHyperNetwork(
-            shapes, o.emb_dim, o.chunk_dim, o.chunk_emb_dim, o.rnn_hidden, self.generator
+            shapes, self.hnet_input_dim, o.chunk_dim, o.chunk_emb_dim, o.rnn_hidden, self.generator
         )
 
 

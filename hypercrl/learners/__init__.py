@@ -2,6 +2,7 @@
 
 - :class:`ModelBasedLearner`: every method of ``hypercrl.cl`` (HyperCRL and the baselines),
   a continual dynamics model with an MPC agent;
+- :class:`OnlineLearner`: ``oa``, MPC through an online world model that cannot forget (OA);
 - :class:`SACLearner`: ``sb3-sac``, stable-baselines3's SAC, the model-free reference.
 """
 
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 from hypercrl.learners.base import BatchPolicy, Learner, Policy, Transition
 from hypercrl.learners.model_based import ModelBasedLearner
+from hypercrl.learners.online import OnlineLearner
 from hypercrl.learners.sac import SACLearner, SACOptions
 
-LEARNERS: tuple[type[Learner], ...] = (ModelBasedLearner, SACLearner)
+LEARNERS: tuple[type[Learner], ...] = (ModelBasedLearner, OnlineLearner, SACLearner)
 DEFAULT_METHOD = "hnet"  # what `hypercrl run` trains unless told otherwise
 DEFAULT_COMPARISON = ("hnet", "finetune", "coreset")  # what launch scripts compare by default
 
@@ -36,6 +38,7 @@ __all__ = [
     "LEARNERS",
     "Learner",
     "ModelBasedLearner",
+    "OnlineLearner",
     "Policy",
     "SACLearner",
     "SACOptions",

@@ -46,6 +46,7 @@ class ModelBasedLearner(Learner):
     uses_planner = True
     infers_tasks = True
     saved_suffix = ".pt"
+    dynamics_class: Any = ContinualDynamics  # what ``load_state_dict`` and ``load`` rebuild
 
     @classmethod
     def methods(cls) -> list[str]:
@@ -295,8 +296,8 @@ class ModelBasedLearner(Learner):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._set_dynamics(ContinualDynamics.load_from_state(state["dynamics"],
-                                                             device=self.cfg.device))
+        self._set_dynamics(self.dynamics_class.load_from_state(state["dynamics"],
+                                                               device=self.cfg.device))
         self.task, self.step, self.fitted = state["task"], state["step"], state["fitted"]
         self.buffer = (TransitionBuffer.from_state_dict(state["buffer"])
                        if state["buffer"] is not None else None)
@@ -315,7 +316,7 @@ class ModelBasedLearner(Learner):
         self.dynamics.save(path)
 
     def load(self, path: str) -> None:
-        self._set_dynamics(ContinualDynamics.load(path, device=self.cfg.device))
+        self._set_dynamics(self.dynamics_class.load(path, device=self.cfg.device))
 
     def _set_dynamics(self, dynamics: ContinualDynamics) -> None:
         self.dynamics = dynamics

@@ -94,7 +94,29 @@ def config_diff(run_dir: str, cfg) -> list[str] | None:
             raise ValueError("not a JSON object")
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
         raise RunError(f"{path}: invalid run config ({err})") from None
-    return sorted(_flat_diff(old, json.loads(cfg.to_json())))
+    return sorted(_flat_diff(_with_defaults(old), json.loads(cfg.to_json())))
+
+
+def _with_defaults(old: dict) -> dict:
+    """A run's stored config with the keys it predates filled by their defaults: a run
+    written before an option existed ran as that option's default, and continues."""
+    import dataclasses
+
+    from hypercrl.config import RunConfig, method_defaults, planner_defaults
+
+    filled = {**json.loads(json.dumps(dataclasses.asdict(RunConfig()))), **old}
+    for group, defaults in (("method_options", method_defaults),
+                            ("planner_options", planner_defaults)):
+        name = old.get("method" if group == "method_options" else "planner")
+        stored = old.get(group)
+        if not isinstance(stored, dict) or not isinstance(name, str) or not stored:
+            continue
+        try:
+            base = json.loads(json.dumps(defaults(name)))
+        except ValueError:  # a method or planner this version no longer has
+            continue
+        filled[group] = {**base, **stored}
+    return filled
 
 
 def _flat_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -200,7 +222,8 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
 
     cfg = read_config(run_dir)
     state = load_checkpoint(run_dir)
-    if json.loads(json.dumps(state["config"])) != json.loads(cfg.to_json()):
+    stored = json.loads(json.dumps(state["config"]))
+    if _flat_diff(_with_defaults(stored), _with_defaults(json.loads(cfg.to_json()))):
         raise RunError(f"{run_dir}: the checkpoint's config does not match config.json")
     seq = _sequence(cfg.sequence, cfg.backend)
     n = cfg.num_tasks or len(seq.tasks)

@@ -139,3 +139,36 @@ def test_report_leaves_out_a_run_with_non_finite_returns(tmp_path):
     text = (tmp_path / "rep" / "REPORT.md").read_text()
     assert "Left out, non-finite returns (diverged)" in text and str(bad) in text
     assert cli.main(["report", str(bad), "--out", str(tmp_path / "rep2")]) == 2
+
+
+def test_a_run_written_before_an_option_existed_still_matches(tmp_path):
+    # a run (or sweep trial) saved by an older version lacks the newer keys; it ran as their
+    # defaults, so continuing it with the same command is not refused
+    cfg = _cfg(method="hnet")
+    old = json.loads(cfg.to_json())
+    for key in ("task_boundaries", "task_free_eval", "infer_window"):
+        del old[key]
+    for key in ("ensemble", "member_input", "propagation", "disagreement"):
+        del old["method_options"][key]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert cli.config_diff(str(tmp_path), cfg) == []
+    changed = _cfg(method="hnet", task_free_eval=True, ensemble=2)
+    assert cli.config_diff(str(tmp_path), changed) == ["method_options.ensemble",
+                                                       "task_free_eval"]
+
+
+def test_a_run_checkpointed_before_an_option_existed_resumes(tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    cli.start_run(_cfg(method="hnet"), str(run_dir), quiet=True)
+    # made to look written by an older version: its checkpoint and config lack newer keys
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    old = json.loads((run_dir / "config.json").read_text())
+    for config in (state["config"], old):
+        for key in ("task_boundaries", "task_free_eval"):
+            del config[key]
+        del config["method_options"]["ensemble"]
+    torch.save(state, run_dir / "checkpoint.pt")
+    (run_dir / "config.json").write_text(json.dumps(old))
+    # the configs are compared first: a mismatch would be exit status 2
+    assert cli.main(["resume", str(run_dir), "--quiet"]) == 0
+    assert "nothing to resume" in capsys.readouterr().err

@@ -57,8 +57,9 @@ def _check_method(method: str) -> None:
 def resolve_config(sequence: str, backend: str, method: str, profile: str,
                    sets: list[str] | None = None, **values):
     """The resolved RunConfig of a run; every bad value is a ValueError naming it."""
-    from hypercrl.config import from_sequence, parse_set
+    from hypercrl.config import from_sequence, parse_set, select_arch
 
+    method, sets = select_arch(method, sets)
     _check_method(method)
     seq = _sequence(sequence, backend)
     return from_sequence(seq, profile, method, sets=parse_set(sets or [], method), **values)
@@ -82,6 +83,7 @@ def versions() -> dict[str, str]:
 def config_diff(run_dir: str, cfg) -> list[str] | None:
     """The keys (``method_options.KEY`` inside the option groups) in which ``cfg`` differs
     from the run ``run_dir`` holds; None if it holds no run (no config.json)."""
+    from hypercrl.config import fill_defaults
     from hypercrl.loop import RunError
 
     path = os.path.join(run_dir, "config.json")
@@ -94,29 +96,7 @@ def config_diff(run_dir: str, cfg) -> list[str] | None:
             raise ValueError("not a JSON object")
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
         raise RunError(f"{path}: invalid run config ({err})") from None
-    return sorted(_flat_diff(_with_defaults(old), json.loads(cfg.to_json())))
-
-
-def _with_defaults(old: dict) -> dict:
-    """A run's stored config with the keys it predates filled by their defaults: a run
-    written before an option existed ran as that option's default, and continues."""
-    import dataclasses
-
-    from hypercrl.config import RunConfig, method_defaults, planner_defaults
-
-    filled = {**json.loads(json.dumps(dataclasses.asdict(RunConfig()))), **old}
-    for group, defaults in (("method_options", method_defaults),
-                            ("planner_options", planner_defaults)):
-        name = old.get("method" if group == "method_options" else "planner")
-        stored = old.get(group)
-        if not isinstance(stored, dict) or not isinstance(name, str) or not stored:
-            continue
-        try:
-            base = json.loads(json.dumps(defaults(name)))
-        except ValueError:  # a method or planner this version no longer has
-            continue
-        filled[group] = {**base, **stored}
-    return filled
+    return sorted(_flat_diff(fill_defaults(old), json.loads(cfg.to_json())))
 
 
 def _flat_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -218,12 +198,13 @@ def read_config(run_dir: str):
 
 def resume_run(run_dir: str, quiet: bool = False) -> str:
     """Continue a run from its last checkpoint."""
+    from hypercrl.config import fill_defaults
     from hypercrl.loop import ContinualRun, RunError, load_checkpoint
 
     cfg = read_config(run_dir)
     state = load_checkpoint(run_dir)
     stored = json.loads(json.dumps(state["config"]))
-    if _flat_diff(_with_defaults(stored), _with_defaults(json.loads(cfg.to_json()))):
+    if _flat_diff(fill_defaults(stored), fill_defaults(json.loads(cfg.to_json()))):
         raise RunError(f"{run_dir}: the checkpoint's config does not match config.json")
     seq = _sequence(cfg.sequence, cfg.backend)
     n = cfg.num_tasks or len(seq.tasks)
@@ -304,8 +285,12 @@ def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: 
     <method>-s<seed>``, then ``out/REPORT.md``. Every config and every existing run is
     checked before anything runs. ``options``: those of :func:`hypercrl.sweep.run_sweep`."""
     from hypercrl import sweep as sw
+    from hypercrl.config import select_arch
     from hypercrl.loop import RunError
 
+    # hnet_arch names the method: trials and run directories carry the variant's name
+    methods = list(dict.fromkeys(select_arch(m, sets)[0] for m in methods))
+    sets = select_arch("hnet", sets)[1]
     trials = sw.grid(sequences, backends, methods, seeds)
     if not trials:
         raise ValueError("nothing to run: give at least one sequence, backend, method and seed")

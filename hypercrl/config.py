@@ -108,6 +108,27 @@ IDENTITY = {"sequence": "--sequence", "backend": "--backend", "method": "--metho
 FLAG_KEYS = {"seed": "--seed (--seeds in a launch script)"}
 
 
+# ``--set hnet_arch=NAME`` with method ``hnet``: the hypernetwork that generates the model.
+# Each variant is also a method of its own (its options differ), which is what a run records.
+HNET_ARCHS = {"full": "hnet", "chunked": "chunked_hnet", "lowrank": "lowrank_hnet",
+              "mip": "mip_hnet", "interval": "interval_hnet", "recurrent": "recurrent_hnet"}
+
+
+def select_arch(method: str, items: list[str] | None) -> tuple[str, list[str]]:
+    """``hnet_arch=NAME`` taken out of ``--set`` ``items``: (the method it names, the other
+    items). Without it, ``(method, items)``; a ValueError names a bad name or method."""
+    items = list(items or [])
+    archs = [i for i in items if i.partition("=")[0].strip() == "hnet_arch"]
+    if not archs:
+        return method, items
+    name = archs[-1].partition("=")[2].strip()
+    if name not in HNET_ARCHS:
+        raise ValueError(f"hnet_arch={name!r}: unknown; choose one of {sorted(HNET_ARCHS)}")
+    if method not in ("hnet", HNET_ARCHS[name]):
+        raise ValueError(f"hnet_arch={name}: an option of method 'hnet' only, not {method!r}")
+    return HNET_ARCHS[name], [i for i in items if i not in archs]
+
+
 def run_fields() -> dict[str, Any]:
     """RunConfig's field names -> types."""
     return typing.get_type_hints(RunConfig)
@@ -361,3 +382,22 @@ def _int(key: str, value: Any) -> int:
         return int(float(value))
     except (TypeError, ValueError):
         raise ValueError(f"{key} must be an integer, got {value!r}") from None
+
+
+def fill_defaults(old: dict[str, Any]) -> dict[str, Any]:
+    """A stored config (``RunConfig.to_json``) with the keys it predates filled by their
+    defaults: a run written before an option existed ran as that option's default, so it
+    compares equal to today's config of the same run and continues."""
+    filled = {**json.loads(json.dumps(dataclasses.asdict(RunConfig()))), **old}
+    for group, defaults in (("method_options", method_defaults),
+                            ("planner_options", planner_defaults)):
+        name = old.get("method" if group == "method_options" else "planner")
+        stored = old.get(group)
+        if not isinstance(stored, dict) or not isinstance(name, str) or not stored:
+            continue
+        try:
+            base = json.loads(json.dumps(defaults(name)))
+        except ValueError:  # a method or planner this version no longer has
+            continue
+        filled[group] = {**base, **stored}
+    return filled

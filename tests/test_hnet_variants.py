@@ -3,6 +3,8 @@ and a saved model predicts as the one it was saved from."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -69,3 +71,34 @@ def test_bench_train_times_every_variant(monkeypatch):
     assert counts["full"] == 2_288_410 and counts["chunked"] == 43_500
     assert counts["mip"] == counts["full"] + 500  # the trunk's first layer sees 2E inputs
     assert counts["lowrank"] * 10 < counts["full"] and counts["recurrent"] < 50_000
+
+
+def test_hnet_arch_names_the_variant_wherever_a_method_is_chosen(tmp_path, capsys,
+                                                                 monkeypatch):
+    from hypercrl import cli, sweep
+    from hypercrl.bench.cl import parse_entry
+
+    cfg = cli.resolve_config("push", "mujoco", "hnet", "smoke",
+                             ["hnet_arch=lowrank", "num_tasks=1"])
+    assert (cfg.method, cfg.num_tasks) == ("lowrank_hnet", 1)
+    assert "rank" in cfg.method_options
+    assert cli.resolve_config("push", "mujoco", "hnet", "smoke", ["hnet_arch=full"]).method \
+        == "hnet"
+    assert parse_entry("hnet:hnet_arch=mip:residual=false") == ("mip_hnet", {"residual": False})
+    with pytest.raises(ValueError, match=r"hnet_arch='wide': unknown; choose one of \['chunked'"):
+        cli.resolve_config("push", "mujoco", "hnet", "smoke", ["hnet_arch=wide"])
+    with pytest.raises(ValueError, match="an option of method 'hnet' only, not 'finetune'"):
+        cli.resolve_config("push", "mujoco", "finetune", "smoke", ["hnet_arch=lowrank"])
+    # a launch script (a sweep): the trial and its run directory carry the variant's name
+    monkeypatch.setattr(sweep, "ray_available", lambda: False)
+    out = tmp_path / "cmp"
+    assert cli.launch_main("push", ["--methods", "hnet", "--seeds", "0", "--profile", "smoke",
+                                    "--set", "num_tasks=1", "--set", "hnet_arch=recurrent",
+                                    "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    run = json.loads((out / "push-mujoco-recurrent_hnet-s0" / "config.json").read_text())
+    assert run["method"] == "recurrent_hnet"
+    assert cli.launch_main("push", ["--methods", "hnet,finetune", "--seeds", "0", "--profile",
+                                    "smoke", "--set", "hnet_arch=mip", "--out",
+                                    str(tmp_path / "bad")]) == 2
+    assert "an option of method 'hnet' only, not 'finetune'" in capsys.readouterr().err

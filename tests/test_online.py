@@ -7,6 +7,7 @@ import torch
 from hypercrl.config import from_sequence
 from hypercrl.loop import ContinualRun
 from hypercrl.model.online import OnlineDynamics
+from hypercrl.plan import as_rollout
 from hypercrl.synthetic import synthetic_tasks
 
 
@@ -62,7 +63,7 @@ def test_predictor_matches_the_float64_model_and_rolls_out():
     exact = st.double() + model.features(st, at) @ model.weights
     assert torch.allclose(pred(st, at).double(), exact, atol=1e-4)
     acts = torch.as_tensor(a[:12]).view(3, 4, 2)
-    roll = pred.rollout(st[0], acts)
+    roll = as_rollout(pred).rollout(st[0], acts)
     assert roll.shape == (3, 4, 4)
     assert torch.allclose(roll[:, 0], pred(st[0].expand(3, 4), acts[:, 0]))
 

@@ -67,9 +67,13 @@ def parse_entry(entry: str) -> tuple[str, dict[str, Any]]:
     """A ``--methods`` entry, ``method[:key=value...]`` -> (method, typed option overrides);
     ValueError naming the entry and what is wrong."""
     from hypercrl.cl import METHODS
-    from hypercrl.config import coerce, method_fields
+    from hypercrl.config import coerce, method_fields, select_arch
 
     name, *pairs = entry.split(":")
+    try:  # hnet:hnet_arch=lowrank is the row lowrank_hnet
+        name, pairs = select_arch(name, pairs)
+    except ValueError as err:
+        raise ValueError(f"--methods {entry!r}: {err}") from None
     if name not in METHODS:
         raise ValueError(f"--methods: unknown {name!r}; known: {sorted(METHODS)}")
     fields = method_fields(name)

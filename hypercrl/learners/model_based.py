@@ -33,7 +33,7 @@ from hypercrl.cl import METHODS, strategy_class
 from hypercrl.data import TransitionBuffer
 from hypercrl.learners.base import BatchPolicy, Learner, Policy, Transition
 from hypercrl.learners.taskfree import TaskDetector, TaskFreeBatchPolicy, task_agents
-from hypercrl.plan import PLANNERS, BoxOptimizer, MPCAgent, make_optimizer
+from hypercrl.plan import PLANNERS, BoxOptimizer, MPCAgent, as_rollout, make_optimizer
 from hypercrl.plan.lockstep import reset_seeded
 from hypercrl.seeds import seed_of
 
@@ -269,7 +269,7 @@ class ModelBasedLearner(Learner):
         if not starts:
             return float("nan")
         idx = np.asarray(starts)[:, None] + np.arange(h)[None]
-        pred = self.dynamics.predictor(task)
+        pred = as_rollout(self.dynamics.predictor(task))
         dev = self.dynamics.device
         with torch.no_grad():
             roll = pred.rollout(torch.as_tensor(s[idx[:, 0]], device=dev),

@@ -198,13 +198,3 @@ class OnlinePredictor:
         z = x @ self.proj_t - self.shift  # [N, K]
         code = (1 - (z[..., None] - self.centres).abs() / self.width).clamp_min_(0)
         return self.spec.apply(state, torch.addmm(self.w_bias, code.flatten(1), self.w_code))
-
-    @torch.no_grad()
-    def rollout(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Start state [S] or [P, S], actions [P, H, A] -> next states [P, H, S]."""
-        p, h, _ = actions.shape
-        s = state.expand(p, self.state_dim)
-        out = torch.empty(h, p, self.state_dim, dtype=actions.dtype)
-        for t in range(h):
-            s = out[t].copy_(self(s, actions[:, t]))
-        return out.transpose(0, 1)

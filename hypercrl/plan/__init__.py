@@ -12,7 +12,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from hypercrl.plan.agent import MPCAgent, PredictorSource, RewardFn, Rollout, StepFn, StepRollout
+from hypercrl.plan.agent import (
+    MPCAgent,
+    PredictorSource,
+    RewardFn,
+    Rollout,
+    StepFn,
+    StepRollout,
+    as_rollout,
+)
 from hypercrl.plan.base import BoxOptimizer, Objective, TrajectoryOptimizer
 from hypercrl.plan.cem import CEM, CEMConfig
 from hypercrl.plan.icem import ICEM, ICEMConfig
@@ -61,6 +69,7 @@ __all__ = [
     "Rollout",
     "StepFn",
     "StepRollout",
+    "as_rollout",
     "TrajectoryOptimizer",
     "make_optimizer",
 ]

@@ -69,20 +69,29 @@ SCRIPTS: dict[str, Callable[[Recorder, int], None]] = {"push": _push_episode, "d
 
 
 def record(
-    sequence: str, backend: str, n_random: int, n_scripted: int, noise: float, seed: int
+    sequence: str, backend: str, n_random: int, n_scripted: int, noise: float, seed: int,
+    tasks: list[int] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Arrays per task j: ``s{j}, a{j}, s2{j}`` (transitions), ``ep{j}`` (episode index) and
-    ``scripted{j}`` (whether the episode was scripted); plus the sequence's facts."""
+    """Arrays per recorded task j: ``s{j}, a{j}, s2{j}`` (transitions), ``ep{j}`` (episode
+    index) and ``scripted{j}`` (whether the episode was scripted); plus the sequence's facts.
+    ``tasks``: which of the sequence's tasks, in this order (all by default); j counts the
+    recorded ones, and each keeps the random stream of its index in the sequence."""
     seq = envs.sequence(sequence, backend=backend)
+    picked = list(range(len(seq.tasks))) if tasks is None else list(tasks)
+    bad = [i for i in picked if not 0 <= i < len(seq.tasks)]
+    if bad or not picked:
+        raise ValueError(f"tasks {picked}: the {seq.family} sequence has tasks "
+                         f"0-{len(seq.tasks) - 1}")
     out: dict[str, np.ndarray] = {
         "family": np.array(seq.family),
         "backend": np.array(backend),
         "state_kinds": np.array(seq.state_kinds),
-        "task_names": np.array([t.name for t in seq.tasks]),
+        "task_names": np.array([seq.tasks[i].name for i in picked]),
     }
     script = SCRIPTS.get(seq.family)
-    for j, task in enumerate(seq.tasks):
-        env = Recorder(task.make().unwrapped, seq, np.random.default_rng([seed, j]))
+    for j, i in enumerate(picked):
+        task = seq.tasks[i]
+        env = Recorder(task.make().unwrapped, seq, np.random.default_rng([seed, i]))
         for _ in range(n_random):
             env.reset(seed=seed * 1000 + env.episode)
             for _ in range(seq.episode_steps):
@@ -117,20 +126,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scripted", type=int, default=10, help="scripted episodes per task")
     p.add_argument("--noise", type=float, default=0.3, help="std of the scripted actions' noise")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tasks", default=None, help="comma list of task indices (default: all)")
     p.add_argument("--out", required=True, help="the .npz to write")
     args = p.parse_args(argv)
     start = time.perf_counter()
-    data = record(args.sequence, args.backend, args.random, args.scripted, args.noise, args.seed)
+    try:
+        tasks = None if args.tasks is None else [int(i) for i in args.tasks.split(",") if i]
+        data = record(args.sequence, args.backend, args.random, args.scripted, args.noise,
+                      args.seed, tasks)
+    except ValueError as err:
+        p.error(f"--tasks {args.tasks!r}: {err}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, **data)
-    tasks = len(data["task_names"])
+    n = len(data["task_names"])
     print(
         json.dumps(
             {
                 "out": args.out,
-                "tasks": tasks,
-                "transitions_per_task": [int(len(data[f"s{j}"])) for j in range(tasks)],
-                "scripted_per_task": [int(data[f"scripted{j}"].sum()) for j in range(tasks)],
+                "tasks": n,
+                "transitions_per_task": [int(len(data[f"s{j}"])) for j in range(n)],
+                "scripted_per_task": [int(data[f"scripted{j}"].sum()) for j in range(n)],
                 "seconds": round(time.perf_counter() - start, 1),
             }
         )

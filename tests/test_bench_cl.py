@@ -119,3 +119,25 @@ def test_a_universal_embedding_is_reported_on_every_task(recording, capsys):
     # boxes around N(0, 1) embeddings do not meet: no universal model; hnet has none
     assert "universal_final_error" not in rows["interval_hnet:nested=false"]
     assert "universal_final_error" not in rows["hnet"]
+
+
+def test_bench_infer_trains_on_a_recording_then_tells_its_tasks_apart(recording, capsys):
+    assert main(["bench", "infer", recording, "--method", "hnet:lr=1e-3", "--profile", "smoke",
+                 "--steps", "300", "--windows", "1,10", "--where-changes", "0:2",
+                 "--change", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["method"], out["steps_per_task"], out["tasks"]) == ("hnet:lr=1e-3", 300, 3)
+    assert out["where_changes"] == [0, 2, 0.0]
+    assert out["heldout_transitions"] == {"0": 100, "1": 100, "2": 100}  # 2 of 8 episodes
+    one, ten = out["results"]
+    assert one["windows"] == 300 and ten["windows"] == 30
+    assert ten["accuracy"] > 0.9  # the synthetic tasks differ everywhere
+    # a threshold no transition passes leaves nothing to score
+    assert main(["bench", "infer", recording, "--profile", "smoke", "--steps", "1",
+                 "--windows", "1", "--where-changes", "0:2", "--change", "1e9"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["windows"] == 0
+    for bad, says in ((["--where-changes", "3"], "expected I:J"),
+                      (["--method", "nope"], "--method: unknown 'nope'")):
+        with pytest.raises(SystemExit):
+            main(["bench", "infer", recording, *bad])
+        assert says in capsys.readouterr().err

@@ -102,3 +102,20 @@ def test_hnet_arch_names_the_variant_wherever_a_method_is_chosen(tmp_path, capsy
                                     "smoke", "--set", "hnet_arch=mip", "--out",
                                     str(tmp_path / "bad")]) == 2
     assert "an option of method 'hnet' only, not 'finetune'" in capsys.readouterr().err
+
+
+def test_bench_init_starts_every_variant_and_reports_its_scale(capsys):
+    from hypercrl.bench import init
+
+    assert init.main(["--rows", "hnet:hyperfan_in,lowrank_hnet,recurrent_hnet", "--steps", "4",
+                      "--seeds", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out["summary"]) == ["hnet:hyperfan_in", "lowrank_hnet:xavier",
+                                    "recurrent_hnet:xavier"]
+    for run in out["runs"]:
+        assert len(run["init_std_ratio"]) == 3  # the 2x200 target's three weight matrices
+        assert all(r > 0 for r in run["init_std_ratio"])
+        assert len(run["final"]) == 3
+    with pytest.raises(SystemExit):
+        init.main(["--rows", "finetune"])
+    assert "not a hypernetwork method" in capsys.readouterr().err

@@ -66,6 +66,10 @@ class HnetOptions(StrategyOptions):
     particle's member is drawn anew at every step, as in PETS), less ``disagreement`` times
     the members' spread (the standard deviation of their predicted next states, averaged
     over state dimensions, summed over the horizon).
+
+    ``reg_every`` (not in the original; 1 is the original): the regulariser, with its
+    look-ahead, on every k-th step of a task only, weighted k times, so that its weight per
+    step is unchanged on average; the steps between are the task loss's alone.
     """
 
     lr: float = 1e-4
@@ -77,6 +81,7 @@ class HnetOptions(StrategyOptions):
     hnet_activation: str = "elu"
     init: str = "xavier"
     plastic_previous: bool = False
+    reg_every: int = 1
     ensemble: int = 1
     member_input: str = "embedding"
     propagation: str = "ts1"
@@ -97,6 +102,7 @@ class HnetOptions(StrategyOptions):
         self.hnet_activation = check_choice("hnet_activation", self.hnet_activation, ACTIVATIONS)
         self.init = check_choice("init", self.init, INITS)
         self.plastic_previous = check_bool("plastic_previous", self.plastic_previous)
+        self.reg_every = check_int("reg_every", self.reg_every)
 
 
 class HnetStrategy(Strategy):
@@ -131,6 +137,7 @@ class HnetStrategy(Strategy):
         self.theta_opt: torch.optim.Adam | None = None
         self.emb_opt: torch.optim.Adam | None = None
         self.workspace = LookaheadWorkspace()
+        self.reg_clock = 0  # steps of the current task, for reg_every
 
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
@@ -186,6 +193,7 @@ class HnetStrategy(Strategy):
         for _ in self.slots([task]):
             self.embeddings.add(self.generator)
         self.num_tasks = task + 1
+        self.reg_clock = 0
         self._make_optimizers(task)
 
     def _make_optimizers(self, task: int) -> None:
@@ -211,9 +219,11 @@ class HnetStrategy(Strategy):
             clip_grad_norm(self.own_embeddings(task), o.clip)
         self.emb_opt.step()
         logs = {"loss": loss.detach() / (batch * o.ensemble)}
-        if task > 0 and o.beta > 0:
+        regularise = self.reg_clock % o.reg_every == 0
+        self.reg_clock += 1
+        if task > 0 and o.beta > 0 and regularise:
             earlier = self.hnet_inputs(range(task))
-            scale = o.beta * batch
+            scale = o.beta * batch * o.reg_every
             if o.lookahead:
                 plastic = self.plastic_embeddings(task)
                 for e in plastic:
@@ -275,6 +285,7 @@ class HnetStrategy(Strategy):
             "codes": self.codes,
             "theta_opt": self.theta_opt.state_dict() if self.theta_opt else None,
             "emb_opt": self.emb_opt.state_dict() if self.emb_opt else None,
+            "reg_clock": self.reg_clock,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -286,6 +297,7 @@ class HnetStrategy(Strategy):
         self.reg_targets = state["reg_targets"]
         if "codes" in state:  # saved by every version since ensembles
             self.codes = state["codes"]
+        self.reg_clock = state.get("reg_clock", 0)  # saved since reg_every
         if self.num_tasks and state["theta_opt"] is not None:
             self._make_optimizers(self.num_tasks - 1)
             self.theta_opt.load_state_dict(state["theta_opt"])

@@ -68,6 +68,10 @@ def _door_episode(env: Recorder, seed: int) -> None:
 SCRIPTS: dict[str, Callable[[Recorder, int], None]] = {"push": _push_episode, "door": _door_episode}
 
 
+class TaskChoiceError(ValueError):
+    """``tasks`` names a task the sequence does not have (raised before anything runs)."""
+
+
 def record(
     sequence: str, backend: str, n_random: int, n_scripted: int, noise: float, seed: int,
     tasks: list[int] | None = None,
@@ -80,7 +84,7 @@ def record(
     picked = list(range(len(seq.tasks))) if tasks is None else list(tasks)
     bad = [i for i in picked if not 0 <= i < len(seq.tasks)]
     if bad or not picked:
-        raise ValueError(f"tasks {picked}: the {seq.family} sequence has tasks "
+        raise TaskChoiceError(f"tasks {picked}: the {seq.family} sequence has tasks "
                          f"0-{len(seq.tasks) - 1}")
     out: dict[str, np.ndarray] = {
         "family": np.array(seq.family),
@@ -132,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         tasks = None if args.tasks is None else [int(i) for i in args.tasks.split(",") if i]
+    except ValueError as err:
+        p.error(f"--tasks {args.tasks!r}: {err}")
+    try:
         data = record(args.sequence, args.backend, args.random, args.scripted, args.noise,
                       args.seed, tasks)
-    except ValueError as err:
+    except TaskChoiceError as err:  # any other error is not the user's: it shows whole
         p.error(f"--tasks {args.tasks!r}: {err}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, **data)

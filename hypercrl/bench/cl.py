@@ -63,9 +63,9 @@ def load(path: str) -> dict[str, Any]:
     }
 
 
-def parse_entry(entry: str) -> tuple[str, dict[str, Any]]:
-    """A ``--methods`` entry, ``method[:key=value...]`` -> (method, typed option overrides);
-    ValueError naming the entry and what is wrong."""
+def parse_entry(entry: str, flag: str = "--methods") -> tuple[str, dict[str, Any]]:
+    """An entry of ``flag``, ``method[:key=value...]`` -> (method, typed option overrides);
+    ValueError naming the flag, the entry and what is wrong."""
     from hypercrl.cl import METHODS
     from hypercrl.config import coerce, method_fields, select_arch
 
@@ -73,24 +73,24 @@ def parse_entry(entry: str) -> tuple[str, dict[str, Any]]:
     try:  # hnet:hnet_arch=lowrank is the row lowrank_hnet
         name, pairs = select_arch(name, pairs)
     except ValueError as err:
-        raise ValueError(f"--methods {entry!r}: {err}") from None
+        raise ValueError(f"{flag} {entry!r}: {err}") from None
     if name not in METHODS:
-        raise ValueError(f"--methods: unknown {name!r}; known: {sorted(METHODS)}")
+        raise ValueError(f"{flag}: unknown {name!r}; known: {sorted(METHODS)}")
     fields = method_fields(name)
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep:
-            raise ValueError(f"--methods {entry!r}: expected method:key=value, got {pair!r}")
+            raise ValueError(f"{flag} {entry!r}: expected method:key=value, got {pair!r}")
         if key not in fields:
             raise ValueError(
-                f"--methods {entry!r}: {key!r} is not an option of {name}; valid: "
+                f"{flag} {entry!r}: {key!r} is not an option of {name}; valid: "
                 f"{sorted(fields)}"
             )
         try:
             options[key] = coerce(key, text, fields[key], from_text=True)
         except ValueError as err:
-            raise ValueError(f"--methods {entry!r}: {err}") from None
+            raise ValueError(f"{flag} {entry!r}: {err}") from None
     return name, options
 
 

@@ -75,7 +75,7 @@ def _from_recording(path: str, entry: str, profile: str, steps: int, seed: int
                     ) -> tuple[object, dict, dict]:
     from hypercrl.bench.cl import _model, load, parse_entry
 
-    method, overrides = parse_entry(entry)
+    method, overrides = parse_entry(entry, flag="--method")
     data = load(path)
     dynamics = _model(data, method, profile, seed, overrides)
     start = time.perf_counter()
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             dynamics, heldout, facts = _from_recording(args.source, args.method, args.profile,
                                                        args.steps, args.seed)
         except ValueError as err:
-            parser.error(str(err).replace("--methods", "--method"))
+            parser.error(str(err))
     else:
         dynamics, heldout, facts = _from_run(args.source)
     if dims is not None:

@@ -137,7 +137,9 @@ class HnetStrategy(Strategy):
         self.theta_opt: torch.optim.Adam | None = None
         self.emb_opt: torch.optim.Adam | None = None
         self.workspace = LookaheadWorkspace()
-        self.reg_clock = 0  # steps of the current task, for reg_every
+        # gradient steps into the current task, counted after task_objective (reg_every;
+        # interval_hnet's ramp)
+        self.task_steps = 0
 
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
@@ -193,7 +195,7 @@ class HnetStrategy(Strategy):
         for _ in self.slots([task]):
             self.embeddings.add(self.generator)
         self.num_tasks = task + 1
-        self.reg_clock = 0
+        self.task_steps = 0
         self._make_optimizers(task)
 
     def _make_optimizers(self, task: int) -> None:
@@ -219,8 +221,8 @@ class HnetStrategy(Strategy):
             clip_grad_norm(self.own_embeddings(task), o.clip)
         self.emb_opt.step()
         logs = {"loss": loss.detach() / (batch * o.ensemble)}
-        regularise = self.reg_clock % o.reg_every == 0
-        self.reg_clock += 1
+        regularise = self.task_steps % o.reg_every == 0
+        self.task_steps += 1
         if task > 0 and o.beta > 0 and regularise:
             earlier = self.hnet_inputs(range(task))
             scale = o.beta * batch * o.reg_every
@@ -285,7 +287,7 @@ class HnetStrategy(Strategy):
             "codes": self.codes,
             "theta_opt": self.theta_opt.state_dict() if self.theta_opt else None,
             "emb_opt": self.emb_opt.state_dict() if self.emb_opt else None,
-            "reg_clock": self.reg_clock,
+            "task_steps": self.task_steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -297,7 +299,7 @@ class HnetStrategy(Strategy):
         self.reg_targets = state["reg_targets"]
         if "codes" in state:  # saved by every version since ensembles
             self.codes = state["codes"]
-        self.reg_clock = state.get("reg_clock", 0)  # saved since reg_every
+        self.task_steps = state.get("task_steps", 0)  # saved by hnet since reg_every
         if self.num_tasks and state["theta_opt"] is not None:
             self._make_optimizers(self.num_tasks - 1)
             self.theta_opt.load_state_dict(state["theta_opt"])
@@ -489,10 +491,6 @@ class IntervalHnetStrategy(HnetStrategy):
     opts: IntervalHnetOptions
     hnet: IntervalHyperNetwork
 
-    def __init__(self, net, options, generator):
-        super().__init__(net, options, generator)
-        self.task_steps = 0  # steps into the current task: the box's and kappa's ramp
-
     def _build_hnet(self, shapes) -> HyperNetwork:
         o = self.opts
         return IntervalHyperNetwork(
@@ -500,14 +498,10 @@ class IntervalHnetStrategy(HnetStrategy):
             self.generator,
         )
 
-    def begin_task(self, task: int) -> None:
-        super().begin_task(task)
-        self.task_steps = 0
-
     def task_objective(self, task: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         o = self.opts
+        # the box and kappa ramp over the task's first steps (train_step counts them)
         ramp = min(1.0, self.task_steps / o.warmup) if o.warmup else 1.0
-        self.task_steps += 1
         kappa = 1.0 - (1.0 - o.kappa) * ramp
         loss = super().task_objective(task, x, y)  # at the box's centre
         if kappa == 1.0:  # no box yet, or no weight on it
@@ -538,13 +532,6 @@ class IntervalHnetStrategy(HnetStrategy):
         centre = self._universal_centre()
         with torch.no_grad():
             return self.hnet.split(self.hnet.generate(centre[None]))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "task_steps": self.task_steps}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.task_steps = state["task_steps"]
 
 
 def _xavier_only(init: str, method: str) -> None:

@@ -60,12 +60,13 @@ def test_save_and_load_give_the_same_predictions(method, tmp_path):
 
 
 def test_bench_train_times_every_variant(monkeypatch):
-    from hypercrl.bench.train import SIZES, VARIANTS, time_steps
+    from hypercrl.bench.train import VARIANTS, size, time_steps
 
     monkeypatch.setenv("HYPERCRL_COMPILE", "0")  # the eager look-ahead: no compile in a test
     counts = {}
     for variant in VARIANTS:
-        info = time_steps(SIZES["pusher"], variant, 1, torch.device("cpu"), repeats=1, warmup=0)
+        info = time_steps(size("push", variant), variant, 1, torch.device("cpu"), repeats=1,
+                          warmup=0)
         assert info["step_s"] > 0 and info["target_params"] == 44_810
         counts[variant] = info["hnet_params"]
     assert counts["full"] == 2_288_410 and counts["chunked"] == 43_500

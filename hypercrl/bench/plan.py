@@ -1,9 +1,11 @@
-"""``hypercrl bench plan``: milliseconds per MPC plan step at the original's three CEM settings.
+"""``hypercrl bench plan``: milliseconds per MPC plan step at the original's CEM settings.
 
-Each setting (reference §4.1) plans with the original's scheme: K samples, horizon H, five
-refits, then one more draw of K whose best member is executed (``CEMConfig(iterations=5,
-return_mode="final_best")``, K * H * 6 model evaluations per plan step), through a HyperCRL
-model's cached predictor (hypernetwork weights generated once, as in a training round).
+Each task family's ``paper`` setting (reference §4.1; :mod:`hypercrl.bench.family` reads it
+from the task sequence and the presets) plans with the original's scheme: K samples, horizon
+H, five refits, then one more draw of K whose best member is executed
+(``CEMConfig(iterations=5, return_mode="final_best")``, K * H * 6 model evaluations per plan
+step), through a HyperCRL model's cached predictor (hypernetwork weights generated once, as in
+a training round).
 Variants, timed in the same run:
 
 * ``eager``: :class:`hypercrl.plan.MPCAgent` with :class:`hypercrl.plan.CEM`;
@@ -36,29 +38,9 @@ from typing import Any
 import torch
 
 from hypercrl import ContinualDynamics
+from hypercrl.bench import family
 from hypercrl.plan import CEM, CEMConfig, MPCAgent, RewardFn, StepFn
 
-# the original's planner settings and the model shapes they ran on (reference §4.1, §2)
-SETTINGS: dict[str, dict[str, Any]] = {
-    "pusher": {
-        "state_spec": ("delta",) * 10, "action_dim": 2, "hidden": (200, 200),
-        "probabilistic": False, "K": 500, "H": 20, "elites": 40, "init_std": 1.0,
-    },
-    "door": {
-        # gripper-handle vector, relative quaternion, joint state, hinge and knob angles
-        "state_spec": ("delta",) * 3 + ("quat",) * 4 + ("delta",) * 17 + ("angle",) * 2,
-        "action_dim": 7, "hidden": (200,) * 4, "probabilistic": True,
-        "K": 2000, "H": 10, "elites": 40, "init_std": 0.5,
-    },
-    "cheetah": {
-        # finite-difference forward velocity (absolute), root z, root pitch, joints, velocities
-        "state_spec": ("absolute", "delta", "angle") + ("delta",) * 15, "action_dim": 6,
-        "hidden": (200,) * 4, "probabilistic": True,
-        "K": 500, "H": 30, "elites": 50, "init_std": 1.0,
-    },
-}
-REFITS = 5  # the original's n_sim_steps
-POPULATIONS = REFITS + 1  # the refits and the final draw (choose_best)
 SQUARE_N = {"cpu": 2048, "cuda": 8192}  # size of the large square matmul reference
 
 
@@ -111,7 +93,7 @@ def plain_loop_cem(
             s = s2
         return actions, torch.argsort(returns, descending=True)
 
-    for _ in range(REFITS):
+    for _ in range(cfg["iterations"]):
         actions, order = draw()
         elites = actions[order[: cfg["elites"]]]
         mean, std = elites.mean(0), elites.std(0, unbiased=False)
@@ -169,17 +151,18 @@ def _start_state(cfg: dict[str, Any], device: torch.device) -> torch.Tensor:
 
 
 def bench_setting(
-    name: str, device: torch.device, repeats: int, compile_: bool,
+    cfg: dict[str, Any], device: torch.device, repeats: int, compile_: bool,
     ensembles: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    cfg = SETTINGS[name]
+    """Times one setting (:func:`hypercrl.bench.family.setting`'s keys) on ``device``."""
     cd = _model(cfg, device)
     predictor = cd.predictor(0, device=device)  # weights generated once, as per training round
     k, h, a = cfg["K"], cfg["H"], cfg["action_dim"]
     state = _start_state(cfg, device)
     reward = _reward(torch.zeros_like(state))
     macs = _mlp_macs(cd)
-    evals = k * h * POPULATIONS
+    populations = cfg["iterations"] + 1  # the refits and the final draw (choose_best)
+    evals = k * h * populations
     gflop = 2 * macs * evals / 1e9
     width = cfg["hidden"][0]
     x = torch.randn(k, width, device=device)
@@ -191,7 +174,7 @@ def bench_setting(
     def optimiser() -> CEM:
         gen = torch.Generator(device=device).manual_seed(0)
         config = CEMConfig(
-            population=k, elites=cfg["elites"], iterations=REFITS,
+            population=k, elites=cfg["elites"], iterations=cfg["iterations"],
             init_std=cfg["init_std"], return_mode="final_best",
         )
         return CEM([-1.0] * a, [1.0] * a, h, config, device=device, generator=gen)
@@ -236,7 +219,7 @@ def bench_setting(
     result: dict[str, Any] = {
         "state_dim": len(cfg["state_spec"]), "action_dim": a, "hidden": list(cfg["hidden"]),
         "model_in_dim": cd.net.in_dim, "K": k, "H": h, "elites": cfg["elites"],
-        "populations_per_plan": POPULATIONS, "evaluations_per_plan": evals,
+        "populations_per_plan": populations, "evaluations_per_plan": evals,
         "mlp_macs_per_evaluation": macs, "gflop_per_plan": round(gflop, 4),
         f"same_shape_matmul_gflops[{k}x{width}x{width}]": round(same_gflops, 1),
         "hnet_params_per_ensemble_size": params,
@@ -266,7 +249,9 @@ def square_matmul_gflops(device: torch.device, repeats: int) -> tuple[int, float
     return n, 2 * n**3 / sec / 1e9
 
 
-def run_device(device: torch.device, args: argparse.Namespace) -> dict[str, Any]:
+def run_device(device: torch.device, args: argparse.Namespace,
+               setups: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every setting of ``setups`` (family name -> setting) timed on ``device``."""
     compile_ = not args.no_compile and (device.type == "cuda" or not args.quick)
     out: dict[str, Any] = {}
     if device.type == "cuda":
@@ -275,9 +260,9 @@ def run_device(device: torch.device, args: argparse.Namespace) -> dict[str, Any]
     # measured before and after the settings; the better of the two is the machine's limit
     n, before = square_matmul_gflops(device, reps)
     settings = {}
-    for name in args.settings:
+    for name, cfg in setups.items():
         try:
-            settings[name] = bench_setting(name, device, args.repeats, compile_,
+            settings[name] = bench_setting(cfg, device, args.repeats, compile_,
                                            args.ensembles)
         except Exception as err:  # unattended runs: record the failure, go on
             settings[name] = {"error": f"{type(err).__name__}: {err}"}
@@ -305,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled variant")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: the bench default, up to 2)")
-    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS),
-                        default=list(SETTINGS), help="which of the original's settings")
+    parser.add_argument("--families", nargs="+", default=family.known(),
+                        help="task families whose `paper` model and planner settings to time "
+                             f"(default: all, {' '.join(family.known())})")
     parser.add_argument("--ensembles", default="",
                         help="comma list of ensemble sizes E to time as well (e.g. 3,5)")
     args = parser.parse_args(argv)
@@ -316,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--ensembles {args.ensembles!r}: expected integers separated by commas")
     if any(e < 1 for e in args.ensembles):
         parser.error(f"--ensembles {args.ensembles}: every size must be 1 or more")
+    try:
+        setups = {name: family.setting(name) for name in family.parse(" ".join(args.families))}
+    except ValueError as err:
+        parser.error(str(err))
     if args.quick:
         args.repeats = 2
     if args.repeats < 1:
@@ -339,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "repeats": args.repeats,
-        "devices": {dev.type: run_device(dev, args) for dev in devices},
+        "devices": {dev.type: run_device(dev, args, setups) for dev in devices},
     }
     print(json.dumps(report, indent=2))
     return 0

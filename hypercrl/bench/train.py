@@ -1,11 +1,10 @@
 """``hypercrl bench train``: seconds per HyperCRL training step vs the number of earlier tasks.
 
-Sizes are the original's (reference §2): pusher (target 2x200 on 12 -> 10, hypernetwork
-50-50 ELU; chunked 20-20, chunks of 2000) and door (target 4x200 on 35 -> 2x26
-probabilistic, hypernetwork 256-256 ReLU; chunked 25-30, chunks of 4000). The variants not
-in the original: low-rank (``lowrank_hnet``) and MIP (``mip_hnet``) with the full one's
-trunk (rank 4; MIP's encoding and additive output), recurrent (``recurrent_hnet``) with the
-chunked one's chunks and an LSTM of 20 (pusher) or 30 (door) units. Batch 100.
+Sizes are each task family's ``paper`` sizes, the original's (reference §2), read from the
+task sequence and hypercrl's presets (:mod:`hypercrl.bench.family`): the target network and
+every variant's own options. The variants not in the original: low-rank (``lowrank_hnet``)
+and MIP (``mip_hnet``) with the full one's trunk (rank 4; MIP's encoding and additive
+output), recurrent (``recurrent_hnet``) with the chunked one's chunks and an LSTM. Batch 100.
 """
 
 from __future__ import annotations
@@ -18,40 +17,33 @@ from typing import Any
 
 import torch
 
+from hypercrl.bench import family
 from hypercrl.cl import strategy_class
 from hypercrl.model import TargetNet
 
-SIZES: dict[str, dict[str, Any]] = {
-    "pusher": {
-        "in_dim": 12, "out_dim": 10, "hidden": (200, 200), "probabilistic": False,
-        "hnet": {"hnet_hidden": (50, 50), "hnet_activation": "elu"},
-        "chunked": {"hnet_hidden": (20, 20), "chunk_dim": 2000, "chunk_emb_dim": 20},
-        "recurrent": {"chunk_dim": 2000, "chunk_emb_dim": 20, "rnn_hidden": 20},
-    },
-    "door": {
-        "in_dim": 35, "out_dim": 26, "hidden": (200, 200, 200, 200), "probabilistic": True,
-        "hnet": {"hnet_hidden": (256, 256), "hnet_activation": "relu"},
-        "chunked": {"hnet_hidden": (25, 30), "chunk_dim": 4000, "chunk_emb_dim": 20},
-        "recurrent": {"chunk_dim": 4000, "chunk_emb_dim": 20, "rnn_hidden": 30},
-    },
-}
 EARLIER = (0, 1, 4, 10, 20)
-# variant -> (its method, which of a size's option sets it takes)
-VARIANTS: dict[str, tuple[str, str]] = {
-    "full": ("hnet", "hnet"),
-    "chunked": ("chunked_hnet", "chunked"),
-    "lowrank": ("lowrank_hnet", "hnet"),  # hnet's sizes, rank 4
-    "mip": ("mip_hnet", "hnet"),  # hnet's sizes, MIP's encoding and output
-    "recurrent": ("recurrent_hnet", "recurrent"),
+# variant -> its method; each takes its own `paper` options from the family's presets
+VARIANTS: dict[str, str] = {
+    "full": "hnet",
+    "chunked": "chunked_hnet",
+    "lowrank": "lowrank_hnet",  # hnet's sizes, rank 4
+    "mip": "mip_hnet",  # hnet's sizes, MIP's encoding and output
+    "recurrent": "recurrent_hnet",
 }
+
+
+def size(name: str, variant: str = "full") -> dict[str, Any]:
+    """Family ``name``'s target network and ``variant``'s options (``paper``)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown hypernetwork variant {variant!r}; valid: {list(VARIANTS)}")
+    return family.setting(name, VARIANTS[variant])
 
 
 def _strategy(size: dict[str, Any], variant: str, device: torch.device):
     net = TargetNet(size["in_dim"], size["out_dim"], size["hidden"],
                     probabilistic=size["probabilistic"]).to(device)
-    method, options = VARIANTS[variant]
-    cls = strategy_class(method)
-    return cls(net, cls.Options(**size[options]), torch.Generator().manual_seed(0))
+    cls = strategy_class(VARIANTS[variant])
+    return cls(net, cls.Options(**size["method_options"]), torch.Generator().manual_seed(0))
 
 
 def _sync(device: torch.device) -> None:
@@ -114,21 +106,22 @@ def finetune_step(size: dict[str, Any], device: torch.device, repeats: int,
 
 
 def run(devices: list[torch.device], repeats: int, warmup: int,
-        sizes: list[str]) -> dict[str, Any]:
+        families: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {"benchmark": "train", "batch_size": 100, "results": []}
     for device in devices:
-        for name in sizes:
+        for name in families:
             for variant in VARIANTS:
+                setting = size(name, variant)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 steps = {}
                 info: dict[str, Any] = {}
                 for n in EARLIER:
-                    info = time_steps(SIZES[name], variant, n, device, repeats, warmup)
+                    info = time_steps(setting, variant, n, device, repeats, warmup)
                     steps[n] = info["step_s"]
-                finetune = finetune_step(SIZES[name], device, repeats, warmup)
+                finetune = finetune_step(setting, device, repeats, warmup)
                 row = {
-                    "device": str(device), "size": name, "hnet": variant,
+                    "device": str(device), "family": name, "hnet": variant,
                     "hnet_params": info["hnet_params"], "target_params": info["target_params"],
                     "step_s": {str(k): v for k, v in steps.items()},
                     "ratio_20_over_1": steps[20] / steps[1],
@@ -152,20 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="timed steps per point")
     parser.add_argument("--warmup", type=int, default=3,
                         help="untimed steps first (the first ones compile the look-ahead)")
-    parser.add_argument("--sizes", default="pusher,door", help="comma list of pusher,door")
-    parser.add_argument("--quick", action="store_true", help="3 timed steps, pusher only")
+    parser.add_argument("--families", default=",".join(family.known()),
+                        help="comma list of task families whose `paper` sizes to time "
+                             f"(default: all, {','.join(family.known())})")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 timed steps, the first family of --families only")
     args = parser.parse_args(argv)
-    sizes = [s for s in args.sizes.split(",") if s]
-    unknown = sorted(set(sizes) - set(SIZES))
-    if unknown:
-        raise ValueError(f"unknown size(s) {unknown}; valid: {sorted(SIZES)}")
+    try:
+        families = family.parse(args.families)
+    except ValueError as err:
+        parser.error(str(err))
     if args.quick:
-        args.repeats, args.warmup, sizes = 3, 3, ["pusher"]
+        args.repeats, args.warmup, families = 3, 3, families[:1]
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
     if args.device in ("cuda", "all"):
         if torch.cuda.is_available():
             devices.append(torch.device("cuda"))
         elif args.device == "cuda":
             raise ValueError("device 'cuda' requested but torch sees no CUDA device")
-    print(json.dumps(run(devices, args.repeats, args.warmup, sizes), indent=2))
+    print(json.dumps(run(devices, args.repeats, args.warmup, families), indent=2))
     return 0

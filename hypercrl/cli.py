@@ -454,16 +454,46 @@ def _model_run(run_dir: str, after: int | None, cfg=None):
     return run, after
 
 
+# what ``hypercrl eval --set`` may change: how a saved model is evaluated, not what it is
+EVAL_KEYS = ("task_free_eval", "infer_window", "infer_every", "infer_dims", "infer_change")
+
+
+def eval_config(run_dir: str, sets: list[str]):
+    """The run's config with ``sets`` (``KEY=VALUE``: :data:`EVAL_KEYS` and the planner's
+    options) applied and validated; a key that would change the saved model is refused."""
+    from hypercrl.config import RunConfig, parse_set, route
+    from hypercrl.learners import learner_class
+
+    cfg = read_config(run_dir)
+    if not sets:
+        return cfg
+    data = dataclasses.asdict(cfg)
+    uses_planner = learner_class(cfg.method).uses_planner
+    for key, value in parse_set(sets, cfg.method, cfg.planner).items():
+        home, name = route(key, cfg.method, cfg.planner, uses_planner)
+        if home == "planner":
+            data["planner_options"][name] = value
+        elif home == "run" and name in EVAL_KEYS:
+            data[name] = value
+        else:
+            raise ValueError(f"--set {key}: eval changes only how the saved model is "
+                             f"evaluated: {', '.join(EVAL_KEYS)} and the planner's options")
+    return RunConfig.from_dict(data)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from hypercrl.loop import RunError
 
     if args.episodes < 1:
         raise RunError(f"--episodes must be >= 1, got {args.episodes}")
-    run, after = _model_run(args.run_dir, args.after)
+    run, after = _model_run(args.run_dir, args.after, eval_config(args.run_dir, args.set))
     out = {"run_dir": args.run_dir, "after": after, "tasks": {}}
     for j in range(after + 1):
+        run.last_usage = []
         returns, successes = run.evaluate_task(j, args.episodes)
         out["tasks"][j] = {"returns": returns, "success_rate": sum(successes) / len(successes)}
+        if run.last_usage:  # task-free: the steps planned with each seen task's model
+            out["tasks"][j]["task_usage"] = run.last_usage
     print(json.dumps(out, indent=2))
     return 0
 
@@ -574,6 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir")
     ev.add_argument("--after", type=int, default=None, help="the model saved after this task")
     ev.add_argument("--episodes", type=int, default=5)
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="evaluate otherwise: " + ", ".join(EVAL_KEYS)
+                    + " or a planner option (e.g. task_free_eval=true)")
     ev.set_defaults(func=_eval)
 
     video = sub.add_parser("video", help="render a rollout of a saved model to mp4")

@@ -77,6 +77,11 @@ class RunConfig:
     task_free_eval: bool = False  # evaluate without the task id (always so with "inferred")
     infer_window: int = 20  # W: the last W transitions a task inference looks at
     infer_every: int = 5  # k: steps between two task inferences (and detection checks)
+    # task-free evaluation scores only the transitions in which one of these state dims
+    # changes by at least infer_change (e.g. an object's pose: the steps that touch it, where
+    # the tasks differ); (): every transition
+    infer_dims: tuple[int, ...] = ()
+    infer_change: float = 2e-3
     detect_quantile: float = 0.95  # of a task's held-out window scores, its threshold's base
     detect_margin: float = 2.0  # the threshold is that quantile times this
     detect_patience: int = 3  # unexplained checks in a row that start a new task
@@ -191,6 +196,16 @@ def validate(cfg: RunConfig) -> None:
                else "task_free_eval=true")
         raise ValueError(f"{key}: method {cfg.method!r} cannot infer its task; the "
                          "model-based methods can")
+    if any(d < 0 for d in cfg.infer_dims) or len(set(cfg.infer_dims)) < len(cfg.infer_dims):
+        raise ValueError(f"infer_dims must be distinct state dims >= 0, got {cfg.infer_dims}")
+    if cfg.infer_dims and cfg.task_boundaries == "inferred":
+        raise ValueError("infer_dims: only task-free evaluation scores selected transitions; "
+                         "new-task detection (task_boundaries='inferred') scores every one")
+    if cfg.infer_dims and not cfg.task_free_eval:
+        raise ValueError("infer_dims selects the transitions task-free evaluation scores: "
+                         "set task_free_eval=true too")
+    if not cfg.infer_change > 0.0:
+        raise ValueError(f"infer_change must be > 0, got {cfg.infer_change}")
     if not 0.0 <= cfg.heldout_fraction < 1.0:
         raise ValueError(f"heldout_fraction must lie in [0, 1), got {cfg.heldout_fraction}")
     if cfg.task_boundaries == "inferred" and cfg.heldout_fraction == 0.0:
@@ -260,6 +275,9 @@ def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
     run["method_options"] = method_options
     run["planner_options"] = planner_options
     cfg = RunConfig.from_dict(run)
+    if any(d >= seq.observation_dim for d in cfg.infer_dims):
+        raise ValueError(f"infer_dims {cfg.infer_dims}: the {seq.family} state has dims "
+                         f"0..{seq.observation_dim - 1}")
     if cfg.num_tasks > len(seq.tasks):
         raise ValueError(f"num_tasks must lie in [0, {len(seq.tasks)}] (the {seq.family} "
                          f"sequence has {len(seq.tasks)} tasks), got {cfg.num_tasks}")

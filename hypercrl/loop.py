@@ -382,7 +382,7 @@ class ContinualRun:
             self.log.scalar(f"eval/success/task{j}", float(np.mean(successes)), step)
             self.metrics["eval_curve"].append(
                 {"task": j, "after": i, "env_steps": step, "return": float(np.mean(returns)),
-                 "final": final}
+                 "success": float(np.mean(successes)), "final": final}
             )
             bar.update(1)
         bar.close()

@@ -1,4 +1,5 @@
-"""Continual-RL metrics: the performance matrix, forgetting, forward transfer, intervals.
+"""Continual-RL metrics: the performance matrix, forgetting, forward transfer, intervals, and
+Continual World's area-under-the-curve forward transfer.
 
 Conventions: ``R[i, j]`` is the performance on task j measured after training task i
 (NaN where j > i, not yet seen). T = number of tasks; the final row is ``R[T - 1]``.
@@ -41,6 +42,26 @@ def retention(r: np.ndarray) -> np.ndarray:
 def forward_transfer(r: np.ndarray, r_single: np.ndarray) -> np.ndarray:
     """Per task j: R[j, j] - R_single[j, j], against a fresh model per task (``single``)."""
     return np.array([r[j, j] - r_single[j, j] for j in range(r.shape[0])])
+
+
+def window_auc(curve: Sequence[Mapping], task: int, key: str = "success") -> float:
+    """Continual World's AUC of ``task`` over its own training window (Wolczyk et al. 2021):
+    the mean of its performance ``key`` over the evaluations made while it was being trained
+    (curve rows with ``after == task``, equally spaced in env steps, so their mean is the
+    normalised area). Where the task-end evaluation (``final``) falls on the same env step as
+    a curve point, it stands for it. NaN when no such evaluation holds ``key``."""
+    points: dict[int, float] = {}
+    for row in sorted(curve, key=lambda r: bool(r.get("final"))):  # finals last: they win
+        if row.get("task") == task and row.get("after") == task and key in row:
+            points[int(row["env_steps"])] = float(row[key])
+    return float(np.mean(list(points.values()))) if points else float("nan")
+
+
+def cw_forward_transfer(auc: float, auc_reference: float) -> float:
+    """Continual World's forward transfer of one task, (AUC - AUC_ref) / (1 - AUC_ref), for a
+    performance in [0, 1] (a success rate) against a single-task run of the same budget; 1 is
+    solved from the start, 0 no better than the reference. NaN when AUC_ref is 1."""
+    return (auc - auc_reference) / (1.0 - auc_reference) if auc_reference < 1 else float("nan")
 
 
 def _ratio(a: float, b: float) -> float:

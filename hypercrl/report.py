@@ -316,8 +316,9 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
             summary += [f"| {m} | {k} | {_fmt(*af)} | {f:.1f} |"
                         for q, b, m, k, af, f in summary_rows if (q, b) == (seq, backend)]
             summary.append("")
-            summary += forgetting_compared({m: g for (q, b, m), g in groups.items()
-                                            if (q, b) == (seq, backend)})
+            same = {m: g for (q, b, m), g in groups.items() if (q, b) == (seq, backend)}
+            summary += forgetting_compared(same)
+            summary += continual_world(same)
         lines[4:4] = summary
     path = os.path.join(out_dir, "REPORT.md")
     with open(path, "w", encoding="utf-8") as f:
@@ -359,6 +360,57 @@ def forgetting_compared(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
             mark = " *" if lo < hi and (lo > 0 or hi < 0) else ""  # one sample: no interval
             cells.append(_fmt(value, lo, hi) + mark)
         lines.append(f"| {m} - {ref} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def continual_world(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown: Continual World's metrics (Wolczyk et al. 2021) per method, on the success
+    rate S: average performance mean_j S[T-1, j]; forgetting mean_j S[j, j] - S[T-1, j]; and
+    forward transfer, the mean over tasks of (AUC - AUC_ref) / (1 - AUC_ref), AUC being a
+    task's success over its own training window (:func:`hypercrl.metrics.window_auc`) and the
+    reference `single`'s (a fresh model per task, the same budget). Means over seeds with 90 %
+    bootstrap intervals. Only methods whose every run finished every task take part; forward
+    transfer needs training curves with success (``eval_every > 0``) and a `single` group."""
+    done = {m: g for m, g in groups.items()
+            if all(len(r["returns"]) == len(r["tasks"]) for r in g)}
+    if not done or len({len(g[0]["tasks"]) for g in done.values()}) != 1:
+        return []
+    n = len(next(iter(done.values()))[0]["tasks"])
+
+    def curves(runs: list[dict[str, Any]]) -> bool:
+        return all(any("success" in row for row in r["eval_curve"]) for r in runs)
+
+    single = next((g for m, g in done.items() if m.split(" ")[0] == "single"), None)
+    ref = ([float(np.nanmean([M.window_auc(r["eval_curve"], j) for r in single]))
+            for j in range(n)] if single and curves(single) else None)
+
+    def fmt(mean: float, lo: float, hi: float) -> str:
+        if not np.isfinite(mean):
+            return "n/a"
+        return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]" if hi > lo else f"{mean:.2f}"
+
+    lines = ["Continual World's metrics on the success rate (average performance after all "
+             "tasks; forgetting, mean over earlier tasks of S[j, j] - S[T-1, j]; forward "
+             "transfer, mean over tasks of (AUC - AUC_ref) / (1 - AUC_ref) with the AUC over "
+             "each task's own training window, against `single`; 90 % interval over seeds):",
+             "", "| method | seeds | average performance | forgetting | forward transfer "
+             "| forward transfer per task |", "|---|---|---|---|---|---|"]
+    for m in sorted(done):
+        runs = done[m]
+        ss = [matrix(r["successes"], n) for r in runs]
+        perf = M.bootstrap_ci([M.average_final(s) for s in ss])
+        forg = (M.bootstrap_ci([float(np.mean(M.forgetting(s))) for s in ss]) if n > 1
+                else (float("nan"),) * 3)
+        ft, per_task = (float("nan"),) * 3, "n/a"
+        if ref is not None and curves(runs):
+            fts = np.array([[M.cw_forward_transfer(M.window_auc(r["eval_curve"], j), ref[j])
+                             for j in range(n)] for r in runs])
+            ft = M.bootstrap_ci(np.nanmean(fts, axis=1))
+            per_task = ", ".join(f"{x:.2f}" for x in np.nanmean(fts, axis=0))
+        lines.append(f"| {m} | {len(runs)} | {fmt(*perf)} | {fmt(*forg)} | {fmt(*ft)} "
+                     f"| {per_task} |")
+    if ref is not None:
+        lines += ["", "AUC_ref per task (`single`): " + ", ".join(f"{x:.2f}" for x in ref)]
     return lines + [""]
 
 

@@ -44,6 +44,13 @@ def test_every_method_runs_on_push_mujoco(method, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert sorted(out["tasks"]) == ["0", "1"]
     assert all(np.isfinite(t["returns"]).all() for t in out["tasks"].values())
+    if method == "hnet":  # evaluated again without the task id, scoring the block's moves only
+        assert cli.main(["eval", run_dir, "--episodes", "1", "--set", "task_free_eval=true",
+                         "--set", "infer_dims=2,3,4,5,6,7,8,9"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert all(sum(t["task_usage"]) == TINY["episode_steps"] for t in out["tasks"].values())
+        assert cli.main(["eval", run_dir, "--set", "hidden=8"]) == 2
+        assert "eval changes only how the saved model is evaluated" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -188,3 +188,52 @@ def test_detection_summary_counts_delays_and_false_alarms():
     assert got["delays"] == [7, None, 12]
     assert got["detected"] == 2 and got["changes"] == 3 and got["mean_delay"] == 9.5
     assert got["false_alarms"] == 2 and got["false_alarms_per_10k_steps"] == 5.0
+
+
+def test_task_free_policy_scores_only_the_transitions_that_move_the_evidence_dims():
+    """With ``evidence`` dims, a transition that leaves them still neither enters the window
+    nor counts as a step; the episode keeps its task until one that moves them."""
+    from types import SimpleNamespace
+
+    from hypercrl.learners.taskfree import TaskFreeBatchPolicy
+
+    seen = []
+
+    def infer_task(states, actions, next_states):
+        seen.append(next_states.copy())
+        return SimpleNamespace(task=1)
+
+    dyn = SimpleNamespace(state_dim=3, action_dim=1, infer_task=infer_task)
+    agent = SimpleNamespace(plan_many=lambda obs, opts: torch.zeros(len(obs), 1, 1))
+    optimizer = SimpleNamespace(generator=torch.Generator(), reset=lambda: None)
+    policy = TaskFreeBatchPolicy(dyn, [agent, agent], [optimizer], window=2, every=1,
+                                 start_task=0, evidence=[1, 2], change=0.01)
+    policy.reset([0])
+    # dims 1, 2 still (the hand moves alone), then the object moves, still, moves again
+    states = [[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.6, 0.005, 0.0], [0.7, 0.1, 0.0],
+              [0.8, 0.1, 0.0], [0.9, 0.1, -0.2]]
+    for s in states:
+        policy(np.array([s], np.float32), [0])
+    assert [len(w) for w in seen] == [1, 2]  # only the two moving transitions were scored
+    assert seen[0][0][1] == np.float32(0.1) and seen[1][1][2] == np.float32(-0.2)
+    assert policy.usage == [3, 3]  # the start task until the first evidence, then task 1
+    # without evidence dims every transition counts
+    seen.clear()
+    policy = TaskFreeBatchPolicy(dyn, [agent, agent], [optimizer], window=2, every=1,
+                                 start_task=0)
+    policy.reset([0])
+    for s in states:
+        policy(np.array([s], np.float32), [0])
+    assert len(seen) == len(states) - 1
+
+
+def test_infer_dims_are_checked():
+    seq = toyseq.sequence()
+    with pytest.raises(ValueError, match="set task_free_eval=true too"):
+        from_sequence(seq, "smoke", "hnet", infer_dims=(0,))
+    with pytest.raises(ValueError, match=r"infer_dims \(2,\): the turned_point state has dims"):
+        from_sequence(seq, "smoke", "hnet", task_free_eval=True, infer_dims=(2,))
+    with pytest.raises(ValueError, match="new-task detection"):
+        from_sequence(seq, "smoke", "hnet", task_boundaries="inferred", infer_dims=(0,))
+    with pytest.raises(ValueError, match="infer_change must be > 0"):
+        from_sequence(seq, "smoke", "hnet", infer_change=0.0)

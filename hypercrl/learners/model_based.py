@@ -238,7 +238,8 @@ class ModelBasedLearner(Learner):
                                  compile=cfg.compile)
             return TaskFreeBatchPolicy(self.dynamics, agents, self._eval_optimizers[:episodes],
                                        cfg.infer_window, cfg.infer_every,
-                                       start_task=self.dynamics.num_tasks - 1)
+                                       start_task=self.dynamics.num_tasks - 1,
+                                       evidence=cfg.infer_dims, change=cfg.infer_change)
         if self._eval_agent is None:
             self._eval_agent = MPCAgent(self.dynamics, self.rewards[task],
                                         self._eval_optimizers[0], compile=self.cfg.compile)

@@ -97,6 +97,11 @@ class TaskFreeBatchPolicy:
     ``window`` steps, then every ``every`` steps. Its first step plans with ``start_task``.
     ``usage`` counts, per seen task, the steps planned with it.
 
+    With ``evidence`` dims, only the transitions in which one of them changes by at least
+    ``change`` count (enter the window and advance the step count): where the tasks differ
+    only in an object's response, the steps that do not move it say nothing of the task. An
+    episode plans with ``start_task`` until its first such transition.
+
     Args:
         dynamics: the ``ContinualDynamics`` (``infer_task``, ``num_tasks``).
         agents: one MPC agent per seen task, its task and reward set.
@@ -105,9 +110,10 @@ class TaskFreeBatchPolicy:
 
     def __init__(self, dynamics: Any, agents: Sequence[MPCAgent],
                  optimizers: Sequence[BoxOptimizer], window: int, every: int,
-                 start_task: int) -> None:
+                 start_task: int, evidence: Sequence[int] = (), change: float = 2e-3) -> None:
         self.dynamics, self.agents, self.optimizers = dynamics, list(agents), list(optimizers)
         self.window, self.every, self.start_task = window, every, start_task
+        self.evidence, self.change = list(evidence), change
         self.usage = [0] * len(self.agents)
 
     def reset(self, seeds: Sequence[int]) -> None:
@@ -121,7 +127,7 @@ class TaskFreeBatchPolicy:
 
     def __call__(self, obs: np.ndarray, episodes: Sequence[int]) -> np.ndarray:
         for i, e in enumerate(episodes):
-            if self._last[e] is not None:
+            if self._last[e] is not None and self._tells(self._last[e][0], obs[i]):
                 self._recent[e].add(*self._last[e], obs[i])
                 self._steps[e] += 1
                 # after every step until W transitions are in, then every k steps
@@ -140,6 +146,13 @@ class TaskFreeBatchPolicy:
         for i, e in enumerate(episodes):
             self._last[e] = (obs[i], actions[i])
         return actions
+
+    def _tells(self, obs: np.ndarray, next_obs: np.ndarray) -> bool:
+        """Whether a transition is evidence of the task (every one without ``evidence``)."""
+        if not self.evidence:
+            return True
+        moved = np.abs(next_obs[self.evidence] - obs[self.evidence])
+        return bool(moved.max() >= self.change)
 
 
 def task_agents(dynamics: Any, reward_of: Callable[[int], Any], optimizer: BoxOptimizer,

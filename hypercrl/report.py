@@ -369,8 +369,9 @@ def continual_world(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     forward transfer, the mean over tasks of (AUC - AUC_ref) / (1 - AUC_ref), AUC being a
     task's success over its own training window (:func:`hypercrl.metrics.window_auc`) and the
     reference `single`'s (a fresh model per task, the same budget). Means over seeds with 90 %
-    bootstrap intervals. Only methods whose every run finished every task take part; forward
-    transfer needs training curves with success (``eval_every > 0``) and a `single` group."""
+    bootstrap intervals. Only methods whose every run finished every task take part. Written
+    when some method has training curves with success (``eval_every > 0``); forward transfer
+    needs them and a `single` group."""
     done = {m: g for m, g in groups.items()
             if all(len(r["returns"]) == len(r["tasks"]) for r in g)}
     if not done or len({len(g[0]["tasks"]) for g in done.values()}) != 1:
@@ -378,8 +379,12 @@ def continual_world(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     n = len(next(iter(done.values()))[0]["tasks"])
 
     def curves(runs: list[dict[str, Any]]) -> bool:
-        return all(any("success" in row for row in r["eval_curve"]) for r in runs)
+        """Every run has training curves (points before its task ends) with success."""
+        return all(any("success" in row and not row.get("final") for row in r["eval_curve"])
+                   for r in runs)
 
+    if not any(curves(g) for g in done.values()):  # no training curves asked for
+        return []
     single = next((g for m, g in done.items() if m.split(" ")[0] == "single"), None)
     ref = ([float(np.nanmean([M.window_auc(r["eval_curve"], j) for r in single]))
             for j in range(n)] if single and curves(single) else None)

@@ -92,3 +92,4 @@ def test_continual_world_metrics_against_single():
                              for row in run["eval_curve"]]
     lines = continual_world({"hnet": hnet, "single": single})
     assert next(line for line in lines if line.startswith("| hnet |")).endswith("| n/a | n/a |")
+    assert continual_world({"hnet": hnet}) == []  # no curves at all: no table

@@ -77,9 +77,9 @@ class RunConfig:
     task_free_eval: bool = False  # evaluate without the task id (always so with "inferred")
     infer_window: int = 20  # W: the last W transitions a task inference looks at
     infer_every: int = 5  # k: steps between two task inferences (and detection checks)
-    # task-free evaluation scores only the transitions in which one of these state dims
-    # changes by at least infer_change (e.g. an object's pose: the steps that touch it, where
-    # the tasks differ); (): every transition
+    # task inference (task-free evaluation, new-task detection) scores only the transitions in
+    # which one of these state dims changes by at least infer_change (e.g. an object's pose:
+    # the steps that touch it, where the tasks differ); (): every transition
     infer_dims: tuple[int, ...] = ()
     infer_change: float = 2e-3
     detect_quantile: float = 0.95  # of a task's held-out window scores, its threshold's base
@@ -198,12 +198,9 @@ def validate(cfg: RunConfig) -> None:
                          "model-based methods can")
     if any(d < 0 for d in cfg.infer_dims) or len(set(cfg.infer_dims)) < len(cfg.infer_dims):
         raise ValueError(f"infer_dims must be distinct state dims >= 0, got {cfg.infer_dims}")
-    if cfg.infer_dims and cfg.task_boundaries == "inferred":
-        raise ValueError("infer_dims: only task-free evaluation scores selected transitions; "
-                         "new-task detection (task_boundaries='inferred') scores every one")
-    if cfg.infer_dims and not cfg.task_free_eval:
-        raise ValueError("infer_dims selects the transitions task-free evaluation scores: "
-                         "set task_free_eval=true too")
+    if cfg.infer_dims and not (cfg.task_free_eval or cfg.task_boundaries == "inferred"):
+        raise ValueError("infer_dims selects the transitions task inference scores: set "
+                         "task_free_eval=true or task_boundaries=inferred too")
     if not cfg.infer_change > 0.0:
         raise ValueError(f"infer_change must be > 0, got {cfg.infer_change}")
     if not 0.0 <= cfg.heldout_fraction < 1.0:

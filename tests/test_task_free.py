@@ -229,11 +229,21 @@ def test_task_free_policy_scores_only_the_transitions_that_move_the_evidence_dim
 
 def test_infer_dims_are_checked():
     seq = toyseq.sequence()
-    with pytest.raises(ValueError, match="set task_free_eval=true too"):
+    with pytest.raises(ValueError, match="set task_free_eval=true or task_boundaries=inferred"):
         from_sequence(seq, "smoke", "hnet", infer_dims=(0,))
     with pytest.raises(ValueError, match=r"infer_dims \(2,\): the turned_point state has dims"):
         from_sequence(seq, "smoke", "hnet", task_free_eval=True, infer_dims=(2,))
-    with pytest.raises(ValueError, match="new-task detection"):
-        from_sequence(seq, "smoke", "hnet", task_boundaries="inferred", infer_dims=(0,))
     with pytest.raises(ValueError, match="infer_change must be > 0"):
         from_sequence(seq, "smoke", "hnet", infer_change=0.0)
+
+
+def test_detection_with_evidence_dims_looks_only_at_the_transitions_that_move_them(tmp_path):
+    # only transitions moving the point's x by 5 cm or more count: about two in three
+    run, metrics = _run(tmp_path, "evidence", task_boundaries="inferred", infer_dims=(0,),
+                        infer_change=0.05)
+    s, _, s2 = run.learner.recent.arrays()
+    assert len(s) == SCHEDULE["infer_window"]
+    assert np.all(np.abs(s2[:, 0] - s[:, 0]) >= 0.05)
+    summary = metrics["detection"]
+    assert summary["detected"] == summary["changes"] == 2
+    assert summary["false_alarms"] == 0

@@ -32,7 +32,7 @@ from hypercrl.api import ContinualDynamics
 from hypercrl.cl import METHODS, strategy_class
 from hypercrl.data import TransitionBuffer
 from hypercrl.learners.base import BatchPolicy, Learner, Policy, Transition
-from hypercrl.learners.taskfree import TaskDetector, TaskFreeBatchPolicy, task_agents
+from hypercrl.learners.taskfree import TaskDetector, TaskFreeBatchPolicy, evidence, task_agents
 from hypercrl.plan import PLANNERS, BoxOptimizer, MPCAgent, as_rollout, make_optimizer
 from hypercrl.plan.lockstep import reset_seeded
 from hypercrl.seeds import seed_of
@@ -148,7 +148,7 @@ class ModelBasedLearner(Learner):
         target.add(tr.obs, tr.action, tr.next_obs)
         self.step += 1
         cfg = self.cfg
-        if self.inferred:
+        if self.inferred and evidence(tr.obs, tr.next_obs, cfg.infer_dims, cfg.infer_change)[0]:
             self.recent.add(tr.obs, tr.action, tr.next_obs)
             self._since_check += 1
             if self._novel():
@@ -171,7 +171,9 @@ class ModelBasedLearner(Learner):
         self.fitted = True
         self._plan_for(self.task)  # fetch the new weights once for this training round
         if self.inferred:
-            self.detector.calibrate(self.dynamics, self.task, *self.heldout[self.task].arrays())
+            s, a, s2 = self.heldout[self.task].arrays()
+            keep = evidence(s, s2, self.cfg.infer_dims, self.cfg.infer_change)
+            self.detector.calibrate(self.dynamics, self.task, s[keep], a[keep], s2[keep])
         return stats
 
     # --- new-task detection (task_boundaries="inferred") ----------------------------------------

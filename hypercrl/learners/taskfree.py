@@ -20,6 +20,9 @@ Two uses, both of the model-based learner (``hypercrl.learners.model_based``):
     transitions, times ``margin``.
 
   A window is explained by task k when its score is at most ``threshold_k``.
+
+With ``infer_dims`` both look only at the transitions that move those state dims
+(:func:`evidence`): windows, counts of steps and the calibration's held-out transitions alike.
 """
 
 from __future__ import annotations
@@ -33,6 +36,18 @@ import torch
 from hypercrl.data import TransitionBuffer
 from hypercrl.plan import BoxOptimizer, MPCAgent
 from hypercrl.plan.lockstep import reset_seeded
+
+
+def evidence(states: np.ndarray, next_states: np.ndarray, dims: Sequence[int],
+             change: float) -> np.ndarray:
+    """[N] bool: the transitions in which one of state ``dims`` changes by at least
+    ``change`` (all of them without ``dims``): those that tell tasks apart where the tasks
+    differ only in how an object responds (``infer_dims``)."""
+    states, next_states = np.atleast_2d(states), np.atleast_2d(next_states)
+    if not len(dims) or not states.size:
+        return np.ones(len(states), bool)
+    dims = list(dims)
+    return np.abs(next_states[:, dims] - states[:, dims]).max(axis=1) >= change
 
 
 class TaskDetector:
@@ -149,10 +164,7 @@ class TaskFreeBatchPolicy:
 
     def _tells(self, obs: np.ndarray, next_obs: np.ndarray) -> bool:
         """Whether a transition is evidence of the task (every one without ``evidence``)."""
-        if not self.evidence:
-            return True
-        moved = np.abs(next_obs[self.evidence] - obs[self.evidence])
-        return bool(moved.max() >= self.change)
+        return bool(evidence(obs, next_obs, self.evidence, self.change)[0])
 
 
 def task_agents(dynamics: Any, reward_of: Callable[[int], Any], optimizer: BoxOptimizer,

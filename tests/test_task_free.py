@@ -247,3 +247,19 @@ def test_detection_with_evidence_dims_looks_only_at_the_transitions_that_move_th
     summary = metrics["detection"]
     assert summary["detected"] == summary["changes"] == 2
     assert summary["false_alarms"] == 0
+
+
+def test_task_free_evaluation_starts_with_the_newest_fitted_task(inferred):
+    """A task begun late (a detection near a task's end) has no fitted model yet: evaluation
+    episodes start with the task before it, not with an untrained model."""
+    run, _ = inferred
+    learner = run.learner
+    fitted = learner.fitted
+    try:
+        assert learner.task == 2
+        learner.fitted = True
+        assert learner.batch_policy(0, 1).start_task == 2
+        learner.fitted = False
+        assert learner.batch_policy(0, 1).start_task == 1
+    finally:
+        learner.fitted = fitted

@@ -230,7 +230,8 @@ class ModelBasedLearner(Learner):
 
     def batch_policy(self, task: int, episodes: int) -> BatchPolicy:
         """Plans for ``episodes`` episodes of ``task`` together; with ``task_free_eval`` (or
-        inferred boundaries) ``task`` is not used: each episode infers its task."""
+        inferred boundaries) ``task`` is not used: each episode infers its task, starting from
+        the newest task whose model has been fitted."""
         while len(self._eval_optimizers) < max(episodes, 1):  # the agent needs one
             self._eval_optimizers.append(
                 self._new_optimizer(torch.Generator(device=self.cfg.device)))
@@ -238,9 +239,12 @@ class ModelBasedLearner(Learner):
         if cfg.task_free_eval or self.inferred:
             agents = task_agents(self.dynamics, self._reward, self._eval_optimizers[0],
                                  compile=cfg.compile)
+            start = self.dynamics.num_tasks - 1
+            if start > 0 and self.task == start and not self.fitted:
+                start -= 1  # the newest task has no fitted model yet: begin with the one before
             return TaskFreeBatchPolicy(self.dynamics, agents, self._eval_optimizers[:episodes],
                                        cfg.infer_window, cfg.infer_every,
-                                       start_task=self.dynamics.num_tasks - 1,
+                                       start_task=start,
                                        evidence=cfg.infer_dims, change=cfg.infer_change)
         if self._eval_agent is None:
             self._eval_agent = MPCAgent(self.dynamics, self.rewards[task],

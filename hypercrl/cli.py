@@ -461,7 +461,7 @@ EVAL_KEYS = ("task_free_eval", "infer_window", "infer_every", "infer_dims", "inf
 def eval_config(run_dir: str, sets: list[str]):
     """The run's config with ``sets`` (``KEY=VALUE``: :data:`EVAL_KEYS` and the planner's
     options) applied and validated; a key that would change the saved model is refused."""
-    from hypercrl.config import RunConfig, parse_set, route
+    from hypercrl.config import RunConfig, check_sequence, parse_set, route
     from hypercrl.learners import learner_class
 
     cfg = read_config(run_dir)
@@ -478,7 +478,9 @@ def eval_config(run_dir: str, sets: list[str]):
         else:
             raise ValueError(f"--set {key}: eval changes only how the saved model is "
                              f"evaluated: {', '.join(EVAL_KEYS)} and the planner's options")
-    return RunConfig.from_dict(data)
+    cfg = RunConfig.from_dict(data)
+    check_sequence(cfg, _sequence(cfg.sequence, cfg.backend))
+    return cfg
 
 
 def _eval(args: argparse.Namespace) -> int:

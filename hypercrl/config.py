@@ -272,13 +272,19 @@ def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
     run["method_options"] = method_options
     run["planner_options"] = planner_options
     cfg = RunConfig.from_dict(run)
+    check_sequence(cfg, seq)
+    return cfg
+
+
+def check_sequence(cfg: RunConfig, seq: Any) -> None:
+    """ValueError naming the first value of ``cfg`` that the task sequence cannot take (what
+    :func:`validate` cannot check without it)."""
     if any(d >= seq.observation_dim for d in cfg.infer_dims):
         raise ValueError(f"infer_dims {cfg.infer_dims}: the {seq.family} state has dims "
                          f"0..{seq.observation_dim - 1}")
     if cfg.num_tasks > len(seq.tasks):
         raise ValueError(f"num_tasks must lie in [0, {len(seq.tasks)}] (the {seq.family} "
                          f"sequence has {len(seq.tasks)} tasks), got {cfg.num_tasks}")
-    return cfg
 
 
 def route(key: str, method: str, planner: str, uses_planner: bool) -> tuple[str, str]:

@@ -51,6 +51,9 @@ def test_every_method_runs_on_push_mujoco(method, tmp_path, capsys):
         assert all(sum(t["task_usage"]) == TINY["episode_steps"] for t in out["tasks"].values())
         assert cli.main(["eval", run_dir, "--set", "hidden=8"]) == 2
         assert "eval changes only how the saved model is evaluated" in capsys.readouterr().err
+        assert cli.main(["eval", run_dir, "--set", "task_free_eval=true",
+                         "--set", "infer_dims=10"]) == 2
+        assert "infer_dims (10,): the push state has dims 0..9" in capsys.readouterr().err
 
 
 @pytest.mark.slow

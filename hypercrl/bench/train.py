@@ -39,11 +39,11 @@ def size(name: str, variant: str = "full") -> dict[str, Any]:
     return family.setting(name, VARIANTS[variant])
 
 
-def _strategy(size: dict[str, Any], variant: str, device: torch.device):
-    net = TargetNet(size["in_dim"], size["out_dim"], size["hidden"],
-                    probabilistic=size["probabilistic"]).to(device)
+def _strategy(setting: dict[str, Any], variant: str, device: torch.device):
+    net = TargetNet(setting["in_dim"], setting["out_dim"], setting["hidden"],
+                    probabilistic=setting["probabilistic"]).to(device)
     cls = strategy_class(VARIANTS[variant])
-    return cls(net, cls.Options(**size["method_options"]), torch.Generator().manual_seed(0))
+    return cls(net, cls.Options(**setting["method_options"]), torch.Generator().manual_seed(0))
 
 
 def _sync(device: torch.device) -> None:
@@ -51,17 +51,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(size: dict[str, Any], variant: str, earlier: int, device: torch.device,
+def time_steps(setting: dict[str, Any], variant: str, earlier: int, device: torch.device,
                repeats: int, warmup: int) -> dict[str, Any]:
     """Median seconds of one train_step at task ``earlier`` (after ``earlier`` tasks)."""
-    strat = _strategy(size, variant, device)
+    strat = _strategy(setting, variant, device)
     for t in range(earlier):  # earlier tasks: embeddings and regularisation targets only
         strat.begin_task(t)
         strat.end_task(t, None, None)
     strat.begin_task(earlier)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(100, size["in_dim"], generator=gen).to(device)
-    y = torch.randn(100, size["out_dim"], generator=gen).to(device)
+    x = torch.randn(100, setting["in_dim"], generator=gen).to(device)
+    y = torch.randn(100, setting["out_dim"], generator=gen).to(device)
     times = []
     for i in range(warmup + repeats):
         _sync(device)
@@ -79,20 +79,20 @@ def time_steps(size: dict[str, Any], variant: str, earlier: int, device: torch.d
     }
 
 
-def finetune_step(size: dict[str, Any], device: torch.device, repeats: int,
+def finetune_step(setting: dict[str, Any], device: torch.device, repeats: int,
                   warmup: int) -> float:
     """Median seconds of one ``finetune`` step on the same target network and batch: the
     reference an hnet step is compared with."""
     from hypercrl.cl import strategy_class
 
-    net = TargetNet(size["in_dim"], size["out_dim"], size["hidden"],
-                    probabilistic=size["probabilistic"]).to(device)
+    net = TargetNet(setting["in_dim"], setting["out_dim"], setting["hidden"],
+                    probabilistic=setting["probabilistic"]).to(device)
     cls = strategy_class("finetune")
     strat = cls(net, cls.make_options(), torch.Generator().manual_seed(0))
     strat.begin_task(0)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(100, size["in_dim"], generator=gen).to(device)
-    y = torch.randn(100, size["out_dim"], generator=gen).to(device)
+    x = torch.randn(100, setting["in_dim"], generator=gen).to(device)
+    y = torch.randn(100, setting["out_dim"], generator=gen).to(device)
     times = []
     for i in range(warmup + 5 * repeats):  # a fast step: more of them for a stable median
         _sync(device)

@@ -263,3 +263,19 @@ def test_task_free_evaluation_starts_with_the_newest_fitted_task(inferred):
         assert learner.batch_policy(0, 1).start_task == 1
     finally:
         learner.fitted = fitted
+
+
+def _scalars(run_dir, tag):
+    with open(os.path.join(run_dir, "scalars.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return [r["value"] for r in rows if r["tag"] == tag]
+
+
+def test_detection_logs_each_checks_score_ratio(inferred):
+    run, metrics = inferred
+    ratios = _scalars(run.run_dir, "train/task_free/score_ratio")
+    # every check of every task is logged; the windows that started a task scored above 1
+    assert len(ratios) > 50 and all(r > 0 for r in ratios)
+    assert sum(r > 1.0 for r in ratios) >= SCHEDULE["detect_patience"] * len(
+        metrics["detections"])
+

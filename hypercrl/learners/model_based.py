@@ -148,19 +148,24 @@ class ModelBasedLearner(Learner):
         target.add(tr.obs, tr.action, tr.next_obs)
         self.step += 1
         cfg = self.cfg
+        out: dict[str, float] = {}
         if self.inferred and evidence(tr.obs, tr.next_obs, cfg.infer_dims, cfg.infer_change)[0]:
             self.recent.add(tr.obs, tr.action, tr.next_obs)
             self._since_check += 1
-            if self._novel():
-                return self._new_task()
+            ratio = self._check()
+            if ratio is not None:
+                # the best-explaining task's score over its threshold (> 1: unexplained)
+                out["task_free/score_ratio"] = ratio
+                if self._strikes >= cfg.detect_patience:
+                    return out | self._new_task()
         mpc_step = self.step - cfg.init_random_steps  # index of the next MPC step
         due = mpc_step >= 0 and mpc_step % cfg.retrain_every == 0
         # the last retrain point is the last MPC step; a task without MPC steps trains once.
         # Inferred boundaries: the learner does not know its task's budget is spent (the task
         # may go on), so it keeps retraining
         if due and (mpc_step < cfg.mpc_steps or mpc_step == 0 or self.inferred):
-            return self._retrain()
-        return {}
+            return out | self._retrain()
+        return out
 
     def _retrain(self) -> dict[str, float]:
         s, a, s2 = self.buffer.arrays()
@@ -177,17 +182,19 @@ class ModelBasedLearner(Learner):
         return stats
 
     # --- new-task detection (task_boundaries="inferred") ----------------------------------------
-    def _novel(self) -> bool:
+    def _check(self) -> float | None:
         """Every ``infer_every`` steps, once this task is calibrated and W transitions are in:
-        does no seen task explain the last W, for the ``detect_patience``-th check in a row?"""
+        the best seen task's score of the last W over its threshold (None: no check due). A
+        ratio above 1 (no seen task explains them) is a strike; ``detect_patience`` strikes in
+        a row start a new task."""
         cfg = self.cfg
         if (self._since_check < cfg.infer_every or len(self.recent) < cfg.infer_window
                 or not self.detector.calibrated(self.task)):
-            return False
+            return None
         self._since_check = 0
-        ratios = self.detector.ratios(self.dynamics, *self.recent.arrays())
-        self._strikes = self._strikes + 1 if min(ratios.values()) > 1.0 else 0
-        return self._strikes >= cfg.detect_patience
+        ratio = min(self.detector.ratios(self.dynamics, *self.recent.arrays()).values())
+        self._strikes = self._strikes + 1 if ratio > 1.0 else 0
+        return ratio
 
     def _new_task(self) -> dict[str, float]:
         """End the current task and begin the next one, its buffer holding the W transitions

@@ -198,7 +198,7 @@ def read_config(run_dir: str):
 
 def resume_run(run_dir: str, quiet: bool = False) -> str:
     """Continue a run from its last checkpoint."""
-    from hypercrl.config import fill_defaults
+    from hypercrl.config import fill_defaults, select_tasks
     from hypercrl.loop import ContinualRun, RunError, load_checkpoint
 
     cfg = read_config(run_dir)
@@ -206,8 +206,8 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
     stored = json.loads(json.dumps(state["config"]))
     if _flat_diff(fill_defaults(stored), fill_defaults(json.loads(cfg.to_json()))):
         raise RunError(f"{run_dir}: the checkpoint's config does not match config.json")
-    seq = _sequence(cfg.sequence, cfg.backend)
-    n = cfg.num_tasks or len(seq.tasks)
+    seq = select_tasks(cfg, _sequence(cfg.sequence, cfg.backend))
+    n = len(seq.tasks)
     if state["progress"]["task"] >= n:
         print(f"{run_dir}: finished ({n} of {n} tasks); nothing to resume", file=sys.stderr)
         return run_dir

@@ -46,6 +46,9 @@ class RunConfig:
     seed: int = 0
     profile: str = "paper"
     num_tasks: int = 0  # 0: every task of the sequence
+    # which of the sequence's tasks, in this order (e.g. (1,) for the second alone; a task
+    # may come back); (): the first num_tasks
+    tasks: tuple[int, ...] = ()
     # schedule, in env steps and gradient steps (reference §1.3)
     init_random_steps: int = 2000
     mpc_steps: int = 4000
@@ -196,6 +199,11 @@ def validate(cfg: RunConfig) -> None:
                else "task_free_eval=true")
         raise ValueError(f"{key}: method {cfg.method!r} cannot infer its task; the "
                          "model-based methods can")
+    if any(t < 0 for t in cfg.tasks):
+        raise ValueError(f"tasks must be task indices >= 0, got {cfg.tasks}")
+    if cfg.tasks and cfg.num_tasks not in (0, len(cfg.tasks)):
+        raise ValueError(f"num_tasks={cfg.num_tasks} but tasks names {len(cfg.tasks)} "
+                         f"({cfg.tasks}); set one of them")
     if any(d < 0 for d in cfg.infer_dims) or len(set(cfg.infer_dims)) < len(cfg.infer_dims):
         raise ValueError(f"infer_dims must be distinct state dims >= 0, got {cfg.infer_dims}")
     if cfg.infer_dims and not (cfg.task_free_eval or cfg.task_boundaries == "inferred"):
@@ -285,6 +293,19 @@ def check_sequence(cfg: RunConfig, seq: Any) -> None:
     if cfg.num_tasks > len(seq.tasks):
         raise ValueError(f"num_tasks must lie in [0, {len(seq.tasks)}] (the {seq.family} "
                          f"sequence has {len(seq.tasks)} tasks), got {cfg.num_tasks}")
+    if any(t >= len(seq.tasks) for t in cfg.tasks):
+        raise ValueError(f"tasks {cfg.tasks}: the {seq.family} sequence has tasks "
+                         f"0..{len(seq.tasks) - 1}")
+
+
+def select_tasks(cfg: RunConfig, seq: Any) -> Any:
+    """The run's task sequence: ``seq`` with ``cfg.tasks`` in that order, or its first
+    ``cfg.num_tasks`` (every task with 0); ValueError as :func:`check_sequence`."""
+    check_sequence(cfg, seq)
+    order = list(cfg.tasks) if cfg.tasks else list(range(cfg.num_tasks or len(seq.tasks)))
+    if order == list(range(len(seq.tasks))):
+        return seq
+    return dataclasses.replace(seq, tasks=tuple(seq.tasks[i] for i in order))
 
 
 def route(key: str, method: str, planner: str, uses_planner: bool) -> tuple[str, str]:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypercrl.config import RunConfig
+from hypercrl.config import RunConfig, select_tasks
 from hypercrl.io import atomic_save, load_checked, write_json
 from hypercrl.learners import BatchPolicy, Learner, Policy, Transition, learner_class
 from hypercrl.log import RunLogger
@@ -107,11 +107,12 @@ class ContinualRun:
 
     def __init__(self, cfg: RunConfig, seq: Any, run_dir: str, quiet: bool = False,
                  video_dir: str = "videos", tensorboard: bool = True) -> None:
+        try:
+            seq = select_tasks(cfg, seq)  # the tasks this run learns, in its order
+        except ValueError as e:
+            raise RunError(str(e)) from None
         self.cfg, self.seq, self.run_dir = cfg, seq, run_dir
-        n = cfg.num_tasks or len(seq.tasks)
-        if not 1 <= n <= len(seq.tasks):
-            raise RunError(f"num_tasks={cfg.num_tasks} but the sequence has {len(seq.tasks)}")
-        self.tasks = list(seq.tasks)[:n]
+        self.tasks = list(seq.tasks)
         self.video_dir = os.path.join(video_dir, run_name(run_dir))
         self.log = RunLogger(run_dir, quiet=quiet, tensorboard=tensorboard)
         self.progress = Progress()

@@ -172,3 +172,32 @@ def test_a_run_checkpointed_before_an_option_existed_resumes(tmp_path, capsys):
     # the configs are compared first: a mismatch would be exit status 2
     assert cli.main(["resume", str(run_dir), "--quiet"]) == 0
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_run_learns_the_tasks_it_names_in_that_order(tmp_path):
+    seq = cli._sequence("halfcheetah", "mujoco")
+    picked = _metrics(cli.start_run(_cfg(method="finetune", tasks=(2, 0)), str(tmp_path / "p"),
+                                    quiet=True))
+    assert picked["tasks"] == [seq.tasks[2].name, seq.tasks[0].name]
+    # naming the first two tasks is the same run as num_tasks=2
+    named = cli.start_run(_cfg(method="finetune", tasks=(0, 1)), str(tmp_path / "a"), quiet=True)
+    first = cli.start_run(_cfg(method="finetune"), str(tmp_path / "b"), quiet=True)
+    assert _metrics(named)["returns"] == _metrics(first)["returns"]
+    assert picked["returns"] != _metrics(first)["returns"]
+
+
+def test_tasks_are_checked(capsys):
+    def dry(*sets):
+        argv = ["run", "--sequence", "halfcheetah", "--dry-run"]
+        for s in sets:
+            argv += ["--set", s]
+        code = cli.main(argv)
+        return code, capsys.readouterr().err.strip()
+
+    code, err = dry("tasks=7")
+    assert code == 2 and "tasks (7,)" in err and "tasks 0..4" in err, err
+    code, err = dry("tasks=1,2", "num_tasks=3")
+    assert code == 2 and "num_tasks=3 but tasks names 2" in err, err
+    code, err = dry("tasks=-1")
+    assert code == 2 and "tasks must be task indices >= 0" in err, err
+    assert dry("tasks=3,1,3")[0] == 0  # in any order, a task may come back

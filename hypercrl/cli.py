@@ -206,8 +206,8 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
     stored = json.loads(json.dumps(state["config"]))
     if _flat_diff(fill_defaults(stored), fill_defaults(json.loads(cfg.to_json()))):
         raise RunError(f"{run_dir}: the checkpoint's config does not match config.json")
-    seq = select_tasks(cfg, _sequence(cfg.sequence, cfg.backend))
-    n = len(seq.tasks)
+    seq = _sequence(cfg.sequence, cfg.backend)
+    n = len(select_tasks(cfg, seq).tasks)  # ContinualRun selects them from the whole sequence
     if state["progress"]["task"] >= n:
         print(f"{run_dir}: finished ({n} of {n} tasks); nothing to resume", file=sys.stderr)
         return run_dir

@@ -201,3 +201,24 @@ def test_tasks_are_checked(capsys):
     code, err = dry("tasks=-1")
     assert code == 2 and "tasks must be task indices >= 0" in err, err
     assert dry("tasks=3,1,3")[0] == 0  # in any order, a task may come back
+
+
+def test_a_run_of_named_tasks_resumes(tmp_path, monkeypatch):
+    cfg = _cfg(method="finetune", tasks=(2, 0))
+    whole = _metrics(cli.start_run(cfg, str(tmp_path / "whole"), quiet=True))
+    real = ContinualRun._train_task
+
+    def killed_in_task_1(self, t):
+        if t == 1:
+            raise KeyboardInterrupt
+        return real(self, t)
+
+    monkeypatch.setattr(ContinualRun, "_train_task", killed_in_task_1)
+    run_dir = str(tmp_path / "r")
+    assert cli.main(["run", "--sequence", "halfcheetah", "--method", "finetune", "--profile",
+                     "smoke", "--set", "num_tasks=2", "--set", "checkpoint_every=10", "--set",
+                     "tasks=2,0", "--run-dir", run_dir, "--quiet"]) == 130
+    monkeypatch.setattr(ContinualRun, "_train_task", real)
+    assert cli.main(["resume", run_dir, "--quiet"]) == 0
+    got = _metrics(run_dir)
+    assert got["tasks"] == whole["tasks"] and got["returns"] == whole["returns"]

@@ -56,6 +56,20 @@ def test_every_method_runs_on_push_mujoco(method, tmp_path, capsys):
         assert "infer_dims (10,): the push state has dims 0..9" in capsys.readouterr().err
 
 
+def test_sac_leaves_no_folder_in_the_temporary_directory(tmp_path, monkeypatch):
+    """SB3's ``configure(None, [])`` makes an empty ``SB3-<date>`` folder at every call; the
+    SAC learner (built, trained, saved and loaded again) must not."""
+    import tempfile
+
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    _smoke("push", "mujoco", "sb3-sac", tmp_path)
+    assert cli.main(["eval", str(tmp_path / "push-mujoco-sb3-sac"), "--episodes", "1"]) == 0
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("SB3-")]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHOD_LIST)
 @pytest.mark.parametrize("sequence,backend", [("door", "mujoco"), ("push", "pybullet"),

@@ -59,7 +59,6 @@ class SACLearner(Learner):
     def __init__(self, cfg: Any, seq: Any, progress: bool = False) -> None:
         import gymnasium
         from stable_baselines3 import SAC
-        from stable_baselines3.common.logger import configure
 
         self.cfg = cfg
         self.opts = SACOptions(**cfg.method_options)
@@ -77,7 +76,7 @@ class SACLearner(Learner):
             batch_size=cfg.batch_size, buffer_size=capacity, learning_starts=0,
             policy_kwargs={"net_arch": list(self.opts.net_arch)}, verbose=0,
         )
-        self.model.set_logger(configure(None, []))
+        self.model.set_logger(_silent_logger())
         self.rng = np.random.default_rng(seed_of(cfg.seed, 1))
         self.task: int | None = None
         self.step = 0  # env steps observed in the current task
@@ -146,12 +145,19 @@ class SACLearner(Learner):
 
     def _load_weights(self, source: Any) -> None:
         from stable_baselines3 import SAC
-        from stable_baselines3.common.logger import configure
 
         replay = self.model.replay_buffer
         self.model = SAC.load(source, env=self.spaces, device=self.cfg.device)
-        self.model.set_logger(configure(None, []))
+        self.model.set_logger(_silent_logger())
         self.model.replay_buffer = replay
+
+
+def _silent_logger() -> Any:
+    """SB3's logger with no output. ``configure(None, [])`` would also make an empty
+    ``SB3-<date>`` folder in the temporary directory at every call."""
+    from stable_baselines3.common.logger import Logger
+
+    return Logger(folder=None, output_formats=[])
 
 
 def _spaces_env(observation_space: Any, action_space: Any) -> Any:

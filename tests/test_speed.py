@@ -80,6 +80,8 @@ def test_bench_budget_compares_planners_on_the_same_model(tmp_path, capsys):
     assert ref["episodes"] == same["episodes"] == icem["episodes"] == 2 * 2
     # the reference again: the same episodes (seeded by seed, task and episode) exactly
     assert same["mean_return"] == ref["mean_return"]
+    assert same["success_rate"] == ref["success_rate"]
+    assert all(0.0 <= row["success_rate"] <= 1.0 for row in report["results"])
     assert same["diff_to_reference"] == 0.0 and same["matches_reference"]
     # smoke CEM: 16 samples x 2 iterations + a final draw of 16, horizon 3
     assert ref["evaluations_per_plan"] == 16 * 3 * 3

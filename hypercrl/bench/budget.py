@@ -7,7 +7,8 @@ the episode). The first planner is the reference (default: the run's own). Each 
 written as its ``--set`` keys joined by commas, e.g. ``planner=icem,population=100``.
 
 Per planner: model evaluations per plan step, ms per env step (planning included), mean
-return over all episodes and seeds, and the difference to the reference with its 90 %
+return and success rate (the env's ``success``; 0 where it has none) over all episodes and
+seeds, and the difference to the reference with its 90 %
 interval (episodes paired by task, seed and episode index, so both planners start from the
 same states; a t interval on the paired differences). A planner "matches" the reference
 when that interval reaches 0 or above.
@@ -74,6 +75,7 @@ def measure(run_dir: str, after: int | None, tasks: list[int] | None, planners: 
     rows, reference = [], None
     for spec in planners:
         per_episode: list[float] = []
+        successes: list[float] = []
         plan_s, plans, evals = 0.0, 0, 0
         for seed in seeds:
             cfg = dataclasses.replace(_planner_cfg(base.cfg, spec), seed=seed)
@@ -82,14 +84,16 @@ def measure(run_dir: str, after: int | None, tasks: list[int] | None, planners: 
             evals = planner.sequences_per_plan() * planner.horizon
             for j in tasks:
                 start = time.perf_counter()
-                returns, _ = run.evaluate_task(j, episodes)
+                returns, succeeded = run.evaluate_task(j, episodes)
                 plan_s += time.perf_counter() - start
                 plans += episodes * cfg.episode_steps
                 per_episode += returns
+                successes += succeeded
             run.close()
         row = {"planner": spec or "(the run's)", "evaluations_per_plan": evals,
                "ms_per_env_step": 1000 * plan_s / plans, "mean_return": float(np.mean(
-                   per_episode)), "episodes": len(per_episode)}
+                   per_episode)), "success_rate": float(np.mean(successes)),
+               "episodes": len(per_episode)}
         if reference is None:
             reference = per_episode
         else:

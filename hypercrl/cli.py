@@ -300,16 +300,42 @@ def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: 
     out = out or os.path.join("runs", "sweep-" + "-".join(dict.fromkeys(sequences)) + f"-{profile}")
     check_run_dir(out)
     sweep_settings = sw.settings(profile, sets, video)
-    sw.check_settings(out, sweep_settings)
+    known = set(sw.check_settings(out, sweep_settings))
+    changed: dict = {}  # trial -> keys in which today's defaults resolve it otherwise
     for t, cfg in configs.items():
         run_dir = os.path.join(out, t.name)
         diff = config_diff(run_dir, cfg)
-        if diff:
+        if diff and t in known:
+            # the sweep's own settings match (checked above), so the package's defaults
+            # changed since this trial began: it continues as it began
+            changed[t] = diff
+            configs[t] = read_config(run_dir)
+        elif diff:
             raise RunError(f"{run_dir} holds a run with another config (differs in {diff}); "
                            f"choose another --out, or rerun with the settings of {out}")
         check_run_dir(run_dir)
+    if changed:
+        _check_defaults_unchanged_for_new_trials(out, configs, changed)
     return sw.run_sweep(out, {t: cfg.to_json() for t, cfg in configs.items()},
                         sweep_settings, run_trial, engine=engine, **options)
+
+
+def _check_defaults_unchanged_for_new_trials(out: str, configs: dict, changed: dict) -> None:
+    """Trials of ``out`` that began under other package defaults (``changed``: trial ->
+    differing keys) continue with their own config, said on stderr; trials not begun yet
+    would be resolved with today's defaults and not match them: RunError, run nothing."""
+    from hypercrl.loop import RunError
+
+    keys = sorted({k for diff in changed.values() for k in diff})
+    new = [t.name for t in configs if t not in changed
+           and config_diff(os.path.join(out, t.name), configs[t]) is None]
+    if new:
+        raise RunError(f"{out}: this version's defaults differ from those its trials began "
+                       f"with (in {keys}), so its trials not yet begun ({', '.join(new)}) "
+                       "would not match them; start those in another --out")
+    for t, diff in changed.items():
+        print(f"sweep: {os.path.join(out, t.name)} continues with the config it began with "
+              f"(this version's defaults differ in {diff})", file=sys.stderr)
 
 
 def run_comparison(sequence: str, methods: list[str], seeds: list[int], profile: str = "quick",

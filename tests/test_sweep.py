@@ -286,3 +286,43 @@ def test_time_left_counts_whole_trials_not_resumed_rests():
     progress.seconds = [30.0, 600.0]  # a resumed trial's last minutes, a whole trial
     progress.whole = [600.0]
     assert progress.counts(2, 2, 0, 2, slots=2).endswith("about 20 min left")
+
+
+def _begun_under_other_defaults(out, trial_names):
+    """A sweep folder whose trials began when the smoke planner drew 9 samples, not 16."""
+    import dataclasses
+
+    sets = ["num_tasks=2"]
+    sweep.write_manifest(str(out), sweep.settings("smoke", sets, False),
+                         sweep.grid(["push"], ["mujoco"], ["finetune"], [0]))
+    cfg = cli.resolve_config("push", "mujoco", "finetune", "smoke", sets, seed=0)
+    old = dataclasses.replace(cfg, planner_options={**cfg.planner_options, "population": 9})
+    for name in trial_names:
+        (out / name).mkdir()
+        (out / name / "config.json").write_text(old.to_json())
+    return old
+
+
+def test_a_trial_begun_under_other_defaults_continues_as_it_began(tmp_path, capsys,
+                                                                   monkeypatch):
+    out = tmp_path / "grid"
+    out.mkdir()
+    old = _begun_under_other_defaults(out, ["push-mujoco-finetune-s0"])
+    ran = {}
+    monkeypatch.setattr(sweep, "ray_available", lambda: True)
+    monkeypatch.setattr(sweep, "run_sweep", lambda out, trials, *a, **k: ran.update(trials)
+                        or sweep.SweepResult(out, None, list(trials), {}))
+    argv = ["sweep", "--methods", "finetune", "--seeds", "0", "--profile", "smoke",
+            "--set", "num_tasks=2", "--out", str(out)]
+    assert cli.main(argv) == 0
+    (config,) = ran.values()
+    assert json.loads(config) == json.loads(old.to_json())  # not today's 16 samples
+    err = capsys.readouterr().err
+    assert "push-mujoco-finetune-s0 continues with the config it began with" in err
+    assert "differ in ['planner_options.population']" in err
+    # a trial added to that grid would be resolved with today's defaults: refused, none run
+    ran.clear()
+    assert cli.main([*argv[:4], "0,1", *argv[5:]]) == 2
+    err = capsys.readouterr().err
+    assert "its trials not yet begun (push-mujoco-finetune-s1) would not match them" in err
+    assert not ran and not (out / "push-mujoco-finetune-s1").exists()

@@ -302,10 +302,13 @@ def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: 
     sweep_settings = sw.settings(profile, sets, video)
     known = set(sw.check_settings(out, sweep_settings))
     changed: dict = {}  # trial -> keys in which today's defaults resolve it otherwise
+    unbegun = []  # trials whose run directory holds no run yet
     for t, cfg in configs.items():
         run_dir = os.path.join(out, t.name)
         diff = config_diff(run_dir, cfg)
-        if diff and t in known:
+        if diff is None:
+            unbegun.append(t.name)
+        elif diff and t in known:
             # the sweep's own settings match (checked above), so the package's defaults
             # changed since this trial began: it continues as it began
             changed[t] = diff
@@ -315,23 +318,21 @@ def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: 
                            f"choose another --out, or rerun with the settings of {out}")
         check_run_dir(run_dir)
     if changed:
-        _check_defaults_unchanged_for_new_trials(out, configs, changed)
+        _continue_as_begun(out, changed, unbegun)
     return sw.run_sweep(out, {t: cfg.to_json() for t, cfg in configs.items()},
                         sweep_settings, run_trial, engine=engine, **options)
 
 
-def _check_defaults_unchanged_for_new_trials(out: str, configs: dict, changed: dict) -> None:
+def _continue_as_begun(out: str, changed: dict, unbegun: list[str]) -> None:
     """Trials of ``out`` that began under other package defaults (``changed``: trial ->
-    differing keys) continue with their own config, said on stderr; trials not begun yet
+    differing keys) continue with their own config, said on stderr; the ``unbegun`` ones
     would be resolved with today's defaults and not match them: RunError, run nothing."""
     from hypercrl.loop import RunError
 
-    keys = sorted({k for diff in changed.values() for k in diff})
-    new = [t.name for t in configs if t not in changed
-           and config_diff(os.path.join(out, t.name), configs[t]) is None]
-    if new:
+    if unbegun:
+        keys = sorted({k for diff in changed.values() for k in diff})
         raise RunError(f"{out}: this version's defaults differ from those its trials began "
-                       f"with (in {keys}), so its trials not yet begun ({', '.join(new)}) "
+                       f"with (in {keys}), so its trials not yet begun ({', '.join(unbegun)}) "
                        "would not match them; start those in another --out")
     for t, diff in changed.items():
         print(f"sweep: {os.path.join(out, t.name)} continues with the config it began with "

@@ -140,7 +140,7 @@ class RampTracker:
         """How far the references are pulled back ``[7]`` from substep ``k`` on, given the
         measured angles ``q``."""
         lag = self._q[k - 1] - self.held_back - q
-        if np.any(np.abs(lag) > self.lag_limit):
+        if (np.abs(lag) > self.lag_limit).any():  # the method skips np.any's dispatch
             self.held_back += lag - np.clip(lag, -self.lag_limit, self.lag_limit)
         return self.held_back
 

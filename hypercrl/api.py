@@ -46,6 +46,11 @@ class ContinualDynamics:
         normalize_targets: standardise the training targets per task as well as the inputs.
             False (the original, reference §1.2): inputs (state features and actions) are
             standardised per task, targets (state deltas) are trained raw.
+        clip_states: predictions (and so the planner's rollouts) stay inside the range of
+            states each task's data visited, widened by a tenth of it
+            (:func:`~hypercrl.model.predictor.state_bounds`). False (the original): a
+            rollout may run off the data into states the model never saw, whose predicted
+            rewards a planner then chases. Not part of the original method.
         device: torch device for training and prediction ("cpu", "cuda", "cuda:1"); one
             that does not exist here (CUDA without CUDA) is a ValueError naming it.
         **options: the method's options (e.g. ``beta``, ``lr``, ``hnet_hidden``, ``emb_dim``
@@ -65,6 +70,7 @@ class ContinualDynamics:
         state_spec: Sequence[str] | None = None,
         batch_size: int = 100,
         normalize_targets: bool = False,
+        clip_states: bool = False,
         device: str | torch.device = "cpu",
         **options: Any,
     ) -> None:
@@ -77,6 +83,7 @@ class ContinualDynamics:
         activation = check_choice("activation", activation, ACTIVATIONS)
         probabilistic = check_bool("probabilistic", probabilistic)
         normalize_targets = check_bool("normalize_targets", normalize_targets)
+        clip_states = check_bool("clip_states", clip_states)
         self.device = resolve_device(device)
         cls = strategy_class(method)
         strategy_options = cls.make_options(**options)
@@ -95,11 +102,13 @@ class ContinualDynamics:
             "state_spec": kinds,
             "batch_size": batch_size,
             "normalize_targets": normalize_targets,
+            "clip_states": clip_states,
             "options": dataclasses.asdict(strategy_options),
         }
         self.state_dim, self.action_dim, self.method = state_dim, action_dim, method
         self.batch_size = batch_size
         self.normalize_targets = normalize_targets
+        self.clip_states = clip_states
         init_gen = torch.Generator().manual_seed(seed)
         self.sample_gen = torch.Generator().manual_seed(seed + 1)
         self.net = TargetNet(
@@ -161,6 +170,7 @@ class ContinualDynamics:
         y = self.spec.targets(s, s2)
         norm = self.normalizers[task]
         norm.fit(x, y)
+        norm.fit_bounds(torch.cat([s, s2]))
         self._data = (x, y)
         xn, yn = norm.norm_x(x), norm.norm_y(y)
         # training moves shared weights, so every task's cached predictor is stale
@@ -226,7 +236,8 @@ class ContinualDynamics:
         net, norm = self.net, self.normalizers[task]
         if dev != self.device:
             net, norm = _copy_to(net, dev), _copy_to(norm, dev)
-        members = [Predictor(net, {k: v[m] for k, v in weights.items()}, self.spec, norm)
+        members = [Predictor(net, {k: v[m] for k, v in weights.items()}, self.spec, norm,
+                             clip=self.clip_states)
                    for m in range(self.strategy.members)]
         pred = members[0]
         if len(members) > 1:
@@ -320,6 +331,7 @@ class ContinualDynamics:
             hidden=c["hidden"], activation=c["activation"], probabilistic=c["probabilistic"],
             state_spec=c["state_spec"], batch_size=c["batch_size"],
             normalize_targets=c.get("normalize_targets", True),
+            clip_states=c.get("clip_states", False),
             device=device if device is not None else "cpu", **options,
         )
         model.load_state_dict(state)

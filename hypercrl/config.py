@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hypercrl import presets
+from hypercrl.api import ContinualDynamics
 from hypercrl.devices import resolve_device
 from hypercrl.learners import all_methods, learner_class
 from hypercrl.plan import PLANNERS
@@ -67,6 +68,9 @@ class RunConfig:
     hidden: tuple[int, ...] = (200, 200)
     probabilistic: bool = False
     normalize_targets: bool = False  # the original trains on raw state deltas
+    # keep predictions inside the range each task's data visited (not the original's;
+    # ContinualDynamics(clip_states=...), docs/METHOD.md)
+    clip_states: bool = False
     # planner (reference §4): the optimiser's name, the MPC horizon, the optimiser's options
     planner: str = "cem"
     horizon: int = 20
@@ -181,6 +185,9 @@ def validate(cfg: RunConfig) -> None:
                          f"{sorted(cfg.planner_options)} do not apply")
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ValueError(f"seed must lie in [0, {MAX_SEED}], got {cfg.seed}")
+    if cfg.clip_states and getattr(cls, "dynamics_class", None) is not ContinualDynamics:
+        raise ValueError(f"clip_states: method {cfg.method!r} has no ContinualDynamics model "
+                         "whose predictions it could clip")
     for name in ("init_random_steps", "mpc_steps", "num_tasks", "buffer_size", "eval_every",
                  "checkpoint_every"):
         if getattr(cfg, name) < 0:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from launchtools import launch_module
 
 from hypercrl import ContinualDynamics
 from hypercrl.synthetic import split, synthetic_tasks
@@ -106,21 +107,10 @@ def test_bench_infer_reports_accuracy_per_window_on_a_runs_held_out_data(tmp_pat
     assert "every window must be 1 or more" in capsys.readouterr().err
 
 
-def _record_module():
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).parents[1] / "launch" / "record.py"
-    spec = importlib.util.spec_from_file_location("hypercrl_launch_record", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def push_recording():
     """Scripted pushes of push tasks 1 and 2 (8 episodes each, MuJoCo), every 4th held out."""
-    return _record_module().record("push", "mujoco", 0, 8, 0.3, 0, tasks=[1, 2])
+    return launch_module("record").record("push", "mujoco", 0, 8, 0.3, 0, tasks=[1, 2])
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -151,7 +141,7 @@ def test_recorded_push_blocks_that_turn_apart_are_told_apart(push_recording, see
 
 def test_record_names_tasks_outside_the_sequence(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        _record_module().main(["--sequence", "push", "--tasks", "0,7", "--out",
+        launch_module("record").main(["--sequence", "push", "--tasks", "0,7", "--out",
                                str(tmp_path / "r.npz")])
     assert "--tasks '0,7': tasks [0, 7]: the push sequence has tasks 0-4" in \
         capsys.readouterr().err

@@ -94,12 +94,14 @@ def test_normaliser_freezes(normalize_targets):
 
 def test_normaliser_state_dict_loads_across_the_target_flag():
     """The flag is config, not state: a standardising normaliser's statistics load into one
-    built without it (an old save), and the buffers are the same five as before."""
+    built without it (an old save); the buffers are the five the flag was added with, and
+    the visited range (s_low, s_high) that ``clip_states`` added later."""
     old = Normalizer(2, 1, normalize_targets=True)
     old.fit(torch.randn(10, 2), torch.randn(10, 1) + 3)
     new = Normalizer(2, 1)
     new.load_state_dict(old.state_dict())
-    assert set(old.state_dict()) == {"x_mean", "x_std", "y_mean", "y_std", "frozen"}
+    assert set(old.state_dict()) == {"x_mean", "x_std", "y_mean", "y_std", "frozen", "s_low",
+                                     "s_high"}
     assert torch.equal(new.y_mean, old.y_mean)
 
 

@@ -104,7 +104,8 @@ class ModelBasedLearner(Learner):
         return ContinualDynamics(
             self.s_dim, self.a_dim, cfg.method, seed=cfg.seed, hidden=cfg.hidden,
             probabilistic=cfg.probabilistic, normalize_targets=cfg.normalize_targets,
-            state_spec=self.state_kinds, batch_size=cfg.batch_size, device=cfg.device,
+            clip_states=cfg.clip_states, state_spec=self.state_kinds,
+            batch_size=cfg.batch_size, device=cfg.device,
             **cfg.method_options,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -19,6 +21,11 @@ class Normalizer(nn.Module):
     state deltas trained raw) keeps the target statistics at y_mean = 0, y_std = 1, so
     ``norm_y`` and ``denorm_y`` are the identity. The flag is not part of the state_dict (the
     owner's config records it), so state_dicts written before the flag existed still load.
+
+    It also keeps the range of the states the task's data visited (``s_low``, ``s_high``,
+    per state dimension; -inf/inf until :meth:`fit_bounds`), which a predictor may clamp its
+    predictions to (``ContinualDynamics(clip_states=True)``). State_dicts written before the
+    range existed load with the unbounded range.
     """
 
     def __init__(self, in_dim: int, out_dim: int, normalize_targets: bool = False) -> None:
@@ -29,6 +36,8 @@ class Normalizer(nn.Module):
         self.register_buffer("y_mean", torch.zeros(out_dim))
         self.register_buffer("y_std", torch.ones(out_dim))
         self.register_buffer("frozen", torch.tensor(False))
+        self.register_buffer("s_low", torch.full((out_dim,), -math.inf))
+        self.register_buffer("s_high", torch.full((out_dim,), math.inf))
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -41,6 +50,19 @@ class Normalizer(nn.Module):
             std = torch.where(std < MIN_STD, torch.ones_like(std), std)
             getattr(self, f"{name}_mean").copy_(mean)
             getattr(self, f"{name}_std").copy_(std)
+
+    @torch.no_grad()
+    def fit_bounds(self, states: torch.Tensor) -> None:
+        """The range of ``states`` [N, out_dim] (the task's states and next states so far)."""
+        if bool(self.frozen):
+            raise RuntimeError("normaliser is frozen: its task has ended")
+        self.s_low.copy_(states.amin(0))
+        self.s_high.copy_(states.amax(0))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        for name in ("s_low", "s_high"):  # absent from state_dicts older than the range
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def freeze(self) -> None:
         self.frozen.fill_(True)

@@ -9,6 +9,8 @@ matmul; each of the H sequential steps then costs one matmul per layer.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -25,6 +27,32 @@ _INPLACE = {
 }
 
 
+CLIP_MARGIN = 0.1  # of a dimension's visited range, added on each side when clipping
+
+
+def state_bounds(spec: StateSpec, normalizer: Normalizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """(low, high) ``[S]`` each: the range of states ``normalizer``'s task visited, widened by
+    :data:`CLIP_MARGIN` of it on each side. Free (-inf, inf): quaternion entries, an angle
+    whose visited range spans pi or more (it may have wrapped around), and any dimension
+    whose range was never recorded."""
+    return widened_range(spec, normalizer.s_low, normalizer.s_high)
+
+
+def widened_range(spec: StateSpec, low: torch.Tensor, high: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`state_bounds` of a visited range ``low``, ``high`` [S]."""
+    low, high = torch.as_tensor(low).clone(), torch.as_tensor(high).clone()
+    margin = CLIP_MARGIN * (high - low)
+    free = ~torch.isfinite(margin)
+    angles = torch.zeros_like(free)
+    angles[list(spec.angle_idx)] = True
+    free |= angles & (high - low >= math.pi)
+    free[[q + i for q in spec.quat_blocks for i in range(4)]] = True
+    low = torch.where(free, torch.full_like(low, -math.inf), low - margin)
+    high = torch.where(free, torch.full_like(high, math.inf), high + margin)
+    return low, high
+
+
 class Predictor:
     """next_state = f(state, action) for one task.
 
@@ -33,6 +61,11 @@ class Predictor:
         weights: that task's weights, name -> tensor of the net's shapes (detached here).
         spec: how state dimensions are fed and predicted.
         normalizer: the task's input/target statistics.
+        clip: keep every predicted state inside the range the task's data visited (the
+            normaliser's ``s_low``/``s_high``), widened by :data:`CLIP_MARGIN` of it on each
+            side (quaternions, and angles that may have wrapped, are left free). Off (the
+            original): a rollout may leave the data, where the model's predictions mean
+            nothing and a planner can find returns no real trajectory has.
     """
 
     def __init__(
@@ -41,6 +74,7 @@ class Predictor:
         weights: dict[str, torch.Tensor],
         spec: StateSpec,
         normalizer: Normalizer,
+        clip: bool = False,
     ) -> None:
         self.spec = spec
         self.state_dim = spec.state_dim
@@ -67,6 +101,16 @@ class Predictor:
             self.last = (wl.contiguous().t(), bl.contiguous())
         self.device = self.b1.device
         self.dtype = self.b1.dtype
+        self.bounds = None
+        if clip:
+            low, high = state_bounds(spec, normalizer)
+            self.bounds = (low.to(self.device, self.dtype), high.to(self.device, self.dtype))
+
+    def _clip(self, s: torch.Tensor) -> torch.Tensor:
+        """``s`` clamped in place to the task's range (a no-op without ``clip``)."""
+        if self.bounds is not None:
+            s.clamp_(*self.bounds)
+        return s
 
     def _tail(self, z: torch.Tensor) -> torch.Tensor:
         """Hidden pre-activation of layer 1 [P, h1] -> prediction in target space [P, S]."""
@@ -81,7 +125,7 @@ class Predictor:
         """state [P, S], action [P, A] -> next state [P, S]."""
         z = torch.addmm(self.b1, self.spec.features(state), self.w_state_t)
         z.addmm_(action, self.w_action_t)
-        return self.spec.apply(state, self._tail(z))
+        return self._clip(self.spec.apply(state, self._tail(z)))
 
     @torch.no_grad()
     def rollout(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -106,10 +150,10 @@ class Predictor:
                 z.addmm_(actions[:, t], self.w_action_t)
             pred = self._tail(z)
             if self.spec.all_delta:
-                s = torch.add(s, pred, out=out[t])
+                s = self._clip(torch.add(s, pred, out=out[t]))
             else:
                 out[t] = self.spec.apply(s, pred)
-                s = out[t]
+                s = self._clip(out[t])
         return out.transpose(0, 1)
 
 

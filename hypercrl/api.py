@@ -108,7 +108,6 @@ class ContinualDynamics:
         self.state_dim, self.action_dim, self.method = state_dim, action_dim, method
         self.batch_size = batch_size
         self.normalize_targets = normalize_targets
-        self.clip_states = clip_states
         init_gen = torch.Generator().manual_seed(seed)
         self.sample_gen = torch.Generator().manual_seed(seed + 1)
         self.net = TargetNet(
@@ -119,6 +118,18 @@ class ContinualDynamics:
         self.current_task: int | None = None
         self._data: tuple[torch.Tensor, torch.Tensor] | None = None  # current task, raw x, y
         self._predictors: dict[int, Predictor] = {}
+        self.clip_states = clip_states
+
+    @property
+    def clip_states(self) -> bool:
+        """Whether predictions stay inside each task's visited range (see the class doc)."""
+        return self._clip_states
+
+    @clip_states.setter
+    def clip_states(self, value: bool) -> None:
+        self._clip_states = check_bool("clip_states", value)
+        self.config["clip_states"] = self._clip_states  # a save records what predictions do
+        self._predictors.clear()  # cached predictors were built with the old setting
 
     # --- task lifecycle -------------------------------------------------------------------
     @property

@@ -76,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     span, source = visited_range(args.run_dir, dyn, task, args.clip)
     if args.clip:
         dyn.clip_states = True
-        dyn._predictors.clear()
     agent = learner.agent
     agent.reward = learner.rewards[task]
     agent.set_task(task)

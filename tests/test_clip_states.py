@@ -118,6 +118,16 @@ def test_off_by_default_and_round_trips(tmp_path):
     assert torch.equal(_pushed_far(loaded), _pushed_far(clipped))
 
 
+def test_switching_clip_states_on_a_trained_model_takes_effect_at_once():
+    cd = _trained(clip=False)
+    assert _pushed_far(cd)[-1, 0] > 2.0  # its predictor is now cached, unclipped
+    cd.clip_states = True
+    assert cd.config["clip_states"] is True
+    assert torch.equal(_pushed_far(cd), _pushed_far(_trained(clip=True)))
+    with pytest.raises(ValueError, match="clip_states"):
+        cd.clip_states = "yes"
+
+
 def test_a_model_saved_before_the_visited_range_loads_unbounded(tmp_path):
     state = _trained(clip=False).state_dict()
     for norm in state["normalizers"]:  # as written before s_low / s_high existed
@@ -127,7 +137,7 @@ def test_a_model_saved_before_the_visited_range_loads_unbounded(tmp_path):
     assert loaded.clip_states is False
     assert torch.all(loaded.normalizers[0].s_high == math.inf)
     loaded.clip_states = True  # nothing recorded: clipping leaves every prediction free
-    loaded._predictors.clear()
+    assert loaded.config["clip_states"] is True
     assert torch.equal(_pushed_far(loaded), _pushed_far(_trained(clip=False)))
 
 

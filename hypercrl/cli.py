@@ -460,7 +460,7 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_run(run_dir: str, after: int | None, cfg=None):
+def load_saved_run(run_dir: str, after: int | None, cfg=None):
     """A ContinualRun whose learner holds what it saved after task ``after`` (the last one
     if None), loaded through the learner's own ``load``; ``cfg`` replaces the run's config
     (e.g. another planner or seed)."""
@@ -515,7 +515,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise RunError(f"--episodes must be >= 1, got {args.episodes}")
-    run, after = _model_run(args.run_dir, args.after, eval_config(args.run_dir, args.set))
+    run, after = load_saved_run(args.run_dir, args.after, eval_config(args.run_dir, args.set))
     out = {"run_dir": args.run_dir, "after": after, "tasks": {}}
     for j in range(after + 1):
         run.last_usage = []
@@ -530,7 +530,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _video(args: argparse.Namespace) -> int:
     from hypercrl.loop import RunError
 
-    run, after = _model_run(args.run_dir, args.after)
+    run, after = load_saved_run(args.run_dir, args.after)
     if not 0 <= args.task <= after:
         raise RunError(f"--task {args.task}: the model after task {after} knows tasks "
                        f"0..{after}")

@@ -50,9 +50,8 @@ def visited_range(run_dir: str, dynamics, task: int, clip: bool) -> tuple[np.nda
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypercrl.cli import _model_run
+    from hypercrl.cli import load_saved_run
     from hypercrl.model.predictor import widened_range
-    from hypercrl.plan.agent import _rewards
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=10, help="print a row every N steps")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
-    run, after = _model_run(args.run_dir, args.after)
+    run, after = load_saved_run(args.run_dir, args.after)
     task = after if args.task is None else args.task
     if not 0 <= task <= after:
         p.error(f"--task {task}: the model after task {after} knows tasks 0..{after}")
@@ -89,10 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     horizon = agent.horizon
     for t in range(steps):
         plan = agent.plan(obs)
-        with torch.no_grad():
-            acts = plan[None].to(agent._state.dtype)
-            path = agent._model.rollout(agent._state, acts)[0].numpy()  # [H, S]
-            pred = _rewards(agent._model, agent.reward, agent._state, acts)[:, 0].numpy()
+        paths, pred = agent.predict_plan(plan)  # [K, H, S], [H]
+        path = paths.numpy()
         predicted.append(float(pred.sum()))
         outside.append(bool(((path < low - 1e-6) | (path > high + 1e-6)).any()))
         obs, reward, terminated, truncated, info = env.step(plan[0].numpy())
@@ -101,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"step": t, "reward": round(float(reward), 3),
                          "predicted_return": round(predicted[-1], 1),
                          "plan_leaves_range": outside[-1],
-                         "plan_end_max_abs_state": round(float(np.abs(path[-1]).max()), 3)})
+                         "plan_end_max_abs_state": round(float(np.abs(path[:, -1]).max()), 3)})
         if terminated or truncated:
             break
     env.close()

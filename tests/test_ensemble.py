@@ -126,6 +126,19 @@ def test_ts1_particles_follow_one_member_each_and_rewards_average():
     assert torch.allclose(returns, torch.stack(each).mean(0), rtol=1e-5)
 
 
+def test_predict_plan_shows_every_particle_and_the_scored_rewards():
+    cd = _model(disagreement=2.0)
+    agent, _ = _agent(cd)
+    state = torch.as_tensor(split(TASKS[0])[1][0][0])
+    plan = agent.plan(state)
+    path, rewards = agent.predict_plan(plan)
+    horizon = plan.shape[0]
+    assert path.shape == (3, horizon, 4) and rewards.shape == (horizon,)
+    assert torch.equal(path, cd.predictor(0).rollout(state, plan[None].to(path.dtype)))
+    # the planner's score of the plan: particles averaged, less the disagreement penalty
+    assert torch.allclose(rewards.sum(), agent._objective(plan[None])[0], rtol=1e-5)
+
+
 def test_tsinf_redraws_members_and_is_reproducible():
     cd = _model(propagation="tsinf")
     pred = cd.predictor(0)

@@ -73,6 +73,27 @@ def test_objective_sums_rewards_along_the_rollout():
     torch.testing.assert_close(agent._objective(actions), expected)
 
 
+def test_predict_plan_gives_the_path_and_rewards_the_planner_scored():
+    opt = CEM([-1.0, -1.0], [1.0, 1.0], 5, generator=_gen())
+    agent = MPCAgent(point_mass, reach_reward, opt, discount=0.9)
+    state = torch.tensor([0.1, 0.2, -0.3, 0.4])
+    with pytest.raises(ValueError, match="before plan"):
+        agent.predict_plan(torch.zeros(5, 2))
+    plan = agent.plan(state)
+    path, rewards = agent.predict_plan(plan)
+    assert path.shape == (1, 5, 4) and rewards.shape == (5,)
+    s = state[None]
+    for h in range(5):
+        s2 = point_mass(s, plan[h][None])
+        torch.testing.assert_close(path[0, h], s2[0])
+        torch.testing.assert_close(rewards[h], reach_reward(s, plan[h][None], s2)[0])
+        s = s2
+    weights = 0.9 ** torch.arange(5.0)
+    torch.testing.assert_close(weights @ rewards, agent._objective(plan[None])[0])
+    with pytest.raises(ValueError, match=r"\[H, A\] = \[5, 2\]"):
+        agent.predict_plan(plan[:3])
+
+
 def test_step_rollout_equals_stepping():
     actions = torch.randn(3, 4, 2, generator=_gen())
     state = torch.randn(4, generator=_gen(1))

@@ -64,9 +64,9 @@ def _planner_cfg(run_cfg, spec: str):
 
 def measure(run_dir: str, after: int | None, tasks: list[int] | None, planners: list[str],
             seeds: list[int], episodes: int) -> dict[str, Any]:
-    from hypercrl.cli import _model_run
+    from hypercrl.cli import load_saved_run
 
-    base, after = _model_run(run_dir, after)
+    base, after = load_saved_run(run_dir, after)
     tasks = list(range(after + 1)) if tasks is None else tasks
     unseen = [j for j in tasks if not 0 <= j <= after]
     if unseen:
@@ -79,7 +79,7 @@ def measure(run_dir: str, after: int | None, tasks: list[int] | None, planners: 
         plan_s, plans, evals = 0.0, 0, 0
         for seed in seeds:
             cfg = dataclasses.replace(_planner_cfg(base.cfg, spec), seed=seed)
-            run, _ = _model_run(run_dir, after, cfg=cfg)
+            run, _ = load_saved_run(run_dir, after, cfg=cfg)
             planner = run.learner.agent.optimizer
             evals = planner.sequences_per_plan() * planner.horizon
             for j in tasks:

@@ -194,6 +194,23 @@ class MPCAgent:
         """First action ``[A]`` of the plan from ``obs [S]``, on the optimiser's device."""
         return self.plan(obs)[0]
 
+    def predict_plan(self, plan: Tensor) -> tuple[Tensor, Tensor]:
+        """What the model predicts for ``plan`` ``[H, A]`` from the state of the last
+        :meth:`plan` call: the next states ``[K, H, S]`` of each of its K particles (1 without
+        an ensemble) and the rewards ``[H]`` the planner scores them with (particles averaged,
+        less any disagreement penalty), so ``rewards.sum()`` is the plan's predicted return
+        (undiscounted)."""
+        if self._state is None:
+            raise ValueError("predict_plan() before plan(): no start state")
+        acts = torch.as_tensor(plan, dtype=self._weights.dtype).to(self.device)
+        if acts.shape != (self.horizon, self.optimizer.lower.shape[-1]):
+            raise ValueError(f"plan must be [H, A] = [{self.horizon}, "
+                             f"{self.optimizer.lower.shape[-1]}], got {tuple(acts.shape)}")
+        with torch.no_grad():
+            path = self._model.rollout(self._state, acts[None])  # [K, H, S]
+            rewards = _path_rewards(self._model, self.reward, self._state, acts[None], path)
+        return path, rewards[:, 0]
+
     def _objective(self, actions: Tensor) -> Tensor:
         """Returns ``[P]`` of action sequences ``[P, H, A]`` from the current state."""
         return self._returns_fn(self._model, self.reward, self._state, actions, self._weights)
@@ -210,8 +227,15 @@ def _returns(
 def _rewards(model: Rollout, reward: RewardFn, state: Tensor, actions: Tensor) -> Tensor:
     """``reward(s_h, a_h, s_{h+1})`` ``[H, P]`` for actions ``[P, H, A]`` from start state
     ``[S]`` or ``[P, S]``."""
+    return _path_rewards(model, reward, state, actions, model.rollout(state, actions))
+
+
+def _path_rewards(model: Rollout, reward: RewardFn, state: Tensor, actions: Tensor,
+                  path: Tensor) -> Tensor:
+    """:func:`_rewards` of the predicted next states ``path`` ``[K * P, H, S]`` (the model's
+    rollout of ``actions`` from ``state``)."""
     p, h, a = actions.shape
-    nxt = model.rollout(state, actions).transpose(0, 1)  # [H, K * P, S]
+    nxt = path.transpose(0, 1)  # [H, K * P, S]
     k = nxt.shape[1] // p  # particles per sequence (an ensemble's members), else 1
     if k > 1:
         actions = actions.repeat(k, 1, 1)

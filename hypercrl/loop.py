@@ -122,6 +122,8 @@ class ContinualRun:
             # task_boundaries="inferred": the new tasks the learner began by itself; task-free
             # evaluation: per row i, per task j, the steps planned with each learned task
             "detections": [], "task_usage": {},
+            # whether the tasks define success at all (HalfCheetah's do not: its cells are 0)
+            "has_success": any(t.success is not None for t in self.tasks),
         }
         self._eval_envs: dict[tuple[int, int, bool], Any] = {}  # (task, episode, render)
         self.last_usage: list[int] = []  # the last task-free evaluation's steps per task
@@ -443,7 +445,8 @@ class ContinualRun:
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])  # noqa: NPY002
         random.setstate(state["python_rng"])
-        self.metrics = state["metrics"]
+        # has_success comes from the tasks (checkpoints written before it existed lack it)
+        self.metrics = state["metrics"] | {"has_success": self.metrics["has_success"]}
         # what a killed run logged after this checkpoint is logged again by the resumed one
         self.log.rewind(state["log_position"], purge_step=self.progress.env_steps_total + 1)
 

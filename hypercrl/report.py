@@ -64,6 +64,8 @@ def metrics_problem(data: Any) -> str | None:
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
         return "'tasks' missing or not a list of task names"
     n = len(tasks)
+    if not isinstance(data.get("has_success", True), bool):
+        return f"'has_success' holds {data['has_success']!r}, not true or false"
     for key in ("returns", "successes"):
         problem = _matrix_problem(data.get(key), key, n, episodes=True)
         if problem:
@@ -158,6 +160,11 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
         return _write_report(run_dirs, out_dir)
 
 
+def _has_success(run: dict[str, Any]) -> bool:
+    """Whether the run's tasks define success (runs written before the flag: yes)."""
+    return bool(run.get("has_success", True))
+
+
 def _finite_returns(run: dict[str, Any]) -> bool:
     """Whether every evaluation return is finite (``load_run`` checked they are numbers)."""
     return all(np.isfinite(x) for row in run["returns"].values() for cell in row for x in cell)
@@ -238,9 +245,12 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
         lines += [f"## {title}", "", f"Seeds: {seeds}; tasks: {group[0]['tasks']}; "
                   f"tasks finished: {done} of {n}.", "", settings_line(group[0]["config"]), ""]
         mean_r = np.nanmean(np.stack(rs), axis=0)
+        with_success = all(_has_success(g) for g in group)
         lines += ["Performance matrix R[i, j]: mean evaluation return on task j after training "
                   "task i (mean over seeds [bootstrap 90 % CI over seeds], +- the standard "
-                  "deviation over episodes averaged over seeds; success rate in brackets).", ""]
+                  "deviation over episodes averaged over seeds; "
+                  + ("success rate in brackets)." if with_success
+                     else "these tasks define no success)."), ""]
         lines += ["| after \\ task | " + " | ".join(str(j) for j in range(n)) + " |",
                   "|---" * (n + 1) + "|"]
         for i in range(n):
@@ -250,8 +260,9 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
                 m, lo, hi = M.bootstrap_ci(vals)
                 sr = np.nanmean([s[i, j] for s in ss]) if np.isfinite(m) else np.nan
                 sd = np.nanmean([x[i, j] for x in sds]) if np.isfinite(m) else np.nan
-                cells.append(_fmt(m, lo, hi) + (f" +- {sd:.1f} ({sr:.0%})"
-                                                if np.isfinite(sr) else ""))
+                cells.append(_fmt(m, lo, hi) + (
+                    "" if not np.isfinite(sd) else f" +- {sd:.1f} ({sr:.0%})" if with_success
+                    else f" +- {sd:.1f}"))
             lines.append(f"| {i} | " + " | ".join(cells) + " |")
         lines.append("")
         if done == n:
@@ -373,7 +384,7 @@ def continual_world(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     when some method has training curves with success (``eval_every > 0``); forward transfer
     needs them and a `single` group."""
     done = {m: g for m, g in groups.items()
-            if all(len(r["returns"]) == len(r["tasks"]) for r in g)}
+            if all(len(r["returns"]) == len(r["tasks"]) and _has_success(r) for r in g)}
     if not done or len({len(g[0]["tasks"]) for g in done.values()}) != 1:
         return []
     n = len(next(iter(done.values()))[0]["tasks"])

@@ -31,6 +31,28 @@ def test_report_over_two_runs(tmp_path):
     assert "halfcheetah / mujoco / hnet" in text and "halfcheetah / mujoco / finetune" in text
     assert "Forgetting per earlier task" in text
     assert (tmp_path / "report" / "halfcheetah_mujoco_hnet.png").stat().st_size > 1000
+    # HalfCheetah defines no success: no "0%" in every cell
+    assert _metrics(runs[0])["has_success"] is False
+    assert "these tasks define no success" in text and "(0%)" not in text
+
+
+def test_report_shows_success_where_the_tasks_define_it(tmp_path, capsys):
+    run = cli.start_run(_cfg(method="finetune"), str(tmp_path / "a"), quiet=True)
+    for value, shown in ((True, True), (None, True), ("yes", None)):  # None: written before
+        data = _metrics(run)
+        if value is None:
+            del data["has_success"]
+        else:
+            data["has_success"] = value
+        folder = tmp_path / f"m{value}"
+        os.makedirs(folder)
+        (folder / "metrics.json").write_text(json.dumps(data))
+        status = cli.main(["report", str(folder), "--out", str(tmp_path / f"r{value}")])
+        if shown is None:
+            assert status == 2 and "'has_success' holds 'yes'" in capsys.readouterr().err
+            continue
+        text = (tmp_path / f"r{value}" / "REPORT.md").read_text()
+        assert "success rate in brackets" in text and "(0%)" in text
 
 
 def test_report_summary_has_one_table_per_sequence_and_backend(tmp_path):

@@ -239,3 +239,16 @@ def test_ctrl_c_checkpoints_at_the_next_episode_end(tmp_path, monkeypatch):
         cli.start_run(_cfg("hnet"), str(run_dir), quiet=True)
     assert count["n"] == 80  # it finished the episode
     assert _progress(run_dir / "checkpoint.pt") == (1, 30)
+
+
+def test_a_checkpoint_written_before_has_success_resumes_with_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(ContinualRun, "_train_task", _die_at_observe(85))
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        cli.start_run(_cfg("finetune"), str(killed), quiet=True)
+    monkeypatch.undo()
+    state = torch.load(killed / "checkpoint.pt", weights_only=False)
+    del state["metrics"]["has_success"]  # as an older version wrote it
+    torch.save(state, killed / "checkpoint.pt")
+    cli.resume_run(str(killed), quiet=True)
+    assert _metrics(killed)["has_success"] is False  # HalfCheetah's tasks define none

@@ -380,9 +380,9 @@ def continual_world(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     forward transfer, the mean over tasks of (AUC - AUC_ref) / (1 - AUC_ref), AUC being a
     task's success over its own training window (:func:`hypercrl.metrics.window_auc`) and the
     reference `single`'s (a fresh model per task, the same budget). Means over seeds with 90 %
-    bootstrap intervals. Only methods whose every run finished every task take part. Written
-    when some method has training curves with success (``eval_every > 0``); forward transfer
-    needs them and a `single` group."""
+    bootstrap intervals. Only methods whose every run finished every task, on tasks that
+    define success, take part. Forward transfer needs training curves with success
+    (``eval_every > 0``) and a `single` group; without them its columns are n/a."""
     done = {m: g for m, g in groups.items()
             if all(len(r["returns"]) == len(r["tasks"]) and _has_success(r) for r in g)}
     if not done or len({len(g[0]["tasks"]) for g in done.values()}) != 1:
@@ -394,8 +394,6 @@ def continual_world(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
         return all(any("success" in row and not row.get("final") for row in r["eval_curve"])
                    for r in runs)
 
-    if not any(curves(g) for g in done.values()):  # no training curves asked for
-        return []
     single = next((g for m, g in done.items() if m.split(" ")[0] == "single"), None)
     ref = ([float(np.nanmean([M.window_auc(r["eval_curve"], j) for r in single]))
             for j in range(n)] if single and curves(single) else None)
@@ -427,6 +425,9 @@ def continual_world(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
                      f"| {per_task} |")
     if ref is not None:
         lines += ["", "AUC_ref per task (`single`): " + ", ".join(f"{x:.2f}" for x in ref)]
+    else:
+        lines += ["", "Forward transfer needs training curves (`--set eval_every=N`) of every "
+                  "run and `single` among the methods."]
     return lines + [""]
 
 

@@ -92,4 +92,11 @@ def test_continual_world_metrics_against_single():
                              for row in run["eval_curve"]]
     lines = continual_world({"hnet": hnet, "single": single})
     assert next(line for line in lines if line.startswith("| hnet |")).endswith("| n/a | n/a |")
-    assert continual_world({"hnet": hnet}) == []  # no curves at all: no table
+    # no curves at all, or no single: average performance and forgetting, no transfer
+    lines = continual_world({"hnet": hnet})
+    assert next(line for line in lines if line.startswith("| hnet |")).startswith(
+        "| hnet | 1 | 1.00 | 0.00 | n/a | n/a |")
+    assert any("Forward transfer needs training curves" in line for line in lines)
+    for run in hnet:  # tasks without success (HalfCheetah): no table
+        run["has_success"] = False
+    assert continual_world({"hnet": hnet}) == []

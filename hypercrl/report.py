@@ -220,6 +220,10 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     runs = [r for r in runs if _finite_returns(r)]
     if not runs:
         raise ValueError(f"every run has non-finite returns (diverged): {diverged}")
+    unfinished = [r["run_dir"] for r in runs if not r["returns"]]  # no task finished yet
+    runs = [r for r in runs if r["returns"]]
+    if not runs:
+        raise ValueError(f"no run has finished a task yet: {unfinished}")
     os.makedirs(out_dir, exist_ok=True)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     labels = variant_labels([r["config"] for r in runs])
@@ -232,6 +236,9 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     if diverged:
         lines += ["Left out, non-finite returns (diverged): "
                   + ", ".join(f"`{d}`" for d in diverged), ""]
+    if unfinished:
+        lines += ["Left out, no task finished yet: "
+                  + ", ".join(f"`{d}`" for d in unfinished), ""]
     singles = {(k[0], k[1]): g for k, g in groups.items() if k[2].split(" ")[0] == "single"}
     summary_rows = []
     for (seq, backend, method), group in sorted(groups.items()):
@@ -459,4 +466,5 @@ def _curve(ax, group: list[dict[str, Any]], n: int) -> None:
         ax.axvline(i * per_task, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)

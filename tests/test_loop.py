@@ -163,6 +163,21 @@ def test_report_leaves_out_a_run_with_non_finite_returns(tmp_path):
     assert cli.main(["report", str(bad), "--out", str(tmp_path / "rep2")]) == 2
 
 
+def test_report_leaves_out_a_run_that_has_not_finished_a_task(tmp_path, capsys):
+    good = cli.start_run(_cfg(num_tasks=1), str(tmp_path / "good"), quiet=True)
+    started = tmp_path / "started"  # a sweep trial still in its first task
+    started.mkdir()
+    metrics = _metrics(good)
+    metrics["returns"], metrics["successes"] = {}, {}
+    (started / "metrics.json").write_text(json.dumps(metrics))
+    assert cli.main(["report", good, str(started), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "REPORT.md").read_text()
+    assert f"Left out, no task finished yet: `{started}`" in text
+    assert "tasks finished: 0" not in text
+    assert cli.main(["report", str(started), "--out", str(tmp_path / "rep2")]) == 2
+    assert "no run has finished a task yet" in capsys.readouterr().err
+
+
 def test_a_run_written_before_an_option_existed_still_matches(tmp_path):
     # a run (or sweep trial) saved by an older version lacks the newer keys; it ran as their
     # defaults, so continuing it with the same command is not refused

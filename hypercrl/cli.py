@@ -520,7 +520,7 @@ def _eval(args: argparse.Namespace) -> int:
     for j in range(after + 1):
         run.last_usage = []
         returns, successes = run.evaluate_task(j, args.episodes)
-        rate = sum(successes) / len(successes) if run.metrics["has_success"] else None
+        rate = sum(successes) / len(successes) if run.has_success else None
         out["tasks"][j] = {"returns": returns, "success_rate": rate}
         if run.last_usage:  # task-free: the steps planned with each seen task's model
             out["tasks"][j]["task_usage"] = run.last_usage

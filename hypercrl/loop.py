@@ -122,8 +122,6 @@ class ContinualRun:
             # task_boundaries="inferred": the new tasks the learner began by itself; task-free
             # evaluation: per row i, per task j, the steps planned with each learned task
             "detections": [], "task_usage": {},
-            # whether the tasks define success at all (HalfCheetah's do not: its cells are 0)
-            "has_success": any(t.success is not None for t in self.tasks),
         }
         self._eval_envs: dict[tuple[int, int, bool], Any] = {}  # (task, episode, render)
         self.last_usage: list[int] = []  # the last task-free evaluation's steps per task
@@ -408,6 +406,11 @@ class ContinualRun:
                        self.progress.env_steps_total)
 
     # --- persistence ------------------------------------------------------------------------
+    @property
+    def has_success(self) -> bool:
+        """Whether the tasks define success at all (HalfCheetah's do not: its cells are 0)."""
+        return any(t.success is not None for t in self.tasks)
+
     def _write_metrics(self) -> None:
         extra = {}
         if self.cfg.task_boundaries == "inferred":
@@ -418,7 +421,7 @@ class ContinualRun:
                 cfg.init_random_steps + cfg.mpc_steps)
         write_json(os.path.join(self.run_dir, "metrics.json"), {
             "config": dataclasses.asdict(self.cfg), "tasks": [t.name for t in self.tasks],
-            **self.metrics, **extra})
+            **self.metrics, "has_success": self.has_success, **extra})
         self.log.flush()
 
     def state_dict(self) -> dict[str, Any]:
@@ -445,8 +448,7 @@ class ContinualRun:
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])  # noqa: NPY002
         random.setstate(state["python_rng"])
-        # has_success comes from the tasks (checkpoints written before it existed lack it)
-        self.metrics = state["metrics"] | {"has_success": self.metrics["has_success"]}
+        self.metrics = state["metrics"]
         # what a killed run logged after this checkpoint is logged again by the resumed one
         self.log.rewind(state["log_position"], purge_step=self.progress.env_steps_total + 1)
 

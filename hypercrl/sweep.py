@@ -248,6 +248,13 @@ class _Ray:
         except self.ray.exceptions.RayError as err:
             return key, False, getattr(err, "cause", None) or err
 
+    def stop(self) -> None:
+        """Ask every trial to stop: a running one gets a KeyboardInterrupt in its worker, where
+        the run's own Ctrl-C handler (``Run.run``) stops at its next episode end with a
+        checkpoint; one not started yet is dropped. Their results follow as errors."""
+        for ref in self.pending:
+            self.ray.cancel(ref, force=False)
+
     def _watch(self) -> None:
         self.reaper.watch(_children() - self.before)
 
@@ -394,6 +401,18 @@ class _Progress:
         return text
 
 
+def _stop_trials(executor: _Ray, running: int, progress: _Progress) -> None:
+    """After a first Ctrl-C: let every running trial write a checkpoint at its next episode
+    end, and wait for them (a second Ctrl-C stops at once, as without this)."""
+    progress.say("stopping: each running trial writes a checkpoint at its next episode end "
+                 "(Ctrl-C again to stop at once)")
+    executor.stop()
+    for _ in range(running):
+        key, ok, _ = executor.next_result()
+        if ok:
+            progress.say(f"{key.name} finished")
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -462,13 +481,22 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
             executor.submit(t, locks[t], trials[t], os.path.abspath(dirs[t]), threads,
                             quiet_runs)
 
+        def tick() -> None:
+            progress.tasks(waiting)
+
         try:
             with _ctrl_c_interrupts():
                 for t in todo:
                     submit(t)
                 running = len(todo)
                 while running:
-                    t, ok, value = executor.next_result(lambda: progress.tasks(waiting))
+                    try:
+                        t, ok, value = executor.next_result(tick)
+                    except KeyboardInterrupt:
+                        if engine != "ray":  # the trial ran here: its run stopped itself
+                            raise
+                        _stop_trials(executor, running, progress)
+                        raise
                     running -= 1
                     if ok:
                         done += 1

@@ -168,7 +168,8 @@ def test_driver_killed_mid_sweep_then_the_same_command_continues(swept, tmp_path
 
 
 @needs_ray
-def test_ctrl_c_stops_the_sweep_saying_how_to_continue(tmp_path):
+def test_ctrl_c_stops_the_sweep_saying_how_to_continue(swept, tmp_path):
+    reference, _, _ = swept
     out = tmp_path / "grid"
     before = _ray_processes()
     driver = subprocess.Popen(_command(out), stderr=subprocess.PIPE, text=True,
@@ -177,13 +178,28 @@ def test_ctrl_c_stops_the_sweep_saying_how_to_continue(tmp_path):
     while not any((out / n / "checkpoint.pt").exists() for n in NAMES):  # a trial started
         assert driver.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
+    time.sleep(0.3)  # into its next task
+    asked = time.time_ns()
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=120)
-    assert driver.returncode == 130
-    assert err.strip().splitlines()[-1] == (
+    assert driver.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines[-1] == (
         "hypercrl: interrupted; run the same command again to continue (finished trials are "
         "kept, the others resume from their checkpoints)")
+    assert any(line.startswith("sweep: stopping: each running trial writes a checkpoint")
+               for line in lines)
     assert not _gone(_ray_processes() - before), "Ray processes left after Ctrl-C"
+    # every trial that was running and did not finish wrote a checkpoint after the Ctrl-C
+    stopped = [n for n in NAMES if (out / n / "checkpoint.pt").exists() and _rows(out / n) < TASKS]
+    assert stopped
+    for n in stopped:
+        assert os.stat(out / n / "checkpoint.pt").st_mtime_ns > asked, n
+
+    again = _sweep(out)  # continues from those checkpoints to the uninterrupted results
+    assert again.returncode == 0, again.stderr
+    for n in NAMES:
+        assert _matrices(out / n) == _matrices(reference / n)
 
 
 @needs_ray

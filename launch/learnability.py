@@ -7,12 +7,17 @@ training and the held-out transitions next to the error of predicting "no change
 
     python launch/learnability.py [--sequence push] [--backend mujoco] [--task 0]
         [--episodes 20] [--fits 4] [--steps 750] [--methods finetune,hnet]
+        [--normalize both|yes|no] [--option METHOD:KEY=VALUE ...]
+
+``--option hnet:lr=1e-3`` fits that method a second time with the option changed (the
+presets' value is fitted too), e.g. to see what a learning rate does to the error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import numpy as np
 
@@ -40,6 +45,23 @@ def collect(seq, task: int, episodes: int, seed: int):
     return s, a, s2, ep
 
 
+def _variants(methods: list[str], options: list[str],
+              parser: argparse.ArgumentParser) -> list[tuple[str, dict]]:
+    """(method, changed options) to fit: each method as preset, then each --option."""
+    out: list[tuple[str, dict]] = [(m, {}) for m in methods]
+    for text in options:
+        method, sep, assignment = text.partition(":")
+        key, eq, value = assignment.partition("=")
+        if not sep or not eq or not key:
+            parser.error(f"--option {text}: expected METHOD:KEY=VALUE, e.g. hnet:lr=1e-3")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.append((method, {key: parsed}))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sequence", default="push")
@@ -50,28 +72,37 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=750, help="gradient steps per retrain")
     p.add_argument("--methods", default="finetune,hnet")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--normalize", choices=("both", "yes", "no"), default="both",
+                   help="fit with raw targets, standardised ones, or both (default)")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                   help="also fit METHOD with this option changed; repeatable")
     args = p.parse_args(argv)
+    variants = _variants(args.methods.split(","), args.option, p)
+    normalizations = {"both": (False, True), "yes": (True,), "no": (False,)}[args.normalize]
     seq = envs.sequence(args.sequence, backend=args.backend)
     s, a, s2, ep = collect(seq, args.task, args.episodes, args.seed)
     test = ep % 4 == 1
     out = {"sequence": args.sequence, "backend": args.backend, "task": args.task,
            "transitions": int(len(s)), "heldout": int(test.sum()),
            "zero_delta_mse": float(((s2[test] - s[test]) ** 2).mean()), "fits": []}
-    for method in args.methods.split(","):
+    for method, changed in variants:
         cfg = from_sequence(seq, "paper", method)
-        for normalize in (False, True):
+        options = {**cfg.method_options, **changed}
+        for normalize in normalizations:
             cd = ContinualDynamics(
                 seq.observation_dim, seq.action_dim, method, seed=args.seed, hidden=cfg.hidden,
                 probabilistic=cfg.probabilistic, normalize_targets=normalize,
-                state_spec=seq.state_kinds, **cfg.method_options,
+                state_spec=seq.state_kinds, **options,
             )
             cd.begin_task()
+            start = time.perf_counter()
             for _ in range(args.fits):
                 cd.fit(s[~test], a[~test], s2[~test], steps=args.steps)
             out["fits"].append({
-                "method": method, "normalize_targets": normalize,
+                "method": method, "options": changed, "normalize_targets": normalize,
                 "train_mse": cd.mse(s[~test], a[~test], s2[~test], task=0),
                 "heldout_mse": cd.mse(s[test], a[test], s2[test], task=0),
+                "fit_seconds": round(time.perf_counter() - start, 1),
             })
             print(json.dumps(out["fits"][-1]), flush=True)
     print(json.dumps(out, indent=2))

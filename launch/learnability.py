@@ -23,7 +23,7 @@ import numpy as np
 
 import envs
 from hypercrl import ContinualDynamics
-from hypercrl.config import from_sequence
+from hypercrl.config import from_sequence, method_fields, parse_set
 
 
 def collect(seq, task: int, episodes: int, seed: int):
@@ -54,11 +54,14 @@ def _variants(methods: list[str], options: list[str],
         key, eq, value = assignment.partition("=")
         if not sep or not eq or not key:
             parser.error(f"--option {text}: expected METHOD:KEY=VALUE, e.g. hnet:lr=1e-3")
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = value
-        out.append((method, {key: parsed}))
+        try:  # typed and checked as `hypercrl run --set` does
+            changed = parse_set([assignment], method)
+            if key.strip() not in method_fields(method):
+                raise ValueError(f"{key.strip()} is not an option of method {method!r}; "
+                                 f"valid: {sorted(method_fields(method))}")
+        except ValueError as err:
+            parser.error(f"--option {text}: {err}")
+        out.append((method, changed))
     return out
 
 

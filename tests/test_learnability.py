@@ -30,3 +30,15 @@ def test_a_malformed_option_names_itself(bad, capsys):
         learnability.main(["--option", bad])
     assert stop.value.code == 2
     assert f"--option {bad}: expected METHOD:KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("bad", "says"), [
+    ("finetune:lr=fast", "lr must be a number"),
+    ("finetune:horizon=5", "horizon is not an option of method 'finetune'"),
+])
+def test_an_option_is_typed_and_checked_as_set_is(bad, says, capsys):
+    with pytest.raises(SystemExit) as stop:
+        learnability.main(["--methods", "finetune", "--option", bad])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--option {bad}:" in err and says in err

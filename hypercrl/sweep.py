@@ -151,14 +151,29 @@ def trial_dirs(out: str) -> list[str]:
             if os.path.isfile(os.path.join(d, "metrics.json"))]
 
 
-def tasks_ended(run_dir: str) -> tuple[int, int]:
-    """(tasks ended, tasks) of the run in ``run_dir`` by its metrics; (0, 0) without them."""
+def run_position(run_dir: str) -> tuple[int, int, int, int]:
+    """(tasks ended, tasks, env steps collected, env steps of the whole run) of the run in
+    ``run_dir`` by its metrics, which a run rewrites at every checkpoint; zeros without
+    them."""
     try:
         with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
             metrics = json.load(f)
-        return len(metrics["returns"]), len(metrics["tasks"])
+        ended, tasks = len(metrics["returns"]), len(metrics["tasks"])
     except (OSError, ValueError, KeyError, TypeError):
-        return 0, 0
+        return 0, 0, 0, 0
+    try:
+        cfg = metrics["config"]
+        total = tasks * (int(cfg["init_random_steps"]) + int(cfg["mpc_steps"]))
+        episodes = metrics.get("train_episodes") or [{"env_steps": 0}]
+        steps = int(episodes[-1]["env_steps"])
+    except (KeyError, TypeError, ValueError, IndexError):
+        total = steps = 0
+    return ended, tasks, steps, total
+
+
+def tasks_ended(run_dir: str) -> tuple[int, int]:
+    """(tasks ended, tasks) of the run in ``run_dir`` by its metrics; (0, 0) without them."""
+    return run_position(run_dir)[:2]
 
 
 def finished(run_dir: str) -> bool:
@@ -363,29 +378,45 @@ class SweepResult:
 
 
 class _Progress:
-    """One line per event on stderr: finished trials, retries, counts and time left."""
+    """One line per event on stderr: finished trials, retries, counts and time left; while
+    trials run, a line when one ends a task and, every ``heartbeat`` seconds, one per trial
+    that collected env steps since (a task of the original's schedule takes hours)."""
 
-    def __init__(self, total: int, quiet: bool, every: float = 10.0) -> None:
+    def __init__(self, total: int, quiet: bool, every: float = 10.0,
+                 heartbeat: float = 600.0) -> None:
         self.total, self.quiet = total, quiet
         self.seconds: list[float] = []  # wall seconds of the trials run by this command
         self.whole: list[float] = []  # ... of those it ran from their start (not resumed)
         self.every = every  # seconds between looks at the running trials' task counts
+        self.heartbeat = heartbeat
         self._next_look = 0.0
+        self._next_beat: float | None = None
         self._ended: dict[str, int] = {}
+        self._steps: dict[str, int] = {}
 
     def tasks(self, run_dirs: dict[str, str], now: float | None = None) -> None:
         """A line for every task a trial (name -> run dir) ended since the last look, at most
-        one look every ``every`` seconds: long trials show their progress."""
+        one look every ``every`` seconds, and the env steps of each trial that moved on since
+        the last heartbeat: long trials show their progress."""
         now = time.monotonic() if now is None else now
         if self.quiet or now < self._next_look:
             return
         self._next_look = now + self.every
+        if self._next_beat is None:
+            self._next_beat = now + self.heartbeat
+        beat = now >= self._next_beat
+        if beat:
+            self._next_beat = now + self.heartbeat
         for name, run_dir in run_dirs.items():
-            ended, tasks = tasks_ended(run_dir)
+            ended, tasks, steps, total = run_position(run_dir)
             before = self._ended.setdefault(name, ended)  # a first look is no news
             if before < ended < tasks:
                 self.say(f"{name}: {ended} of {tasks} tasks ended")
             self._ended[name] = max(ended, before)
+            if beat and total and steps > self._steps.setdefault(name, 0):
+                self.say(f"{name}: {steps} of {total} env steps "
+                         f"({100 * steps / total:.0f} %), {ended} of {tasks} tasks ended")
+                self._steps[name] = steps
 
     def say(self, text: str) -> None:
         if not self.quiet:

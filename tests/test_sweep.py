@@ -297,6 +297,35 @@ def test_progress_says_when_a_running_trial_ends_a_task(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_progress_gives_each_running_trials_env_steps_every_heartbeat(tmp_path, capsys):
+    run_dir = tmp_path / "push-mujoco-hnet-s0"
+    run_dir.mkdir()
+
+    def at(steps, rows=0):  # what a run's checkpoint writes: 3 tasks of 100 + 400 env steps
+        (run_dir / "metrics.json").write_text(json.dumps({
+            "config": {"init_random_steps": 100, "mpc_steps": 400},
+            "tasks": ["a", "b", "c"], "returns": {str(i): [[1.0]] for i in range(rows)},
+            "train_episodes": [{"task": 0, "env_steps": s} for s in range(100, steps + 1, 100)]}))
+
+    progress = sweep._Progress(total=1, quiet=False, every=10.0, heartbeat=600.0)
+    dirs = {run_dir.name: str(run_dir)}
+    at(300)
+    progress.tasks(dirs, now=0.0)  # the first look starts the heartbeat's clock
+    at(700, rows=1)
+    progress.tasks(dirs, now=300.0)
+    assert capsys.readouterr().err == "sweep: push-mujoco-hnet-s0: 1 of 3 tasks ended\n"
+    progress.tasks(dirs, now=600.0)
+    assert capsys.readouterr().err == ("sweep: push-mujoco-hnet-s0: 700 of 1500 env steps "
+                                       "(47 %), 1 of 3 tasks ended\n")
+    progress.tasks(dirs, now=1200.0)  # no step since the last heartbeat: nothing to say
+    at(800, rows=1)
+    progress.tasks(dirs, now=1500.0)  # between heartbeats
+    assert capsys.readouterr().err == ""
+    progress.tasks(dirs, now=1800.0)
+    assert capsys.readouterr().err == ("sweep: push-mujoco-hnet-s0: 800 of 1500 env steps "
+                                       "(53 %), 1 of 3 tasks ended\n")
+
+
 def test_time_left_counts_whole_trials_not_resumed_rests():
     progress = sweep._Progress(total=6, quiet=True)
     progress.seconds = [30.0, 600.0]  # a resumed trial's last minutes, a whole trial

@@ -230,6 +230,12 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     for run, label in zip(runs, labels, strict=True):
         c = run["config"]
         groups[(c["sequence"], c["backend"], label)].append(run)
+    partial: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for key, group in groups.items():  # a sweep under way: its finished seeds give the numbers
+        whole = [g for g in group if len(g["returns"]) == len(g["tasks"])]
+        if whole and len(whole) < len(group):
+            partial[key] = [g for g in group if g not in whole]
+            groups[key] = whole
     plt = _plt()
     lines = ["# hypercrl report", ""]
     lines += ["Runs: " + ", ".join(f"`{r['run_dir']}`" for r in runs), ""]
@@ -250,7 +256,12 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
         done = min(len(g["returns"]) for g in group)
         title = f"{seq} / {backend} / {method}"
         lines += [f"## {title}", "", f"Seeds: {seeds}; tasks: {group[0]['tasks']}; "
-                  f"tasks finished: {done} of {n}.", "", settings_line(group[0]["config"]), ""]
+                  f"tasks finished: {done} of {n}.", ""]
+        if partial.get((seq, backend, method)):
+            lines += ["Not in these numbers until they finish every task: " + ", ".join(
+                f"`{g['run_dir']}` (seed {g['config']['seed']}, {len(g['returns'])} of {n} "
+                "tasks)" for g in partial[(seq, backend, method)]), ""]
+        lines += [settings_line(group[0]["config"]), ""]
         mean_r = np.nanmean(np.stack(rs), axis=0)
         with_success = all(_has_success(g) for g in group)
         lines += ["Performance matrix R[i, j]: mean evaluation return on task j after training "

@@ -178,6 +178,25 @@ def test_report_leaves_out_a_run_that_has_not_finished_a_task(tmp_path, capsys):
     assert "no run has finished a task yet" in capsys.readouterr().err
 
 
+def test_report_of_a_sweep_under_way_gives_the_finished_seeds_numbers(tmp_path):
+    done = cli.start_run(_cfg(method="finetune"), str(tmp_path / "s0"), quiet=True)
+    metrics = _metrics(done)  # seed 1 of the same method, its first task only so far
+    metrics["config"]["seed"] = 1
+    metrics["returns"] = {"0": [[r + 1000.0 for r in metrics["returns"]["0"][0]]]}
+    metrics["successes"] = {"0": metrics["successes"]["0"]}
+    running = tmp_path / "s1"
+    running.mkdir()
+    (running / "metrics.json").write_text(json.dumps(metrics))
+    assert cli.main(["report", done, str(running), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "REPORT.md").read_text()
+    assert "| finetune | 1 | " in text  # the summary: seed 0, which finished both tasks
+    assert (f"Not in these numbers until they finish every task: `{running}` (seed 1, "
+            "1 of 2 tasks)") in text
+    assert "Seeds: [0]; " in text and "tasks finished: 2 of 2." in text
+    seed0 = sum(_metrics(done)["returns"]["0"][0]) / len(_metrics(done)["returns"]["0"][0])
+    assert f"| 0 | {seed0:.1f} +- " in text  # R[0, 0] is seed 0's alone, not averaged with 1
+
+
 def test_a_run_written_before_an_option_existed_still_matches(tmp_path):
     # a run (or sweep trial) saved by an older version lacks the newer keys; it ran as their
     # defaults, so continuing it with the same command is not refused

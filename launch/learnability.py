@@ -10,7 +10,9 @@ training and the held-out transitions next to the error of predicting "no change
         [--normalize both|yes|no] [--option METHOD:KEY=VALUE ...]
 
 ``--option hnet:lr=1e-3`` fits that method a second time with the option changed (the
-presets' value is fitted too), e.g. to see what a learning rate does to the error.
+presets' value is fitted too), e.g. to see what a learning rate does to the error; with
+``--methods ''`` only the ``--option`` fits run (a preset fit already measured, an hour of
+HalfCheetah's hypernetwork, is not repeated).
 """
 
 from __future__ import annotations
@@ -73,14 +75,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--fits", type=int, default=4, help="retrains, as the loop's schedule")
     p.add_argument("--steps", type=int, default=750, help="gradient steps per retrain")
-    p.add_argument("--methods", default="finetune,hnet")
+    p.add_argument("--methods", default="finetune,hnet",
+                   help="comma-separated; '' with --option: only the --option fits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--normalize", choices=("both", "yes", "no"), default="both",
                    help="fit with raw targets, standardised ones, or both (default)")
     p.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE",
                    help="also fit METHOD with this option changed; repeatable")
     args = p.parse_args(argv)
-    variants = _variants(args.methods.split(","), args.option, p)
+    variants = _variants([m for m in args.methods.split(",") if m.strip()], args.option, p)
+    if not variants:
+        p.error("nothing to fit: give --methods, or --option with --methods ''")
     normalizations = {"both": (False, True), "yes": (True,), "no": (False,)}[args.normalize]
     seq = envs.sequence(args.sequence, backend=args.backend)
     s, a, s2, ep = collect(seq, args.task, args.episodes, args.seed)

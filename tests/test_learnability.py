@@ -24,6 +24,15 @@ def test_an_option_fits_the_method_again_with_it_changed(capsys):
     assert fits[0]["heldout_mse"] != fits[1]["heldout_mse"]
 
 
+def test_no_methods_fits_only_the_options(capsys):
+    learnability.main(["--sequence", "push", "--episodes", "2", "--fits", "1", "--steps", "3",
+                       "--methods", "", "--normalize", "yes", "--option", "finetune:lr=0.5"])
+    assert [(f["method"], f["options"]) for f in _fits(capsys)] == [("finetune", {"lr": 0.5})]
+    with pytest.raises(SystemExit) as stop:
+        learnability.main(["--methods", ""])
+    assert stop.value.code == 2 and "nothing to fit" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad", ["hnet", "hnet:lr", "lr=1e-3", "hnet:=3"])
 def test_a_malformed_option_names_itself(bad, capsys):
     with pytest.raises(SystemExit) as stop:

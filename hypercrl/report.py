@@ -160,6 +160,11 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
         return _write_report(run_dirs, out_dir)
 
 
+def _finished(run: dict[str, Any]) -> bool:
+    """Whether the run has a performance-matrix row for every task."""
+    return len(run["returns"]) == len(run["tasks"])
+
+
 def _has_success(run: dict[str, Any]) -> bool:
     """Whether the run's tasks define success (runs written before the flag: yes)."""
     return bool(run.get("has_success", True))
@@ -232,9 +237,9 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
         groups[(c["sequence"], c["backend"], label)].append(run)
     partial: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for key, group in groups.items():  # a sweep under way: its finished seeds give the numbers
-        whole = [g for g in group if len(g["returns"]) == len(g["tasks"])]
+        whole = [g for g in group if _finished(g)]
         if whole and len(whole) < len(group):
-            partial[key] = [g for g in group if g not in whole]
+            partial[key] = [g for g in group if not _finished(g)]
             groups[key] = whole
     plt = _plt()
     lines = ["# hypercrl report", ""]
@@ -361,7 +366,7 @@ def forgetting_compared(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     when both have two or more, else over the evaluation episodes of the cells involved
     (pooled over seeds). Only methods whose every run finished every task take part."""
     done = {m: g for m, g in groups.items()
-            if all(len(r["returns"]) == len(r["tasks"]) for r in g)}
+            if all(_finished(r) for r in g)}
     n = min((len(g[0]["tasks"]) for g in done.values()), default=0)
     if len(done) < 2 or n < 2 or any(len(g[0]["tasks"]) != n for g in done.values()):
         return []
@@ -402,7 +407,7 @@ def continual_world(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
     define success, take part. Forward transfer needs training curves with success
     (``eval_every > 0``) and a `single` group; without them its columns are n/a."""
     done = {m: g for m, g in groups.items()
-            if all(len(r["returns"]) == len(r["tasks"]) and _has_success(r) for r in g)}
+            if all(_finished(r) and _has_success(r) for r in g)}
     if not done or len({len(g[0]["tasks"]) for g in done.values()}) != 1:
         return []
     n = len(next(iter(done.values()))[0]["tasks"])

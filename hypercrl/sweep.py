@@ -380,7 +380,8 @@ class SweepResult:
 class _Progress:
     """One line per event on stderr: finished trials, retries, counts and time left; while
     trials run, a line when one ends a task and, every ``heartbeat`` seconds, one per trial
-    that collected env steps since (a task of the original's schedule takes hours)."""
+    that collected env steps since (a task of the original's schedule takes hours), with the
+    time it has left at its pace since this command first saw it."""
 
     def __init__(self, total: int, quiet: bool, every: float = 10.0,
                  heartbeat: float = 600.0) -> None:
@@ -393,6 +394,7 @@ class _Progress:
         self._next_beat: float | None = None
         self._ended: dict[str, int] = {}
         self._steps: dict[str, int] = {}
+        self._first: dict[str, tuple[float, int]] = {}  # name -> (time, env steps) first seen
 
     def tasks(self, run_dirs: dict[str, str], now: float | None = None) -> None:
         """A line for every task a trial (name -> run dir) ended since the last look, at most
@@ -409,13 +411,18 @@ class _Progress:
             self._next_beat = now + self.heartbeat
         for name, run_dir in run_dirs.items():
             ended, tasks, steps, total = run_position(run_dir)
+            since, first_steps = self._first.setdefault(name, (now, steps))
             before = self._ended.setdefault(name, ended)  # a first look is no news
             if before < ended < tasks:
                 self.say(f"{name}: {ended} of {tasks} tasks ended")
             self._ended[name] = max(ended, before)
             if beat and total and steps > self._steps.setdefault(name, 0):
-                self.say(f"{name}: {steps} of {total} env steps "
-                         f"({100 * steps / total:.0f} %), {ended} of {tasks} tasks ended")
+                text = (f"{name}: {steps} of {total} env steps "
+                        f"({100 * steps / total:.0f} %), {ended} of {tasks} tasks ended")
+                if steps > first_steps and now > since and total > steps:
+                    left = (total - steps) * (now - since) / (steps - first_steps)
+                    text += f", about {_duration(left)} left at its pace so far"
+                self.say(text)
                 self._steps[name] = steps
 
     def say(self, text: str) -> None:

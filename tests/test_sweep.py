@@ -316,14 +316,20 @@ def test_progress_gives_each_running_trials_env_steps_every_heartbeat(tmp_path, 
     assert capsys.readouterr().err == "sweep: push-mujoco-hnet-s0: 1 of 3 tasks ended\n"
     progress.tasks(dirs, now=600.0)
     assert capsys.readouterr().err == ("sweep: push-mujoco-hnet-s0: 700 of 1500 env steps "
-                                       "(47 %), 1 of 3 tasks ended\n")
+                                       "(47 %), 1 of 3 tasks ended, about 20 min left at its "
+                                       "pace so far\n")  # 400 steps in 600 s, 800 to go
     progress.tasks(dirs, now=1200.0)  # no step since the last heartbeat: nothing to say
     at(800, rows=1)
     progress.tasks(dirs, now=1500.0)  # between heartbeats
     assert capsys.readouterr().err == ""
     progress.tasks(dirs, now=1800.0)
     assert capsys.readouterr().err == ("sweep: push-mujoco-hnet-s0: 800 of 1500 env steps "
-                                       "(53 %), 1 of 3 tasks ended\n")
+                                       "(53 %), 1 of 3 tasks ended, about 42 min left at its "
+                                       "pace so far\n")  # 500 steps in 1800 s, 700 to go
+    at(1500, rows=3)  # the last step: nothing left to estimate
+    progress.tasks(dirs, now=2400.0)
+    assert capsys.readouterr().err == ("sweep: push-mujoco-hnet-s0: 1500 of 1500 env steps "
+                                       "(100 %), 3 of 3 tasks ended\n")
 
 
 def test_time_left_counts_whole_trials_not_resumed_rests():

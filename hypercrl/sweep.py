@@ -381,7 +381,7 @@ class _Progress:
     """One line per event on stderr: finished trials, retries, counts and time left; while
     trials run, a line when one ends a task and, every ``heartbeat`` seconds, one per trial
     that collected env steps since (a task of the original's schedule takes hours), with the
-    time it has left at its pace since this command first saw it."""
+    time it has left at its pace since this command first saw it move."""
 
     def __init__(self, total: int, quiet: bool, every: float = 10.0,
                  heartbeat: float = 600.0) -> None:
@@ -394,7 +394,8 @@ class _Progress:
         self._next_beat: float | None = None
         self._ended: dict[str, int] = {}
         self._steps: dict[str, int] = {}
-        self._first: dict[str, tuple[float, int]] = {}  # name -> (time, env steps) first seen
+        self._initial: dict[str, int] = {}  # name -> env steps at this command's first look
+        self._moved: dict[str, tuple[float, int]] = {}  # name -> (time, env steps) it first moved
 
     def tasks(self, run_dirs: dict[str, str], now: float | None = None) -> None:
         """A line for every task a trial (name -> run dir) ended since the last look, at most
@@ -411,7 +412,8 @@ class _Progress:
             self._next_beat = now + self.heartbeat
         for name, run_dir in run_dirs.items():
             ended, tasks, steps, total = run_position(run_dir)
-            since, first_steps = self._first.setdefault(name, (now, steps))
+            if name not in self._moved and steps != self._initial.setdefault(name, steps):
+                self._moved[name] = (now, steps)  # a queued trial's pace starts when it runs
             before = self._ended.setdefault(name, ended)  # a first look is no news
             if before < ended < tasks:
                 self.say(f"{name}: {ended} of {tasks} tasks ended")
@@ -419,8 +421,9 @@ class _Progress:
             if beat and total and steps > self._steps.setdefault(name, 0):
                 text = (f"{name}: {steps} of {total} env steps "
                         f"({100 * steps / total:.0f} %), {ended} of {tasks} tasks ended")
-                if steps > first_steps and now > since and total > steps:
-                    left = (total - steps) * (now - since) / (steps - first_steps)
+                since, moved_steps = self._moved.get(name, (now, steps))
+                if steps > moved_steps and now > since and total > steps:
+                    left = (total - steps) * (now - since) / (steps - moved_steps)
                     text += f", about {_duration(left)} left at its pace so far"
                 self.say(text)
                 self._steps[name] = steps

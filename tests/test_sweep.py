@@ -297,39 +297,66 @@ def test_progress_says_when_a_running_trial_ends_a_task(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
+def _checkpoint(run_dir, steps, rows=0):
+    """What a run's checkpoint writes to its metrics: 3 tasks of 100 + 400 env steps."""
+    (run_dir / "metrics.json").write_text(json.dumps({
+        "config": {"init_random_steps": 100, "mpc_steps": 400},
+        "tasks": ["a", "b", "c"], "returns": {str(i): [[1.0]] for i in range(rows)},
+        "train_episodes": [{"task": 0, "env_steps": s} for s in range(100, steps + 1, 100)]}))
+
+
 def test_progress_gives_each_running_trials_env_steps_every_heartbeat(tmp_path, capsys):
     run_dir = tmp_path / "push-mujoco-hnet-s0"
     run_dir.mkdir()
 
-    def at(steps, rows=0):  # what a run's checkpoint writes: 3 tasks of 100 + 400 env steps
-        (run_dir / "metrics.json").write_text(json.dumps({
-            "config": {"init_random_steps": 100, "mpc_steps": 400},
-            "tasks": ["a", "b", "c"], "returns": {str(i): [[1.0]] for i in range(rows)},
-            "train_episodes": [{"task": 0, "env_steps": s} for s in range(100, steps + 1, 100)]}))
+    def at(steps, rows=0):
+        _checkpoint(run_dir, steps, rows)
 
     progress = sweep._Progress(total=1, quiet=False, every=10.0, heartbeat=600.0)
     dirs = {run_dir.name: str(run_dir)}
     at(300)
     progress.tasks(dirs, now=0.0)  # the first look starts the heartbeat's clock
+    at(500)
+    progress.tasks(dirs, now=100.0)  # it moved: its pace is measured from here
     at(700, rows=1)
     progress.tasks(dirs, now=300.0)
     assert capsys.readouterr().err == "sweep: push-mujoco-hnet-s0: 1 of 3 tasks ended\n"
     progress.tasks(dirs, now=600.0)
     assert capsys.readouterr().err == ("sweep: push-mujoco-hnet-s0: 700 of 1500 env steps "
-                                       "(47 %), 1 of 3 tasks ended, about 20 min left at its "
-                                       "pace so far\n")  # 400 steps in 600 s, 800 to go
+                                       "(47 %), 1 of 3 tasks ended, about 33 min left at its "
+                                       "pace so far\n")  # 200 steps in 500 s, 800 to go
     progress.tasks(dirs, now=1200.0)  # no step since the last heartbeat: nothing to say
     at(800, rows=1)
     progress.tasks(dirs, now=1500.0)  # between heartbeats
     assert capsys.readouterr().err == ""
     progress.tasks(dirs, now=1800.0)
     assert capsys.readouterr().err == ("sweep: push-mujoco-hnet-s0: 800 of 1500 env steps "
-                                       "(53 %), 1 of 3 tasks ended, about 42 min left at its "
-                                       "pace so far\n")  # 500 steps in 1800 s, 700 to go
+                                       "(53 %), 1 of 3 tasks ended, about 66 min left at its "
+                                       "pace so far\n")  # 300 steps in 1700 s, 700 to go
     at(1500, rows=3)  # the last step: nothing left to estimate
     progress.tasks(dirs, now=2400.0)
     assert capsys.readouterr().err == ("sweep: push-mujoco-hnet-s0: 1500 of 1500 env steps "
                                        "(100 %), 3 of 3 tasks ended\n")
+
+
+def test_a_queued_trials_time_left_counts_from_when_it_runs(tmp_path, capsys):
+    """A trial waiting for a free CPU (or for its lock) has no pace yet: its time left is
+    measured from the first checkpoint this command sees it write, not from the sweep's start."""
+    run_dir = tmp_path / "door-mujoco-coreset-s1"
+    run_dir.mkdir()
+    progress = sweep._Progress(total=2, quiet=False, every=10.0, heartbeat=600.0)
+    dirs = {run_dir.name: str(run_dir)}
+    progress.tasks(dirs, now=0.0)  # queued behind another trial: no metrics yet
+    progress.tasks(dirs, now=1200.0)
+    _checkpoint(run_dir, 600)  # it started at 2400 s; its first checkpoint
+    progress.tasks(dirs, now=3000.0)
+    assert capsys.readouterr().err == ("sweep: door-mujoco-coreset-s1: 600 of 1500 env steps "
+                                       "(40 %), 0 of 3 tasks ended\n")  # its pace not yet known
+    _checkpoint(run_dir, 900)
+    progress.tasks(dirs, now=3600.0)  # 300 steps in 600 s, 600 to go (not 900 in 3600 s)
+    assert capsys.readouterr().err == ("sweep: door-mujoco-coreset-s1: 900 of 1500 env steps "
+                                       "(60 %), 0 of 3 tasks ended, about 20 min left at its "
+                                       "pace so far\n")
 
 
 def test_time_left_counts_whole_trials_not_resumed_rests():

@@ -576,12 +576,15 @@ def _names(text: str, flag: str) -> list[str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from hypercrl.report import write_report
+    from hypercrl.report import kept_runs, write_report
     from hypercrl.sweep import SWEEP_FILE, trial_dirs
 
     run_dirs = []
-    for d in args.run_dirs:  # a sweep's folder stands for its runs
-        run_dirs += trial_dirs(d) if os.path.isfile(os.path.join(d, SWEEP_FILE)) else [d]
+    for d in args.run_dirs:  # a sweep's folder, or a report's, stands for its runs
+        if os.path.isfile(os.path.join(d, SWEEP_FILE)):
+            run_dirs += trial_dirs(d)
+        else:
+            run_dirs += kept_runs(d) or [d]
     out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else "report")
     print(write_report(run_dirs, out))
     return 0
@@ -666,7 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.set_defaults(func=_sweep)
 
     report = sub.add_parser("report", help="Markdown summary and plots of runs")
-    report.add_argument("run_dirs", nargs="+", help="run directories, or a sweep's folder")
+    report.add_argument("run_dirs", nargs="+",
+                        help="run directories, a sweep's folder, or an earlier report's folder "
+                             "(its kept metrics)")
     report.add_argument("--out", default=None, help="output folder")
     report.set_defaults(func=_report)
 

@@ -1,6 +1,8 @@
 """``hypercrl report RUN_DIR...``: a Markdown summary and PNG plots comparing runs.
 
 Runs are grouped by (sequence, backend, method); within a group every seed is one sample.
+The report keeps a copy of each run's metrics.json under ``data/``, so a report folder can be
+reported again, alone or with new runs, after the run directories are gone.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 import warnings
 from collections import defaultdict
 from typing import Any
@@ -103,6 +107,69 @@ def _matrix_problem(rows: Any, key: str, n: int, episodes: bool) -> str | None:
                 return (f"'{key}.{i}' holds {cell!r}, not "
                         + ("a list of numbers" if episodes else "a number"))
     return None
+
+
+DATA_DIR = "data"  # in a report folder: one folder per reported run, holding its metrics.json
+
+
+def kept_runs(folder: str) -> list[str] | None:
+    """The run folders a report kept under ``folder/data``, None if ``folder`` is not a
+    report folder (no REPORT.md beside a data folder, or a run directory itself)."""
+    data = os.path.join(folder, DATA_DIR)
+    if (not os.path.isfile(os.path.join(folder, "REPORT.md")) or not os.path.isdir(data)
+            or os.path.isfile(os.path.join(folder, "metrics.json"))):
+        return None
+    return sorted(os.path.join(data, name) for name in os.listdir(data)
+                  if os.path.isfile(os.path.join(data, name, "metrics.json")))
+
+
+def _keep_metrics(runs: list[dict[str, Any]], out_dir: str) -> None:
+    """Copy each run's metrics.json to ``out_dir/data/<run folder name>/``, replacing what an
+    earlier report kept there; ValueError, before anything is changed, if that folder holds
+    anything but kept metrics (it is not this report's to replace)."""
+    data = os.path.join(out_dir, DATA_DIR)
+    if os.path.lexists(data):
+        if not os.path.isdir(data) or os.path.islink(data):
+            raise ValueError(f"{data}: not a folder (a report keeps its runs' metrics there)")
+        for name in os.listdir(data):
+            entry = os.path.join(data, name)
+            if (not os.path.isdir(entry) or os.path.islink(entry)
+                    or os.listdir(entry) != ["metrics.json"]):
+                raise ValueError(f"{entry}: not a kept metrics folder; move it out of {data} "
+                                 "(a report replaces what it keeps there)")
+    texts = {}  # read every source first: they may be the kept copies about to be replaced
+    for run in runs:
+        with open(os.path.join(run["run_dir"], "metrics.json"), "rb") as f:
+            texts[run["run_dir"]] = f.read()
+    new = tempfile.mkdtemp(prefix=".data-", dir=out_dir)
+    try:
+        used: set[str] = set()
+        for run in runs:
+            base = os.path.basename(os.path.normpath(os.path.abspath(run["run_dir"]))) or "run"
+            name, k = base, 1
+            while name in used:
+                k += 1
+                name = f"{base}-{k}"
+            used.add(name)
+            os.makedirs(os.path.join(new, name))
+            with open(os.path.join(new, name, "metrics.json"), "wb") as f:
+                f.write(texts[run["run_dir"]])
+        os.chmod(new, 0o777 & ~_umask())
+        old = data + ".old" if os.path.isdir(data) else None
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(data, old)
+        os.replace(new, data)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def check_out_dir(out_dir: str) -> None:
@@ -230,6 +297,7 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     if not runs:
         raise ValueError(f"no run has finished a task yet: {unfinished}")
     os.makedirs(out_dir, exist_ok=True)
+    _keep_metrics(runs, out_dir)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     labels = variant_labels([r["config"] for r in runs])
     for run, label in zip(runs, labels, strict=True):
@@ -244,6 +312,9 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     plt = _plt()
     lines = ["# hypercrl report", ""]
     lines += ["Runs: " + ", ".join(f"`{r['run_dir']}`" for r in runs), ""]
+    lines += [f"Their metrics are kept in `{DATA_DIR}/`: `hypercrl report` of this folder "
+              "reports them again, alone or beside other runs.", ""]
+    head = len(lines)  # the summary goes here
     if diverged:
         lines += ["Left out, non-finite returns (diverged): "
                   + ", ".join(f"`{d}`" for d in diverged), ""]
@@ -353,7 +424,7 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
             same = {m: g for (q, b, m), g in groups.items() if (q, b) == (seq, backend)}
             summary += forgetting_compared(same)
             summary += continual_world(same)
-        lines[4:4] = summary
+        lines[head:head] = summary
     path = os.path.join(out_dir, "REPORT.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

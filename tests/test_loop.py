@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import torch
 
@@ -34,6 +35,50 @@ def test_report_over_two_runs(tmp_path):
     # HalfCheetah defines no success: no "0%" in every cell
     assert _metrics(runs[0])["has_success"] is False
     assert "these tasks define no success" in text and "(0%)" not in text
+
+
+def test_a_report_keeps_its_runs_metrics_and_reports_them_again_once_the_runs_are_gone(
+        tmp_path, capsys):
+    run = cli.start_run(_cfg(method="finetune"), str(tmp_path / "a" / "run"), quiet=True)
+    twin = _metrics(run)  # the same folder name under another parent, as another seed
+    twin["config"]["seed"] = 1
+    os.makedirs(tmp_path / "b" / "run")
+    (tmp_path / "b" / "run" / "metrics.json").write_text(json.dumps(twin))
+    first = tmp_path / "first"
+    assert cli.main(["report", run, str(tmp_path / "b" / "run"), "--out", str(first)]) == 0
+    assert sorted(os.listdir(first / "data")) == ["run", "run-2"]
+    assert json.loads((first / "data" / "run" / "metrics.json").read_text()) == _metrics(run)
+    text = (first / "REPORT.md").read_text()
+    assert "Their metrics are kept in `data/`" in text and "Seeds: [0, 1]" in text
+    shutil.rmtree(tmp_path / "a")
+    shutil.rmtree(tmp_path / "b")
+
+    def tables(path):  # the report less its list of run folders
+        return [x for x in path.read_text().splitlines() if not x.startswith("Runs: ")]
+
+    assert cli.main(["report", str(first), "--out", str(tmp_path / "again")]) == 0
+    assert tables(tmp_path / "again" / "REPORT.md") == tables(first / "REPORT.md")
+    assert cli.main(["report", str(first)]) == 0  # in place: it reads its copies first
+    assert tables(first / "REPORT.md") == tables(tmp_path / "again" / "REPORT.md")
+    assert sorted(os.listdir(first / "data")) == ["run", "run-2"]
+
+    other = _metrics(str(first / "data" / "run"))  # a new run beside the kept ones
+    other["config"]["method"] = "hnet"
+    os.makedirs(tmp_path / "new")
+    (tmp_path / "new" / "metrics.json").write_text(json.dumps(other))
+    assert cli.main(["report", str(first), str(tmp_path / "new"), "--out",
+                     str(tmp_path / "both")]) == 0
+    both = (tmp_path / "both" / "REPORT.md").read_text()
+    assert "| finetune | 2 | " in both and "| hnet | 1 | " in both
+
+    (first / "data" / "notes.txt").write_text("mine")  # not the report's: never replaced
+    before = (first / "REPORT.md").read_text()
+    capsys.readouterr()
+    assert cli.main(["report", str(first)]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt: not a kept metrics folder" in err and "Traceback" not in err
+    assert (first / "data" / "notes.txt").read_text() == "mine"
+    assert (first / "REPORT.md").read_text() == before
 
 
 def test_report_shows_success_where_the_tasks_define_it(tmp_path, capsys):

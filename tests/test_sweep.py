@@ -86,7 +86,7 @@ def swept(tmp_path_factory):
 def test_sweep_equals_the_same_runs_made_one_by_one(swept, tmp_path, capsys):
     out, before, done = swept
     assert sorted(os.listdir(out)) == sorted(
-        [*NAMES, ".locks", "REPORT.md", "sweep.json", "push_mujoco_finetune.png",
+        [*NAMES, ".locks", "REPORT.md", "data", "sweep.json", "push_mujoco_finetune.png",
          "push_mujoco_hnet.png"])
     assert done.stdout.strip() == str(out / "REPORT.md")
     assert "done 4/4, running 0, failed 0, left 0" in done.stderr

@@ -142,6 +142,19 @@ def write_manifest(out: str, sweep_settings: dict[str, Any], trials: list[Trial]
     write_json(path, data, indent=2)
 
 
+def add_to_manifest(out: str, sweep_settings: dict[str, Any], trials: Sequence[Trial]) -> None:
+    """Add ``trials`` to ``OUT/sweep.json``, keeping every trial already listed there. The
+    read and the write hold a lock on ``OUT/.locks/sweep.json``: drivers started side by side
+    on one ``--out`` (one per method, say) each add theirs, none overwrites another's."""
+    import fcntl
+
+    os.makedirs(os.path.join(out, LOCKS), exist_ok=True)
+    with open(os.path.join(out, LOCKS, SWEEP_FILE), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = check_settings(out, sweep_settings)
+        write_manifest(out, sweep_settings, known + [t for t in trials if t not in known])
+
+
 def trial_dirs(out: str) -> list[str]:
     """The run directories of the sweep in ``out`` that finished at least one task."""
     manifest = read_manifest(out)
@@ -488,7 +501,7 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
         raise SweepError(f"the sweep needs Ray: {INSTALL}")
     if num_cpus is not None and num_cpus < 1:
         raise SweepError(f"--num-cpus {num_cpus}: must be 1 or more")
-    known = check_settings(out, sweep_settings)
+    check_settings(out, sweep_settings)
     dirs = {t: os.path.join(out, t.name) for t in trials}
     todo = [t for t in trials if not finished(dirs[t])]
     progress = _Progress(len(trials), quiet)
@@ -504,8 +517,7 @@ def run_sweep(out: str, trials: dict[Trial, str], sweep_settings: dict[str, Any]
     elif todo:
         executor = _Serial(runner)
     try:
-        os.makedirs(os.path.join(out, LOCKS), exist_ok=True)
-        write_manifest(out, sweep_settings, known + [t for t in trials if t not in known])
+        add_to_manifest(out, sweep_settings, list(trials))
     except BaseException:
         if executor is not None:
             executor.close()

@@ -244,6 +244,34 @@ def test_other_settings_in_the_same_folder_are_refused_naming_them(tmp_path, cap
     assert sorted(os.listdir(out)) == before
 
 
+def test_drivers_side_by_side_on_one_folder_each_add_their_trials_to_its_manifest(
+        tmp_path, monkeypatch):
+    # driver B reads the (empty) manifest at its start; driver A then writes its trial;
+    # B must add its own beside A's, not overwrite it (a report of the folder lists both)
+    out = tmp_path / "grid"
+    out.mkdir()
+    settings = sweep.settings("smoke", [], False)
+    (a,) = sweep.grid(["push"], ["mujoco"], ["coreset"], [0])
+    (b,) = sweep.grid(["push"], ["mujoco"], ["single"], [0])
+    read = sweep.check_settings
+    calls = []
+
+    def a_starts_meanwhile(folder, wanted):
+        known = read(folder, wanted)
+        calls.append(folder)
+        if len(calls) == 1:  # B's read at its start
+            write = sweep.write_manifest
+            write(folder, wanted, [a])
+        return known
+
+    monkeypatch.setattr(sweep, "check_settings", a_starts_meanwhile)
+    sweep.run_sweep(str(out), {b: "{}"}, settings,
+                    lambda *args: {"seconds": 0.0, "resumed": False, "returns": []},
+                    engine="serial",
+                    max_retries=0, quiet=True)
+    assert sweep.read_manifest(str(out))["trials"] == [a, b]
+
+
 def test_without_ray_sweep_says_how_to_install_it_and_runs_nothing(tmp_path, capsys,
                                                                     monkeypatch):
     monkeypatch.setattr(sweep, "ray_available", lambda: False)

@@ -146,11 +146,8 @@ def add_to_manifest(out: str, sweep_settings: dict[str, Any], trials: Sequence[T
     """Add ``trials`` to ``OUT/sweep.json``, keeping every trial already listed there. The
     read and the write hold a lock on ``OUT/.locks/sweep.json``: drivers started side by side
     on one ``--out`` (one per method, say) each add theirs, none overwrites another's."""
-    import fcntl
-
     os.makedirs(os.path.join(out, LOCKS), exist_ok=True)
-    with open(os.path.join(out, LOCKS, SWEEP_FILE), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _file_lock(os.path.join(out, LOCKS, SWEEP_FILE)):
         known = check_settings(out, sweep_settings)
         write_manifest(out, sweep_settings, known + [t for t in trials if t not in known])
 
@@ -372,13 +369,20 @@ class _Reaper:
         self.process.wait()
 
 
+@contextlib.contextmanager
+def _file_lock(path: str):
+    """Hold an exclusive lock on the file ``path`` (waiting for it), across processes."""
+    import fcntl
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def _run_locked(runner: Runner, lock: str, *args: Any) -> dict[str, Any]:
     """``runner(*args)`` holding an exclusive lock on the file ``lock`` (waiting for it):
     a trial of a killed driver that is still ending never overlaps its next attempt."""
-    import fcntl
-
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    with _file_lock(lock):
         return runner(*args)
 
 

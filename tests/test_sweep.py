@@ -260,15 +260,13 @@ def test_drivers_side_by_side_on_one_folder_each_add_their_trials_to_its_manifes
         known = read(folder, wanted)
         calls.append(folder)
         if len(calls) == 1:  # B's read at its start
-            write = sweep.write_manifest
-            write(folder, wanted, [a])
+            sweep.write_manifest(folder, wanted, [a])
         return known
 
     monkeypatch.setattr(sweep, "check_settings", a_starts_meanwhile)
     sweep.run_sweep(str(out), {b: "{}"}, settings,
                     lambda *args: {"seconds": 0.0, "resumed": False, "returns": []},
-                    engine="serial",
-                    max_retries=0, quiet=True)
+                    engine="serial", max_retries=0, quiet=True)
     assert sweep.read_manifest(str(out))["trials"] == [a, b]
 
 

@@ -4,6 +4,7 @@ current task's model is fitted, and save/load through the learner."""
 import logging
 
 import numpy as np
+import pytest
 import torch
 
 from hypercrl import cli
@@ -94,3 +95,38 @@ def test_save_and_load_through_the_learner(tmp_path):
     np.testing.assert_array_equal(learner.dynamics.predict(s, a, task=0),
                                   other.dynamics.predict(s, a, task=0))
     assert other.policy(0)(obs).shape == (2,)
+
+
+def test_h_step_error_is_the_mean_of_open_loop_errors_over_held_out_segments():
+    learner, _ = _learner("smoke", train_iters=3, horizon=3)
+    learner.begin_task(0)
+    obs = np.zeros(10, np.float32)
+    for i in range(80):  # one trajectory; its last 20 steps held out, chaining into segments
+        action = learner.act(obs)
+        nxt = (0.9 * obs + 0.05 * action.sum()).astype(np.float32)
+        learner.observe(Transition(obs, action, 0.0, nxt, False, False, heldout=i >= 60))
+        obs = nxt
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1, 1, (11, 2)).astype(np.float32)
+    s = rng.standard_normal((11, 10)).astype(np.float32)
+    for k in list(range(6)) + [7, 8, 9]:  # rows 0-6 and 7-10 are chains; 6 -> 7 breaks
+        s[k + 1] = s[k] + 0.1 * a[k].sum()
+    s2 = np.concatenate([s[1:], rng.standard_normal((1, 10)).astype(np.float32)])
+    s2[6] = s[6] + 1.0  # not row 7's state
+    seg = learner.h_step_segment_errors(0, s, a, s2)
+    # windows of 3 consecutive rows start at 0-4 and 7-8; every third of them is used
+    starts = [0, 3, 8]
+    expected = []
+    for k in starts:
+        x = torch.as_tensor(s[k])[None]
+        for t in range(3):
+            x = learner.dynamics.predict(x, torch.as_tensor(a[k + t])[None], task=0)
+        expected.append(float((x[0] - torch.as_tensor(s2[k + 2])).pow(2).mean()))
+    np.testing.assert_allclose(seg, expected, rtol=1e-4)
+    assert learner._h_step_error(0, s, a, s2) == pytest.approx(np.mean(expected), rel=1e-4)
+    hs, ha, hs2 = learner.heldout[0].arrays()  # the loop's metric: the task's held-out rows
+    held = learner.h_step_segment_errors(0, hs, ha, hs2)
+    assert len(held) > 0
+    assert learner.model_errors(0)["model_error_h"] == [pytest.approx(held.mean(), rel=1e-4)]
+    assert learner.h_step_segment_errors(0, s[:2], a[:2], s2[:2]).shape == (0,)
+    assert np.isnan(learner._h_step_error(0, s[:2], a[:2], s2[:2]))

@@ -277,12 +277,21 @@ class ModelBasedLearner(Learner):
 
     def _h_step_error(self, task: int, s, a, s2) -> float:
         """MSE after rolling the model H steps open-loop along held-out segments."""
+        seg = self.h_step_segment_errors(task, s, a, s2)
+        return float(seg.mean()) if len(seg) else float("nan")
+
+    def h_step_segment_errors(self, task: int, s, a, s2) -> np.ndarray:
+        """Per-segment MSE after rolling task ``task``'s model H steps open-loop.
+
+        The segments are every H-th window of H consecutive rows (rows k, k+1 are consecutive
+        where ``s2[k] == s[k + 1]``); one error per segment, averaged over the state dims
+        of its last step. Empty when no segment fits.
+        """
         h = self.cfg.horizon
-        # consecutive rows form a segment only where s2[k] == s[k + 1]
         starts = [k for k in range(0, len(s) - h + 1)
                   if np.array_equal(s2[k : k + h - 1], s[k + 1 : k + h])][::h]
         if not starts:
-            return float("nan")
+            return np.zeros(0)
         idx = np.asarray(starts)[:, None] + np.arange(h)[None]
         pred = as_rollout(self.dynamics.predictor(task))
         dev = self.dynamics.device
@@ -292,7 +301,7 @@ class ModelBasedLearner(Learner):
         if roll.shape[0] != len(idx):  # an ensemble's particles, member-major: their mean
             roll = roll.unflatten(0, (-1, len(idx))).mean(0)
         truth = torch.as_tensor(s2[idx[:, -1]], device=dev)
-        return float((roll[:, -1] - truth).pow(2).mean())
+        return (roll[:, -1] - truth).pow(2).mean(1).double().cpu().numpy()
 
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

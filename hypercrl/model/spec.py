@@ -91,6 +91,17 @@ class StateSpec:
         ang = state[..., self.angle_idx]
         return torch.cat([state[..., self.plain_idx], torch.cos(ang), torch.sin(ang)], dim=-1)
 
+    def states_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The states [..., state_dim] whose :meth:`features` are ``features``; an angle comes
+        back wrapped to (-pi, pi]."""
+        if not self.angle_idx:
+            return features
+        n, k = len(self.plain_idx), len(self.angle_idx)
+        state = features.new_empty(*features.shape[:-1], self.state_dim)
+        state[..., self.plain_idx] = features[..., :n]
+        state[..., self.angle_idx] = torch.atan2(features[..., n + k:], features[..., n:n + k])
+        return state
+
     def targets(self, state: torch.Tensor, next_state: torch.Tensor) -> torch.Tensor:
         """Training targets [..., state_dim] for transitions state -> next_state."""
         out = next_state - state

@@ -1,0 +1,143 @@
+"""Is it the model or the data? Refit one task's dynamics model from the transitions a run
+kept, with any model-based method and options, and evaluate it as the run evaluates.
+
+The transitions come from the run's last checkpoint: a ``multitask`` run keeps every task's
+training data (``coreset`` a sample of it), and every run keeps the task it was learning when
+it stopped. The refit follows the run's retrain schedule on that data: a fit of
+``train_iters`` steps after the ``init_random_steps`` random steps and then every
+``retrain_every`` of the ``mpc_steps`` MPC steps, each on the rows the task had collected by
+then (the same share of the kept rows as of the task's env steps; the data the run's own
+planner collected, so not a re-run of the loop). The model is then scored on the task's
+held-out transitions and evaluated with the run's planner and evaluation seeds, beside the
+run's own numbers for that task just after learning it.
+
+    python launch/refit.py RUN_DIR --task T [--method M] [--set KEY=VALUE ...]
+        [--seed S] [--episodes 10]
+
+``--method`` (default: the run's) takes its options from the run's profile for the run's
+sequence, as ``hypercrl run`` would; ``--set`` changes them. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def kept_transitions(checkpoint: dict, task: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training transitions (s, a, s') of ``task`` kept in a run checkpoint, oldest
+    first; SystemExit naming the tasks that have some if ``task`` has none."""
+    from hypercrl.data import TransitionBuffer
+    from hypercrl.model import Normalizer, StateSpec
+
+    learner = checkpoint["learner"]
+    if checkpoint["progress"]["task"] == task and learner.get("buffer") is not None:
+        return TransitionBuffer.from_state_dict(learner["buffer"]).arrays()
+    dyn = learner["dynamics"]
+    memory = dyn["strategy"].get("extra", {}).get("memory", {})
+    if task not in memory:
+        kept = sorted(memory) + ([checkpoint["progress"]["task"]]
+                                 if learner.get("buffer") is not None else [])
+        raise SystemExit(f"the checkpoint keeps no training transitions of task {task}; it "
+                         f"keeps those of tasks {kept or 'none'} (a multitask run keeps every "
+                         "task's)")
+    xn, yn = memory[task]  # standardised as the task's normaliser left them
+    spec = StateSpec(dyn["config"]["state_spec"])
+    norm = Normalizer(xn.shape[1], yn.shape[1], dyn["config"].get("normalize_targets", True))
+    norm.load_state_dict(dyn["normalizers"][task])
+    x = xn * norm.x_std + norm.x_mean
+    s = spec.states_from_features(x[:, :spec.feature_dim])
+    s2 = spec.apply(s, norm.denorm_y(yn))
+    return s.numpy(), x[:, spec.feature_dim:].numpy(), s2.numpy()
+
+
+def schedule(cfg, rows: int) -> list[int]:
+    """The number of rows each fit of the run's retrain schedule trains on."""
+    env_steps = cfg.init_random_steps + cfg.mpc_steps
+    rounds = max(1, -(-cfg.mpc_steps // cfg.retrain_every))
+    return [max(2, round(rows * (cfg.init_random_steps + k * cfg.retrain_every) / env_steps))
+            for k in range(rounds)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hypercrl.cli import _sequence, load_saved_run
+    from hypercrl.config import from_sequence, parse_set
+    from hypercrl.data import TransitionBuffer
+    from hypercrl.learners import ModelBasedLearner
+    from hypercrl.loop import ContinualRun, load_checkpoint
+    from hypercrl.report import load_run
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir")
+    p.add_argument("--task", type=int, required=True, help="the task to refit")
+    p.add_argument("--method", default=None, help="a model-based method (default: the run's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the method (lr, beta, ...); repeatable")
+    p.add_argument("--seed", type=int, default=None, help="the refit model's seed (default: "
+                   "the run's; the evaluation episodes stay the run's)")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (0: none)")
+    args = p.parse_args(argv)
+    run, _ = load_saved_run(args.run_dir, args.task)
+    cfg = run.cfg
+    method = args.method or cfg.method
+    if method not in ModelBasedLearner.methods():
+        p.error(f"--method {method}: not a model-based method; choose one of "
+                f"{ModelBasedLearner.methods()}")
+    try:
+        sets = parse_set(args.set, method)
+        profile = from_sequence(_sequence(cfg.sequence, cfg.backend), cfg.profile, method,
+                                sets=sets)
+    except ValueError as e:
+        p.error(str(e))
+    checkpoint = load_checkpoint(args.run_dir)
+    s, a, s2 = kept_transitions(checkpoint, args.task)
+    held = checkpoint["learner"]["heldout"][args.task]
+    hs, ha, hs2 = TransitionBuffer.from_state_dict(held).arrays()
+    del checkpoint
+
+    # the refit model learns the task as its only one, with the method's options and the run's
+    # other settings (network, planner, schedule); evaluated with the run's seed
+    seed = cfg.seed if args.seed is None else args.seed
+    task = cfg.tasks[args.task] if cfg.tasks else args.task  # the sequence's numbering
+    refit_cfg = dataclasses.replace(cfg, method=method, method_options=profile.method_options,
+                                    tasks=(task,), num_tasks=0, video=False)
+    dynamics = ModelBasedLearner(dataclasses.replace(refit_cfg, seed=seed),
+                                 run.seq)._new_dynamics()
+    dynamics.begin_task()
+    start = time.perf_counter()
+    plan = schedule(cfg, len(s))
+    for rows in plan:
+        dynamics.fit(s[:rows], a[:rows], s2[:rows], steps=cfg.train_iters)
+    fit_seconds = time.perf_counter() - start
+    dynamics.end_task()
+
+    metrics = load_run(args.run_dir)
+    t = str(args.task)
+    out = {
+        "run_dir": args.run_dir, "task": args.task, "method": method,
+        "options": refit_cfg.method_options, "seed": seed, "rows": len(s), "fits": len(plan),
+        "gradient_steps": len(plan) * cfg.train_iters, "fit_seconds": round(fit_seconds, 1),
+        "heldout_one_step": dynamics.mse(hs, ha, hs2, task=0),
+        "run_heldout_one_step": metrics["model_error_1"][t][args.task],
+        "run_return": round(float(np.mean(metrics["returns"][t][args.task])), 2),
+    }
+    if args.episodes:
+        alone = ContinualRun(refit_cfg, _sequence(cfg.sequence, cfg.backend), args.run_dir,
+                             quiet=True, tensorboard=False)
+        alone.learner._set_dynamics(dynamics)
+        returns, successes = alone.evaluate_task(0, args.episodes)
+        out |= {"returns": [round(float(r), 2) for r in returns],
+                "return": round(float(np.mean(returns)), 2),
+                "successes": int(sum(successes))}
+    json.dump(out, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

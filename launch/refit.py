@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from hypercrl.config import from_sequence, parse_set
     from hypercrl.data import TransitionBuffer
     from hypercrl.learners import ModelBasedLearner
-    from hypercrl.loop import ContinualRun, load_checkpoint
+    from hypercrl.loop import ContinualRun, RunError, load_checkpoint
     from hypercrl.report import load_run
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                    "the run's; the evaluation episodes stay the run's)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (0: none)")
     args = p.parse_args(argv)
-    run, _ = load_saved_run(args.run_dir, args.task)
+    try:
+        run, _ = load_saved_run(args.run_dir, args.task)
+    except RunError as e:
+        p.error(str(e))
     cfg = run.cfg
     method = args.method or cfg.method
     if method not in ModelBasedLearner.methods():

@@ -70,3 +70,6 @@ def test_refit_of_a_multitask_runs_task_with_another_method(tmp_path, capsys):
     with pytest.raises(SystemExit):
         refit.main([run_dir, "--task", "0", "--method", "sb3-sac"])
     assert "not a model-based method" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        refit.main([run_dir, "--task", "2"])
+    assert "no model saved after task 2; saved: [0, 1]" in capsys.readouterr().err

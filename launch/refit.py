@@ -2,14 +2,17 @@
 kept, with any model-based method and options, and evaluate it as the run evaluates.
 
 The transitions come from the run's last checkpoint: a ``multitask`` run keeps every task's
-training data (``coreset`` a sample of it), and every run keeps the task it was learning when
-it stopped. The refit follows the run's retrain schedule on that data: a fit of
-``train_iters`` steps after the ``init_random_steps`` random steps and then every
-``retrain_every`` of the ``mpc_steps`` MPC steps, each on the rows the task had collected by
+training data (``coreset`` a random sample of it, for which the growing prefixes below mean
+little), and every run keeps the task it was learning when it stopped. The refit follows the
+run's retrain schedule on that data: a fit of ``train_iters`` steps after the
+``init_random_steps`` random steps and then every ``retrain_every`` of the ``mpc_steps`` MPC
+steps, each on the rows the task had collected by
 then (the same share of the kept rows as of the task's env steps; the data the run's own
 planner collected, so not a re-run of the loop). The model is then scored on the task's
-held-out transitions and evaluated with the run's planner and evaluation seeds, beside the
-run's own numbers for that task just after learning it.
+held-out transitions and evaluated with the run's planner, as the only task of a one-task run
+with the run's seed (for task 0 the run's own evaluation episodes, for a later task others of
+that task), beside the run's own numbers for the task just after learning it (null where the
+run has not finished it).
 
     python launch/refit.py RUN_DIR --task T [--method M] [--set KEY=VALUE ...]
         [--seed S] [--episodes 10]
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 
@@ -65,8 +69,8 @@ def schedule(cfg, rows: int) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypercrl.cli import _sequence, load_saved_run
-    from hypercrl.config import from_sequence, parse_set
+    from hypercrl.cli import _sequence, read_config
+    from hypercrl.config import from_sequence, parse_set, select_tasks
     from hypercrl.data import TransitionBuffer
     from hypercrl.learners import ModelBasedLearner
     from hypercrl.loop import ContinualRun, RunError, load_checkpoint
@@ -83,10 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (0: none)")
     args = p.parse_args(argv)
     try:
-        run, _ = load_saved_run(args.run_dir, args.task)
+        cfg = read_config(args.run_dir)
+        checkpoint = load_checkpoint(args.run_dir)
     except RunError as e:
         p.error(str(e))
-    cfg = run.cfg
+    seq = select_tasks(cfg, _sequence(cfg.sequence, cfg.backend))
+    if not 0 <= args.task < len(seq.tasks):
+        p.error(f"--task {args.task}: the run has tasks 0..{len(seq.tasks) - 1}")
     method = args.method or cfg.method
     if method not in ModelBasedLearner.methods():
         p.error(f"--method {method}: not a model-based method; choose one of "
@@ -97,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                                 sets=sets)
     except ValueError as e:
         p.error(str(e))
-    checkpoint = load_checkpoint(args.run_dir)
     s, a, s2 = kept_transitions(checkpoint, args.task)
-    held = checkpoint["learner"]["heldout"][args.task]
+    held = checkpoint["learner"]["heldout"].get(args.task)
+    if held is None:
+        p.error(f"the checkpoint holds no held-out transitions of task {args.task}")
     hs, ha, hs2 = TransitionBuffer.from_state_dict(held).arrays()
     del checkpoint
 
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     refit_cfg = dataclasses.replace(cfg, method=method, method_options=profile.method_options,
                                     tasks=(task,), num_tasks=0, video=False)
     dynamics = ModelBasedLearner(dataclasses.replace(refit_cfg, seed=seed),
-                                 run.seq)._new_dynamics()
+                                 seq)._new_dynamics()
     dynamics.begin_task()
     start = time.perf_counter()
     plan = schedule(cfg, len(s))
@@ -119,16 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     fit_seconds = time.perf_counter() - start
     dynamics.end_task()
 
-    metrics = load_run(args.run_dir)
-    t = str(args.task)
+    # the run's own model of the task, just after it, where the run has finished the task
+    mine = {}
+    if os.path.isfile(os.path.join(args.run_dir, "metrics.json")):
+        metrics = load_run(args.run_dir)
+        t = str(args.task)
+        if t in metrics["returns"]:
+            mine = {"run_heldout_one_step": metrics["model_error_1"][t][args.task],
+                    "run_return": round(float(np.mean(metrics["returns"][t][args.task])), 2)}
     out = {
         "run_dir": args.run_dir, "task": args.task, "method": method,
         "options": refit_cfg.method_options, "seed": seed, "rows": len(s), "fits": len(plan),
         "gradient_steps": len(plan) * cfg.train_iters, "fit_seconds": round(fit_seconds, 1),
         "heldout_one_step": dynamics.mse(hs, ha, hs2, task=0),
-        "run_heldout_one_step": metrics["model_error_1"][t][args.task],
-        "run_return": round(float(np.mean(metrics["returns"][t][args.task])), 2),
-    }
+        "run_heldout_one_step": None, "run_return": None,
+    } | mine
     if args.episodes:
         alone = ContinualRun(refit_cfg, _sequence(cfg.sequence, cfg.backend), args.run_dir,
                              quiet=True, tensorboard=False)

@@ -39,6 +39,15 @@ def test_kept_transitions_are_the_ones_the_task_was_fitted_on():
     dot = np.abs((ks2[:, 2:6] * expect_s2[:, 2:6] / np.linalg.norm(expect_s2[:, 2:6], axis=1,
                                                                    keepdims=True)).sum(1))
     np.testing.assert_allclose(dot, 1.0, atol=1e-5)
+    # the task a run was learning when its checkpoint was written: its buffer
+    from hypercrl.data import TransitionBuffer
+
+    buffer = TransitionBuffer(7, 2, 8)
+    for row in zip(s[:5].numpy(), a[:5].numpy(), s2[:5].numpy(), strict=True):
+        buffer.add(*row)
+    current = {"progress": {"task": 2}, "learner": {"buffer": buffer.state_dict(),
+                                                    "dynamics": dyn.state_dict()}}
+    np.testing.assert_array_equal(refit.kept_transitions(current, 2)[2], s2[:5].numpy())
     with pytest.raises(SystemExit, match="no training transitions of task 2; it keeps those "
                        r"of tasks \[0, 1\]"):
         refit.kept_transitions(checkpoint, 2)
@@ -72,4 +81,7 @@ def test_refit_of_a_multitask_runs_task_with_another_method(tmp_path, capsys):
     assert "not a model-based method" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         refit.main([run_dir, "--task", "2"])
-    assert "no model saved after task 2; saved: [0, 1]" in capsys.readouterr().err
+    assert "--task 2: the run has tasks 0..1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        refit.main([str(tmp_path / "nothing"), "--task", "0"])
+    assert "no config.json" in capsys.readouterr().err

@@ -6,13 +6,12 @@ training data (``coreset`` a random sample of it, for which the growing prefixes
 little), and every run keeps the task it was learning when it stopped. The refit follows the
 run's retrain schedule on that data: a fit of ``train_iters`` steps after the
 ``init_random_steps`` random steps and then every ``retrain_every`` of the ``mpc_steps`` MPC
-steps, each on the rows the task had collected by
-then (the same share of the kept rows as of the task's env steps; the data the run's own
-planner collected, so not a re-run of the loop). The model is then scored on the task's
-held-out transitions and evaluated with the run's planner, as the only task of a one-task run
-with the run's seed (for task 0 the run's own evaluation episodes, for a later task others of
-that task), beside the run's own numbers for the task just after learning it (null where the
-run has not finished it).
+steps, each on the rows the task had collected by then (the same share of the kept rows as of
+the task's env steps; the data the run's own planner collected, so not a re-run of the loop).
+The model is then scored on the task's held-out transitions and evaluated with the run's
+planner, as the only task of a one-task run with the run's seed (for task 0 the run's own
+evaluation episodes, for a later task others of that task), beside the run's own numbers for
+the task just after learning it (null where the run has not finished it).
 
     python launch/refit.py RUN_DIR --task T [--method M] [--set KEY=VALUE ...]
         [--seed S] [--episodes 10]
@@ -39,14 +38,14 @@ def kept_transitions(checkpoint: dict, task: int) -> tuple[np.ndarray, np.ndarra
     from hypercrl.data import TransitionBuffer
     from hypercrl.model import Normalizer, StateSpec
 
-    learner = checkpoint["learner"]
-    if checkpoint["progress"]["task"] == task and learner.get("buffer") is not None:
-        return TransitionBuffer.from_state_dict(learner["buffer"]).arrays()
+    learner, current = checkpoint["learner"], checkpoint["progress"]["task"]
+    buffer = learner.get("buffer")  # the transitions of the task being learned, if any
+    if buffer is not None and current == task:
+        return TransitionBuffer.from_state_dict(buffer).arrays()
     dyn = learner["dynamics"]
     memory = dyn["strategy"].get("extra", {}).get("memory", {})
     if task not in memory:
-        kept = sorted(memory) + ([checkpoint["progress"]["task"]]
-                                 if learner.get("buffer") is not None else [])
+        kept = sorted(memory) + ([current] if buffer is not None else [])
         raise SystemExit(f"the checkpoint keeps no training transitions of task {task}; it "
                          f"keeps those of tasks {kept or 'none'} (a multitask run keeps every "
                          "task's)")
@@ -91,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = load_checkpoint(args.run_dir)
     except RunError as e:
         p.error(str(e))
-    seq = select_tasks(cfg, _sequence(cfg.sequence, cfg.backend))
+    full = _sequence(cfg.sequence, cfg.backend)
+    seq = select_tasks(cfg, full)
     if not 0 <= args.task < len(seq.tasks):
         p.error(f"--task {args.task}: the run has tasks 0..{len(seq.tasks) - 1}")
     method = args.method or cfg.method
@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{ModelBasedLearner.methods()}")
     try:
         sets = parse_set(args.set, method)
-        profile = from_sequence(_sequence(cfg.sequence, cfg.backend), cfg.profile, method,
-                                sets=sets)
+        profile = from_sequence(full, cfg.profile, method, sets=sets)
     except ValueError as e:
         p.error(str(e))
     s, a, s2 = kept_transitions(checkpoint, args.task)
@@ -143,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "run_heldout_one_step": None, "run_return": None,
     } | mine
     if args.episodes:
-        alone = ContinualRun(refit_cfg, _sequence(cfg.sequence, cfg.backend), args.run_dir,
-                             quiet=True, tensorboard=False)
+        alone = ContinualRun(refit_cfg, full, args.run_dir, quiet=True, tensorboard=False)
         alone.learner._set_dynamics(dynamics)
         returns, successes = alone.evaluate_task(0, args.episodes)
         out |= {"returns": [round(float(r), 2) for r in returns],

@@ -22,7 +22,8 @@ import sys
 from importlib import metadata
 
 from hypercrl.cpu import configure as configure_cpu
-from hypercrl.io import one_line
+from hypercrl.cpu import machine
+from hypercrl.io import one_line, write_json
 
 # bench name -> module whose main(argv) prints the benchmark's JSON
 BENCHES = {
@@ -70,14 +71,45 @@ def default_run_dir(cfg) -> str:
                                 f"{cfg.profile}")
 
 
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+def versions() -> dict[str, str | int]:
+    """What a run's numbers depend on beside its config: package versions and the machine."""
+    out: dict[str, str | int] = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    return out
+    return {**out, **machine()}
+
+
+def note_other_machine(run_dir: str, task: int) -> None:
+    """Where a run resumes under other versions, CPU or thread count than it started with
+    (its versions.json), say so on stderr and add the change to versions.json's "resumed"
+    list: the run goes on, but from here on it computes otherwise than it would have."""
+    path = os.path.join(run_dir, "versions.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            started = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return  # nothing to compare with; the run itself does not depend on this file
+    if not isinstance(started, dict):
+        return
+    last = dict(started)  # the setup it last ran under: the start's, with each resume's changes
+    resumed = started.get("resumed")
+    for change in resumed if isinstance(resumed, list) else []:
+        if isinstance(change, dict):
+            last.update((k, v) for k, v in change.items() if k != "task")
+    changed = {k: v for k, v in versions().items() if k in last and last[k] != v}
+    if not changed:
+        return
+    what = ", ".join(f"{k} {last[k]} -> {v}" for k, v in changed.items())
+    print(f"{run_dir}: resuming in task {task} under another setup ({what}); the run goes "
+          "on, but from here its numbers differ from those it would have had (docs/"
+          "RELIABILITY.md)", file=sys.stderr)
+    started["resumed"] = [*(resumed if isinstance(resumed, list) else []),
+                          {"task": task, **changed}]
+    with contextlib.suppress(OSError):  # a read-only run folder fails at the checkpoint
+        write_json(path, started, indent=2)
 
 
 def config_diff(run_dir: str, cfg) -> list[str] | None:
@@ -213,6 +245,7 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
         return run_dir
     run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
     run.load_state_dict(state)
+    note_other_machine(run_dir, state["progress"]["task"])
     _run_interruptible(run, run_dir)
     return run_dir
 

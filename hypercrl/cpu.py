@@ -16,6 +16,10 @@
 
 ``hypercrl`` commands and launch scripts call :func:`configure` (both) at start, so a run and
 its resume compute alike; a library user calls it once, if wanted.
+
+:func:`machine` names what, beside the seed, decides a run's numbers: the CPU model and the
+kernels torch dispatches to on it, and the thread count. The same seed on another CPU gives
+another run (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import platform
 import sys
 
 import torch
@@ -65,3 +70,22 @@ def flush_denormals() -> bool:
 def configure() -> dict[str, bool]:
     """Both settings; returns which took effect."""
     return {"keep_freed_memory": keep_freed_memory(), "flush_denormals": flush_denormals()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict[str, str | int]:
+    """The CPU, the instruction set torch's kernels use on it, and torch's thread count."""
+    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads()}

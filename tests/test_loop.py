@@ -323,3 +323,42 @@ def test_a_run_of_named_tasks_resumes(tmp_path, monkeypatch):
     assert cli.main(["resume", run_dir, "--quiet"]) == 0
     got = _metrics(run_dir)
     assert got["tasks"] == whole["tasks"] and got["returns"] == whole["returns"]
+
+
+def test_a_run_records_the_machine_it_computes_on(tmp_path):
+    cli.start_run(_cfg(method="finetune", num_tasks=1), str(tmp_path / "r"), quiet=True)
+    recorded = json.loads((tmp_path / "r" / "versions.json").read_text())
+    assert recorded == cli.versions()
+    assert recorded["cpu"] and recorded["cpu"] != "unknown"
+    assert recorded["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert recorded["torch_threads"] == torch.get_num_threads()
+
+
+def test_a_resume_under_another_setup_is_said_and_recorded_once(tmp_path, capsys, monkeypatch):
+    def interrupt(self, t):
+        raise KeyboardInterrupt
+
+    real = ContinualRun._train_task
+    monkeypatch.setattr(ContinualRun, "_train_task", interrupt)
+    run_dir = tmp_path / "r"
+    assert cli.main(["run", "--sequence", "halfcheetah", "--method", "finetune", "--profile",
+                     "smoke", "--set", "num_tasks=1", "--run-dir", str(run_dir), "--quiet"]) == 130
+    monkeypatch.setattr(ContinualRun, "_train_task", real)
+    # made to look started on another CPU, with another mujoco
+    started = json.loads((run_dir / "versions.json").read_text())
+    other = {**started, "cpu": "Some Other CPU", "mujoco": "0.0.1"}
+    (run_dir / "versions.json").write_text(json.dumps(other))
+    capsys.readouterr()
+    assert cli.main(["resume", str(run_dir), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming in task 0 under another setup" in err
+    assert f"mujoco 0.0.1 -> {started['mujoco']}" in err
+    assert f"cpu Some Other CPU -> {started['cpu']}" in err
+    recorded = json.loads((run_dir / "versions.json").read_text())
+    assert recorded["cpu"] == "Some Other CPU"  # what it started under stays
+    assert recorded["resumed"] == [{"task": 0, "mujoco": started["mujoco"],
+                                    "cpu": started["cpu"]}]
+    # the setup it last ran under is this one: a second resume here says nothing more
+    cli.note_other_machine(str(run_dir), 1)
+    assert capsys.readouterr().err == ""
+    assert json.loads((run_dir / "versions.json").read_text()) == recorded

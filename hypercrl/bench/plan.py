@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ import torch
 
 from hypercrl import ContinualDynamics
 from hypercrl.bench import family
+from hypercrl.cpu import cpu_model
 from hypercrl.plan import CEM, CEMConfig, MPCAgent, RewardFn, StepFn
 
 SQUARE_N = {"cpu": 2048, "cuda": 8192}  # size of the large square matmul reference
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "bench": "plan",
         "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,

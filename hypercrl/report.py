@@ -227,6 +227,35 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
         return _write_report(run_dirs, out_dir)
 
 
+def _one_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether ``a`` and ``b`` are one run, maybe at two stages (a report's kept copy and the
+    run folder it came from): the same config, and the same returns on every row both have
+    (at least one)."""
+    if json.dumps(a["config"], sort_keys=True) != json.dumps(b["config"], sort_keys=True):
+        return False
+    both = [k for k in a["returns"] if k in b["returns"]]  # none: nothing tells them apart
+    return bool(both) and all(a["returns"][k] == b["returns"][k] for k in both)
+
+
+def without_repeats(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each run once: of the copies of one run, the one that got furthest (the first of
+    equals). Returns the runs in their order and a line per copy left out, naming the copy
+    kept; runs of one config whose results differ (e.g. one seed on two machines) all stay."""
+    kept: list[dict[str, Any]] = []
+    notes = []
+    for run in runs:
+        twin = next((i for i, k in enumerate(kept) if _one_run(k, run)), None)
+        if twin is None:
+            kept.append(run)
+            continue
+        first, later = kept[twin], run
+        if len(later["returns"]) > len(first["returns"]):
+            kept[twin], first, later = later, later, first
+        notes.append(f"`{later['run_dir']}` (the same run as `{first['run_dir']}`; tasks "
+                     f"finished {len(later['returns'])} there, {len(first['returns'])} here)")
+    return kept, notes
+
+
 def _finished(run: dict[str, Any]) -> bool:
     """Whether the run has a performance-matrix row for every task."""
     return len(run["returns"]) == len(run["tasks"])
@@ -287,7 +316,7 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     if not run_dirs:
         raise ValueError("no run directories given")
     check_out_dir(out_dir)
-    runs = [load_run(d) for d in run_dirs]
+    runs, repeats = without_repeats([load_run(d) for d in run_dirs])
     diverged = [r["run_dir"] for r in runs if not _finite_returns(r)]
     runs = [r for r in runs if _finite_returns(r)]
     if not runs:
@@ -315,6 +344,8 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     lines += [f"Their metrics are kept in `{DATA_DIR}/`: `hypercrl report` of this folder "
               "reports them again, alone or beside other runs.", ""]
     head = len(lines)  # the summary goes here
+    if repeats:
+        lines += ["Given twice, reported once: " + ", ".join(repeats), ""]
     if diverged:
         lines += ["Left out, non-finite returns (diverged): "
                   + ", ".join(f"`{d}`" for d in diverged), ""]

@@ -362,3 +362,28 @@ def test_a_resume_under_another_setup_is_said_and_recorded_once(tmp_path, capsys
     cli.note_other_machine(str(run_dir), 1)
     assert capsys.readouterr().err == ""
     assert json.loads((run_dir / "versions.json").read_text()) == recorded
+
+
+def test_a_run_given_twice_is_reported_once(tmp_path):
+    run = cli.start_run(_cfg(method="finetune"), str(tmp_path / "run"), quiet=True)
+    first = tmp_path / "first"
+    assert cli.main(["report", run, "--out", str(first)]) == 0
+    # an earlier stage of the same run: its first task only
+    early = _metrics(run)
+    early["returns"] = {"0": early["returns"]["0"]}
+    os.makedirs(tmp_path / "early")
+    (tmp_path / "early" / "metrics.json").write_text(json.dumps(early))
+    # the same config run elsewhere with other results: another sample, kept
+    other = _metrics(run)
+    other["returns"]["0"] = [[x + 1.0 for x in row] for row in other["returns"]["0"]]
+    os.makedirs(tmp_path / "other")
+    (tmp_path / "other" / "metrics.json").write_text(json.dumps(other))
+    out = tmp_path / "again"
+    assert cli.main(["report", str(tmp_path / "early"), str(first), run,
+                     str(tmp_path / "other"), "--out", str(out)]) == 0
+    text = (out / "REPORT.md").read_text()
+    kept = str(first / "data" / "run")
+    assert f"Given twice, reported once: `{tmp_path / 'early'}` (the same run as `{kept}`" in text
+    assert f"`{run}` (the same run as `{kept}`" in text
+    assert "Seeds: [0, 0]" in text  # the kept copy and the other sample
+    assert sorted(os.listdir(out / "data")) == ["other", "run"]

@@ -83,9 +83,10 @@ def versions() -> dict[str, str | int]:
 
 
 def note_other_machine(run_dir: str, task: int) -> None:
-    """Where a run resumes under other versions, CPU or thread count than it started with
-    (its versions.json), say so on stderr and add the change to versions.json's "resumed"
-    list: the run goes on, but from here on it computes otherwise than it would have."""
+    """Where a run resumes under other versions, CPU or thread count than it last ran under
+    (its versions.json with the changes of earlier resumes), say so on stderr and add the
+    change to versions.json's "resumed" list: the run goes on, but from here on it computes
+    otherwise than it would have."""
     path = os.path.join(run_dir, "versions.json")
     try:
         with open(path, encoding="utf-8") as f:

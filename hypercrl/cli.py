@@ -97,7 +97,8 @@ def note_other_machine(run_dir: str, task: int) -> None:
         return
     last = dict(started)  # the setup it last ran under: the start's, with each resume's changes
     resumed = started.get("resumed")
-    for change in resumed if isinstance(resumed, list) else []:
+    resumed = resumed if isinstance(resumed, list) else []
+    for change in resumed:
         if isinstance(change, dict):
             last.update((k, v) for k, v in change.items() if k != "task")
     changed = {k: v for k, v in versions().items() if k in last and last[k] != v}
@@ -107,8 +108,7 @@ def note_other_machine(run_dir: str, task: int) -> None:
     print(f"{run_dir}: resuming in task {task} under another setup ({what}); the run goes "
           "on, but from here its numbers differ from those it would have had (docs/"
           "RELIABILITY.md)", file=sys.stderr)
-    started["resumed"] = [*(resumed if isinstance(resumed, list) else []),
-                          {"task": task, **changed}]
+    started["resumed"] = [*resumed, {"task": task, **changed}]
     with contextlib.suppress(OSError):  # a read-only run folder fails at the checkpoint
         write_json(path, started, indent=2)
 

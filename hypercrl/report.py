@@ -248,11 +248,10 @@ def without_repeats(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
         if twin is None:
             kept.append(run)
             continue
-        first, later = kept[twin], run
-        if len(later["returns"]) > len(first["returns"]):
-            kept[twin], first, later = later, later, first
-        notes.append(f"`{later['run_dir']}` (the same run as `{first['run_dir']}`; tasks "
-                     f"finished {len(later['returns'])} there, {len(first['returns'])} here)")
+        if len(run["returns"]) > len(kept[twin]["returns"]):
+            kept[twin], run = run, kept[twin]  # ``run`` is now the copy left out
+        notes.append(f"`{run['run_dir']}` (the same run as `{kept[twin]['run_dir']}`; tasks "
+                     f"finished {len(run['returns'])} there, {len(kept[twin]['returns'])} here)")
     return kept, notes
 
 

@@ -101,14 +101,24 @@ def note_other_machine(run_dir: str, task: int) -> None:
     for change in resumed:
         if isinstance(change, dict):
             last.update((k, v) for k, v in change.items() if k != "task")
-    changed = {k: v for k, v in versions().items() if k in last and last[k] != v}
-    if not changed:
+    now = versions()
+    changed = {k: v for k, v in now.items() if k in last and last[k] != v}
+    # a run started before hypercrl recorded these (e.g. the CPU) cannot be compared on them
+    unrecorded = {k: v for k, v in now.items() if k not in last}
+    if changed:
+        what = ", ".join(f"{k} {last[k]} -> {v}" for k, v in changed.items())
+        print(f"{run_dir}: resuming in task {task} under another setup ({what}); the run goes "
+              "on, but from here its numbers differ from those it would have had (docs/"
+              "RELIABILITY.md)", file=sys.stderr)
+    if unrecorded:
+        names = ", ".join(unrecorded)
+        what = ", ".join(f"{k} {v}" for k, v in unrecorded.items())
+        print(f"{run_dir}: resuming in task {task}; the run did not record its {names} so "
+              f"far; from here it runs under {what} (recorded in versions.json)",
+              file=sys.stderr)
+    if not changed and not unrecorded:
         return
-    what = ", ".join(f"{k} {last[k]} -> {v}" for k, v in changed.items())
-    print(f"{run_dir}: resuming in task {task} under another setup ({what}); the run goes "
-          "on, but from here its numbers differ from those it would have had (docs/"
-          "RELIABILITY.md)", file=sys.stderr)
-    started["resumed"] = [*resumed, {"task": task, **changed}]
+    started["resumed"] = [*resumed, {"task": task, **changed, **unrecorded}]
     with contextlib.suppress(OSError):  # a read-only run folder fails at the checkpoint
         write_json(path, started, indent=2)
 

@@ -364,6 +364,29 @@ def test_a_resume_under_another_setup_is_said_and_recorded_once(tmp_path, capsys
     assert json.loads((run_dir / "versions.json").read_text()) == recorded
 
 
+def test_a_resume_records_the_setup_a_run_started_without(tmp_path, capsys):
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    now = cli.versions()
+    # a run started before hypercrl recorded the machine: package versions only
+    packages = {k: v for k, v in now.items() if k not in ("cpu", "cpu_capability",
+                                                          "torch_threads")}
+    (run_dir / "versions.json").write_text(json.dumps(packages))
+    cli.note_other_machine(str(run_dir), 2)
+    err = capsys.readouterr().err
+    assert "did not record its cpu, cpu_capability, torch_threads" in err
+    assert f"torch_threads {now['torch_threads']}" in err
+    assert "under another setup" not in err  # nothing known changed
+    recorded = json.loads((run_dir / "versions.json").read_text())
+    assert recorded["resumed"] == [{"task": 2, "cpu": now["cpu"],
+                                    "cpu_capability": now["cpu_capability"],
+                                    "torch_threads": now["torch_threads"]}]
+    # from then on it compares with what that resume recorded: nothing more to say here
+    cli.note_other_machine(str(run_dir), 3)
+    assert capsys.readouterr().err == ""
+    assert json.loads((run_dir / "versions.json").read_text()) == recorded
+
+
 def test_a_run_given_twice_is_reported_once(tmp_path):
     run = cli.start_run(_cfg(method="finetune"), str(tmp_path / "run"), quiet=True)
     first = tmp_path / "first"

@@ -86,7 +86,9 @@ def note_other_machine(run_dir: str, task: int) -> None:
     """Where a run resumes under other versions, CPU or thread count than it last ran under
     (its versions.json with the changes of earlier resumes), say so on stderr and add the
     change to versions.json's "resumed" list: the run goes on, but from here on it computes
-    otherwise than it would have."""
+    otherwise than it would have. What the run never recorded (it started before hypercrl
+    recorded it) cannot be compared: it is said once and added to the list, so later resumes
+    compare with it."""
     path = os.path.join(run_dir, "versions.json")
     try:
         with open(path, encoding="utf-8") as f:

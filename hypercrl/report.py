@@ -231,7 +231,7 @@ def _one_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether ``a`` and ``b`` are one run, maybe at two stages (a report's kept copy and the
     run folder it came from): the same config, and the same returns on every row both have
     (at least one)."""
-    if json.dumps(a["config"], sort_keys=True) != json.dumps(b["config"], sort_keys=True):
+    if a["config"] != b["config"]:
         return False
     both = [k for k in a["returns"] if k in b["returns"]]  # none: nothing tells them apart
     return bool(both) and all(a["returns"][k] == b["returns"][k] for k in both)

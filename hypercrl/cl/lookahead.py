@@ -173,9 +173,10 @@ def adam_shifted(
             step, ms, vs = _adam_state(optimizer, group, params)
             b1, b2 = group["betas"]
             p0 = params[0]
-            coef = torch.stack([torch.as_tensor(c, dtype=torch.float64) for c in (
-                1 - b1, b2, 1 / (1 - b2**step) ** 0.5, group["eps"],
-                -group["lr"] / (1 - b1**step))]).to(p0.device, p0.dtype)
+            # built on the parameters' device: fused Adam keeps its step count there
+            coef = torch.stack([torch.as_tensor(c, dtype=torch.float64, device=p0.device)
+                                for c in (1 - b1, b2, 1 / (1 - b2**step) ** 0.5, group["eps"],
+                                          -group["lr"] / (1 - b1**step))]).to(p0.dtype)
             try:
                 return outs, kernel(outs, list(params), [p.grad for p in params], ms, vs, coef)
             except Exception as err:  # no C++ compiler, an unsupported platform, ...

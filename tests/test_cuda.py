@@ -1,0 +1,127 @@
+"""The CUDA paths, against the CPU: they run only where torch sees a GPU (skipped elsewhere).
+
+docs/BENCHMARKS.md ("CUDA") records where and when they last ran; `launch/gpu_check.sh` runs
+them with the GPU benches in one go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from hypercrl import ContinualDynamics, cli
+from hypercrl.cl import METHODS
+from hypercrl.config import from_sequence
+from hypercrl.plan import CEM, CEMConfig, MPCAgent
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+DT = 0.1
+GOAL = (0.8, -0.5)
+
+
+def point_mass(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """2-D point mass, state (x, y, vx, vy), action = force; semi-implicit Euler."""
+    vel = state[:, 2:] + DT * action
+    return torch.cat([state[:, :2] + DT * vel, vel], dim=1)
+
+
+def reach_reward(state, action, next_state):
+    goal = torch.tensor(GOAL, device=next_state.device)
+    return -(next_state[:, :2] - goal).norm(dim=1) - 0.01 * action.pow(2).sum(1)
+
+
+def _data(seed: int, n: int = 400):
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randn(n, 4, generator=g)
+    actions = torch.rand(n, 2, generator=g) * 2 - 1
+    return states, actions, point_mass(states, actions)
+
+
+def _trained(method: str, device: str, tasks: int = 2, steps: int = 30) -> ContinualDynamics:
+    cd = ContinualDynamics(4, 2, method, seed=0, hidden=(32, 32), device=device)
+    for t in range(tasks):
+        cd.begin_task()
+        cd.fit(*_data(t), steps=steps)
+        cd.end_task()
+    return cd
+
+
+@pytest.mark.parametrize("method", ["hnet", "chunked_hnet", "finetune", "coreset", "ewc"])
+def test_training_on_cuda_matches_the_cpu(method, monkeypatch):
+    """Two tasks trained on each device from the same seed (the same initial weights and
+    minibatches, drawn by CPU generators) predict alike: the CUDA path computes the same
+    method, regulariser and look-ahead included, up to float32 rounding through Adam."""
+    monkeypatch.setenv("HYPERCRL_COMPILE", "0")
+    cpu, gpu = _trained(method, "cpu"), _trained(method, "cuda")
+    states, actions, _ = _data(9, 200)
+    for task in range(2):
+        ref = cpu.predict(states, actions, task)
+        out = gpu.predict(states, actions, task)
+        assert out.device.type == "cpu"  # predict answers on the caller's device
+        torch.testing.assert_close(out, ref, rtol=1e-2, atol=2e-3)
+
+
+def test_the_fused_lookahead_trains_on_cuda_as_the_eager_one(monkeypatch):
+    """HYPERCRL_COMPILE=1: the torch.compile-fused look-ahead (a Triton kernel on CUDA)
+    trains the same hypernetwork as the eager kernels."""
+    monkeypatch.setenv("HYPERCRL_COMPILE", "0")
+    eager = _trained("hnet", "cuda")
+    monkeypatch.setenv("HYPERCRL_COMPILE", "1")
+    fused = _trained("hnet", "cuda")
+    for a, b in zip(eager.strategy.hnet.parameters(), fused.strategy.hnet.parameters(),
+                    strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def _agent(source: ContinualDynamics, compile_: bool) -> MPCAgent:
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    config = CEMConfig(population=64, elites=8, iterations=3, return_mode="final_best")
+    opt = CEM([-1.0, -1.0], [1.0, 1.0], 5, config, device="cuda", generator=gen)
+    return MPCAgent(source, reach_reward, opt, task=0, compile=compile_)
+
+
+def test_the_compiled_planner_on_cuda_acts_as_the_eager_one():
+    """compile=True (torch.compile, CUDA graphs): the same actions as eager planning for the
+    same generator state, over several steps (graph replays, warm starts) and after the
+    model is trained again and the agent refreshed (new weights, same shapes)."""
+    source = ContinualDynamics(4, 2, "hnet", seed=0, hidden=(32, 32), device="cuda")
+    source.begin_task()
+    source.fit(*_data(0), steps=30)
+    eager, compiled = _agent(source, False), _agent(source, True)
+    state = torch.tensor([0.1, 0.2, -0.3, 0.4], device="cuda")
+    for _ in range(3):
+        a, b = compiled.act(state), eager.act(state)
+        assert a.device.type == "cuda"
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        state = point_mass(state[None], a[None])[0]
+    source.fit(*_data(5), steps=10)
+    compiled.refresh()
+    eager.refresh()
+    for _ in range(2):
+        torch.testing.assert_close(compiled.act(state), eager.act(state), rtol=1e-4, atol=1e-5)
+
+
+TINY = {
+    "num_tasks": 2, "init_random_steps": 8, "mpc_steps": 4, "retrain_every": 4,
+    "train_iters": 2, "episode_steps": 4, "eval_episodes": 1, "horizon": 2,
+    "heldout_size": 8, "population": 8, "elites": 2, "iterations": 1,
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs_a_push_sequence_on_cuda(method, tmp_path, capsys):
+    """`hypercrl run` with device=cuda, then `hypercrl eval` of its saved model."""
+    cfg = from_sequence(cli._sequence("push", "mujoco"), "smoke", method, device="cuda", **TINY)
+    run_dir = cli.start_run(cfg, str(tmp_path / method), quiet=True)
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert all(np.isfinite(r).all() for r in metrics["returns"]["1"])
+    capsys.readouterr()
+    assert cli.main(["eval", run_dir, "--after", "1", "--episodes", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert all(np.isfinite(t["returns"]).all() for t in out["tasks"].values())

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The CUDA checks in one go, for a lent GPU machine whose python3 already has a CUDA torch:
+#   the CUDA tests (tests/test_cuda.py and the optimisers' CUDA tests), `hypercrl bench plan
+#   --device cuda` per family, `hypercrl bench train --device cuda`, and `hypercrl bench loop`
+#   on the quick push profile with device=cuda and with the CPU.
+#
+#   bash launch/gpu_check.sh [OUT_DIR]        (default: $OUT, else ./gpu-check)
+#
+# Missing Python packages (gymnasium, mujoco, stable-baselines3, ...) may travel as wheels in
+# .whl/ (see docs/BENCHMARKS.md, "CUDA"); they are installed into /tmp/site first. Each step
+# has its own time limit, so a hang costs that step only; every step's output lands in
+# OUT_DIR, and steps.log says how each ended and how long it took. Set STEPS to run a subset,
+# e.g. STEPS="tests plan_push".
+set -u
+out=${1:-${OUT:-gpu-check}}
+mkdir -p "$out"
+log="$out/steps.log"
+: > "$log"
+# no rendering here: the machine's image has no EGL library unless one is carried
+export MUJOCO_GL=${MUJOCO_GL:-disable} PYTHONUNBUFFERED=1
+if ls .whl/*.whl > /dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl >> "$log" 2>&1 || echo "wheel install failed" >> "$log"
+  export PYTHONPATH=/tmp/site:$PWD
+  # pybullet has no wheel for the machine's Python; MuJoCo's push and door scenes need only
+  # its Panda description: a pybullet_data/ holding franka_panda/ may travel in .gpu_extra/
+  [ -d .gpu_extra ] && export PYTHONPATH=$PYTHONPATH:$PWD/.gpu_extra
+else
+  export PYTHONPATH=$PWD
+fi
+steps=${STEPS:-"env tests plan_push plan_door plan_halfcheetah train loop"}
+
+step() {  # step NAME LIMIT_S FILE COMMAND...
+  local name=$1 limit=$2 file=$3
+  shift 3
+  case " $steps " in *" $name "*) ;; *) return ;; esac
+  local start=$SECONDS
+  timeout "$limit" bash -c '"$@"' _ "$@" >> "$out/$file" 2>> "$out/stderr-$name.txt"
+  local rc=$?
+  echo "$name rc=$rc $((SECONDS - start))s" | tee -a "$log"
+  # keep what a step printed to stderr only when it failed (the files that come back are few)
+  if [ "$rc" = 0 ]; then rm -f "$out/stderr-$name.txt"; else tail -c 20000 \
+    "$out/stderr-$name.txt" >> "$log"; rm -f "$out/stderr-$name.txt"; fi
+}
+
+env_info() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
+    --format=csv
+  python3 - <<'EOF'
+import os, platform, torch
+print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda)
+print("gpu", torch.cuda.get_device_name(0), "cpus", os.cpu_count())
+print("tf32 matmul", torch.backends.cuda.matmul.allow_tf32)
+EOF
+}
+
+hc() { python3 -m hypercrl.cli "$@"; }
+loop_both() {  # one task of the quick push profile, hnet: device=cuda, then the CPU
+  hc bench loop --families push --methods hnet --tasks 1 --set device=cuda
+  hc bench loop --families push --methods hnet --tasks 1 --set device=cpu
+}
+export -f env_info hc loop_both  # the steps run them under `timeout`, in a child bash
+
+step env 60 env.txt env_info
+step tests 240 tests.log python3 -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py \
+  tests/test_plan_optimizers.py
+for fam in push door halfcheetah; do
+  step "plan_$fam" 150 "plan_$fam.json" hc bench plan --device cuda --repeats 10 --families "$fam"
+done
+step train 150 train.json hc bench train --device cuda --repeats 10
+step loop 200 loop.json loop_both
+echo "done in ${SECONDS}s" | tee -a "$log"

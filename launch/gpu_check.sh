@@ -2,7 +2,8 @@
 # The CUDA checks in one go, for a lent GPU machine whose python3 already has a CUDA torch:
 #   the CUDA tests (tests/test_cuda.py and the optimisers' CUDA tests), `hypercrl bench plan
 #   --device cuda` per family, `hypercrl bench train --device cuda`, and `hypercrl bench loop`
-#   on the quick push profile with device=cuda and with the CPU.
+#   on the quick push profile with device=cuda, with the CPU, and with device=cuda and
+#   compile=true (the planner through CUDA graphs).
 #
 #   bash launch/gpu_check.sh [OUT_DIR]        (default: $OUT, else ./gpu-check)
 #
@@ -10,7 +11,7 @@
 # .whl/ (see docs/BENCHMARKS.md, "CUDA"); they are installed into /tmp/site first. Each step
 # has its own time limit, so a hang costs that step only; every step's output lands in
 # OUT_DIR, and steps.log says how each ended and how long it took. Set STEPS to run a subset,
-# e.g. STEPS="tests plan_push".
+# e.g. STEPS="tests plan_push"; STEPS="suite" runs the whole suite but PyBullet's tests.
 set -u
 out=${1:-${OUT:-gpu-check}}
 mkdir -p "$out"
@@ -58,6 +59,7 @@ hc() { python3 -m hypercrl.cli "$@"; }
 loop_both() {  # one task of the quick push profile, hnet: device=cuda, then the CPU
   hc bench loop --families push --methods hnet --tasks 1 --set device=cuda
   hc bench loop --families push --methods hnet --tasks 1 --set device=cpu
+  hc bench loop --families push --methods hnet --tasks 1 --set device=cuda --set compile=true
 }
 export -f env_info hc loop_both  # the steps run them under `timeout`, in a child bash
 
@@ -68,5 +70,9 @@ for fam in push door halfcheetah; do
   step "plan_$fam" 150 "plan_$fam.json" hc bench plan --device cuda --repeats 10 --families "$fam"
 done
 step train 150 train.json hc bench train --device cuda --repeats 10
-step loop 200 loop.json loop_both
+step loop 300 loop.json loop_both
+# not by default (minutes): the rest of the suite under the CUDA torch, PyBullet's tests left
+# out (no wheel of pybullet for the machine's Python)
+step suite 420 suite.log python3 -m pytest -q -p no:cacheprovider -k "not pybullet" \
+  --ignore=tests/test_pybullet_envs.py tests
 echo "done in ${SECONDS}s" | tee -a "$log"

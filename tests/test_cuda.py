@@ -125,3 +125,16 @@ def test_every_method_runs_a_push_sequence_on_cuda(method, tmp_path, capsys):
     assert cli.main(["eval", run_dir, "--after", "1", "--episodes", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert all(np.isfinite(t["returns"]).all() for t in out["tasks"].values())
+
+
+def test_a_run_plans_through_cuda_graphs_with_compile(tmp_path):
+    """`--set compile=true`, as the README advises on a GPU: collecting (one plan at a time)
+    and the batched evaluation (populations of several episodes side by side) both plan
+    through the compiled objective."""
+    settings = {**TINY, "eval_episodes": 2}
+    cfg = from_sequence(cli._sequence("push", "mujoco"), "smoke", "hnet", device="cuda",
+                        compile=True, **settings)
+    run_dir = cli.start_run(cfg, str(tmp_path / "compiled"), quiet=True)
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert all(np.isfinite(r).all() for r in metrics["returns"]["1"])

@@ -113,10 +113,14 @@ TINY = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", [*sorted(METHODS), "hnet+ensemble", "hnet+task_free"])
 def test_every_method_runs_a_push_sequence_on_cuda(method, tmp_path, capsys):
-    """`hypercrl run` with device=cuda, then `hypercrl eval` of its saved model."""
-    cfg = from_sequence(cli._sequence("push", "mujoco"), "smoke", method, device="cuda", **TINY)
+    """`hypercrl run` with device=cuda, then `hypercrl eval` of its saved model; hnet also
+    with an ensemble of 2 and with evaluation that infers the task."""
+    method, _, extra = method.partition("+")
+    options = {"ensemble": {"ensemble": 2}, "task_free": {"task_free_eval": True}}
+    cfg = from_sequence(cli._sequence("push", "mujoco"), "smoke", method, device="cuda",
+                        **TINY, **options.get(extra, {}))
     run_dir = cli.start_run(cfg, str(tmp_path / method), quiet=True)
     with open(os.path.join(run_dir, "metrics.json")) as f:
         metrics = json.load(f)

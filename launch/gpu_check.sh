@@ -36,6 +36,7 @@ step() {  # step NAME LIMIT_S FILE COMMAND...
   shift 3
   case " $steps " in *" $name "*) ;; *) return ;; esac
   local start=$SECONDS
+  : > "$out/$file"  # a step's file holds its latest run only
   timeout "$limit" bash -c '"$@"' _ "$@" >> "$out/$file" 2>> "$out/stderr-$name.txt"
   local rc=$?
   echo "$name rc=$rc $((SECONDS - start))s" | tee -a "$log"
@@ -56,7 +57,7 @@ EOF
 }
 
 hc() { python3 -m hypercrl.cli "$@"; }
-loop_both() {  # one task of the quick push profile, hnet: device=cuda, then the CPU
+loop_both() {  # one task of the quick push profile, hnet: three JSON documents in a row
   hc bench loop --families push --methods hnet --tasks 1 --set device=cuda
   hc bench loop --families push --methods hnet --tasks 1 --set device=cpu
   hc bench loop --families push --methods hnet --tasks 1 --set device=cuda --set compile=true

@@ -7,8 +7,18 @@
 #
 #   bash launch/gpu_check.sh [OUT_DIR]        (default: $OUT, else ./gpu-check)
 #
-# Missing Python packages (gymnasium, mujoco, stable-baselines3, ...) may travel as wheels in
-# .whl/ (see docs/BENCHMARKS.md, "CUDA"); they are installed into /tmp/site first. Each step
+# The machine's image (Python 3.12, torch, tensorboard, imageio, matplotlib, tqdm) lacks
+# gymnasium, mujoco and stable-baselines3, and it reaches no package index. Made here, in
+# the repository's root, before the call (.git/info/exclude keeps both folders out of git):
+#   echo /.whl/ >> .git/info/exclude; echo /.gpu_extra/ >> .git/info/exclude
+#   for p in gymnasium==1.4.0 farama-notifications==0.0.6 mujoco==4.0.1 mujoco-core==4.0.1 \
+#       glfw==2.11.0 pyopengl==3.1.10 stable-baselines3==2.9.2; do
+#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+#       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl "$p"; done
+#   mkdir -p .gpu_extra/pybullet_data && cp -r .venv/lib/python3.11/site-packages/pybullet_data/{__init__.py,franka_panda} .gpu_extra/pybullet_data/
+# and the call carries both: device `run` with carry [".whl", ".gpu_extra"] (23 MB). The
+# wheels are installed into /tmp/site first. Each step
 # has its own time limit, so a hang costs that step only; every step's output lands in
 # OUT_DIR, and steps.log says how each ended and how long it took. Set STEPS to run a subset,
 # e.g. STEPS="tests plan_push"; STEPS="suite" runs the whole suite but PyBullet's tests.

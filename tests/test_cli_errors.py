@@ -372,6 +372,7 @@ def _launch(out, *extra):
                                            "--quiet", *extra])
 
 
+@pytest.mark.slow
 def test_launch_rerun_with_other_settings_is_refused(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert _launch(out) == 0

@@ -69,6 +69,7 @@ def test_regularised_baselines_forget_less_than_finetune(method, finetune):
     assert errors[2, 0] * FORGETS_LESS[method] < finetune[2, 0]
 
 
+@pytest.mark.slow
 def test_regulariser_every_fourth_step_still_keeps_task_zero(finetune):
     """reg_every=4: the regulariser on one step in four, weighted 4x (not in the original)."""
     hnet = error_matrix("hnet", 600, **HNET)

@@ -82,6 +82,7 @@ def swept(tmp_path_factory):
     return out, before, done
 
 
+@pytest.mark.slow
 @needs_ray
 def test_sweep_equals_the_same_runs_made_one_by_one(swept, tmp_path, capsys):
     out, before, done = swept
@@ -115,6 +116,7 @@ def test_sweep_equals_the_same_runs_made_one_by_one(swept, tmp_path, capsys):
     assert not _gone(_ray_processes() - before), "Ray processes left after the sweep"
 
 
+@pytest.mark.slow
 @needs_ray
 def test_the_same_command_again_runs_nothing(swept):
     out, _, _ = swept
@@ -125,6 +127,7 @@ def test_the_same_command_again_runs_nothing(swept):
     assert {n: os.stat(out / n / "checkpoint.pt").st_mtime_ns for n in NAMES} == stamps
 
 
+@pytest.mark.slow
 @needs_ray
 def test_driver_killed_mid_sweep_then_the_same_command_continues(swept, tmp_path):
     reference, _, _ = swept
@@ -167,6 +170,7 @@ def test_driver_killed_mid_sweep_then_the_same_command_continues(swept, tmp_path
         assert _matrices(out / n) == _matrices(reference / n)
 
 
+@pytest.mark.slow
 @needs_ray
 def test_ctrl_c_stops_the_sweep_saying_how_to_continue(swept, tmp_path):
     reference, _, _ = swept
@@ -202,6 +206,7 @@ def test_ctrl_c_stops_the_sweep_saying_how_to_continue(swept, tmp_path):
         assert _matrices(out / n) == _matrices(reference / n)
 
 
+@pytest.mark.slow
 @needs_ray
 def test_a_failing_trial_is_retried_then_reported_while_the_others_finish(tmp_path):
     out = tmp_path / "grid"

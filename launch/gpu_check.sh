@@ -18,7 +18,7 @@
 #       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl "$p"; done
 #   mkdir -p .gpu_extra/pybullet_data && cp -r .venv/lib/python3.11/site-packages/pybullet_data/{__init__.py,franka_panda} .gpu_extra/pybullet_data/
 # and the call carries both: device `run` with carry [".whl", ".gpu_extra"] (23 MB). The
-# wheels are installed into /tmp/site first. Each step
+# wheels are installed into /tmp/site first (GPU_CHECK_NO_WHEELS=1: not). Each step
 # has its own time limit, so a hang costs that step only; every step's output lands in
 # OUT_DIR, and steps.log says how each ended and how long it took. Set STEPS to run a subset,
 # e.g. STEPS="tests plan_push"; STEPS="suite" runs the whole suite but PyBullet's tests.
@@ -29,7 +29,7 @@ log="$out/steps.log"
 : > "$log"
 # no rendering here: the machine's image has no EGL library unless one is carried
 export MUJOCO_GL=${MUJOCO_GL:-disable} PYTHONUNBUFFERED=1
-if ls .whl/*.whl > /dev/null 2>&1; then
+if [ -z "${GPU_CHECK_NO_WHEELS:-}" ] && ls .whl/*.whl > /dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl >> "$log" 2>&1 || echo "wheel install failed" >> "$log"
   export PYTHONPATH=/tmp/site:$PWD

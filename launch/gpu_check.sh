@@ -9,8 +9,7 @@
 #
 # The machine's image (Python 3.12, torch, tensorboard, imageio, matplotlib, tqdm) lacks
 # gymnasium, mujoco and stable-baselines3, and it reaches no package index. Made here, in
-# the repository's root, before the call (.git/info/exclude keeps both folders out of git):
-#   echo /.whl/ >> .git/info/exclude; echo /.gpu_extra/ >> .git/info/exclude
+# the repository's root, before the call (.gitignore keeps both folders out of git):
 #   for p in gymnasium==1.4.0 farama-notifications==0.0.6 mujoco==4.0.1 mujoco-core==4.0.1 \
 #       glfw==2.11.0 pyopengl==3.1.10 stable-baselines3==2.9.2; do
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \

@@ -12,6 +12,8 @@ import os
 import numpy as np
 import pytest
 import torch
+from test_loop_smoke import TINY, TINY_PLANNER
+from test_plan_agent import GOAL, point_mass
 
 from hypercrl import ContinualDynamics, cli
 from hypercrl.cl import METHODS
@@ -20,18 +22,10 @@ from hypercrl.plan import CEM, CEMConfig, MPCAgent
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
-DT = 0.1
-GOAL = (0.8, -0.5)
-
-
-def point_mass(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """2-D point mass, state (x, y, vx, vy), action = force; semi-implicit Euler."""
-    vel = state[:, 2:] + DT * action
-    return torch.cat([state[:, :2] + DT * vel, vel], dim=1)
-
 
 def reach_reward(state, action, next_state):
-    goal = torch.tensor(GOAL, device=next_state.device)
+    """Closeness of the next position to GOAL (moved to the states' device), less effort."""
+    goal = GOAL.to(next_state.device)
     return -(next_state[:, :2] - goal).norm(dim=1) - 0.01 * action.pow(2).sum(1)
 
 
@@ -106,21 +100,21 @@ def test_the_compiled_planner_on_cuda_acts_as_the_eager_one():
         torch.testing.assert_close(compiled.act(state), eager.act(state), rtol=1e-4, atol=1e-5)
 
 
-TINY = {
-    "num_tasks": 2, "init_random_steps": 8, "mpc_steps": 4, "retrain_every": 4,
-    "train_iters": 2, "episode_steps": 4, "eval_episodes": 1, "horizon": 2,
-    "heldout_size": 8, "population": 8, "elites": 2, "iterations": 1,
-}
+# one tiny run of every method (test_loop_smoke's settings); hnet also with an ensemble of 2,
+# with evaluation that infers the task, and with the planner compiled (CUDA graphs), as the
+# README advises on a GPU: collecting plans one at a time, the batched evaluation with the
+# populations of two episodes side by side
+EXTRAS = {"ensemble": {"ensemble": 2}, "task_free": {"task_free_eval": True},
+          "compile": {"compile": True, "eval_episodes": 2}}
 
 
-@pytest.mark.parametrize("method", [*sorted(METHODS), "hnet+ensemble", "hnet+task_free"])
+@pytest.mark.parametrize("method", [*sorted(METHODS), *(f"hnet+{e}" for e in EXTRAS)])
 def test_every_method_runs_a_push_sequence_on_cuda(method, tmp_path, capsys):
-    """`hypercrl run` with device=cuda, then `hypercrl eval` of its saved model; hnet also
-    with an ensemble of 2 and with evaluation that infers the task."""
+    """`hypercrl run` with device=cuda, then `hypercrl eval` of its saved model."""
     method, _, extra = method.partition("+")
-    options = {"ensemble": {"ensemble": 2}, "task_free": {"task_free_eval": True}}
+    settings = {**TINY, **TINY_PLANNER, **EXTRAS.get(extra, {})}
     cfg = from_sequence(cli._sequence("push", "mujoco"), "smoke", method, device="cuda",
-                        **TINY, **options.get(extra, {}))
+                        **settings)
     run_dir = cli.start_run(cfg, str(tmp_path / method), quiet=True)
     with open(os.path.join(run_dir, "metrics.json")) as f:
         metrics = json.load(f)
@@ -129,16 +123,3 @@ def test_every_method_runs_a_push_sequence_on_cuda(method, tmp_path, capsys):
     assert cli.main(["eval", run_dir, "--after", "1", "--episodes", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert all(np.isfinite(t["returns"]).all() for t in out["tasks"].values())
-
-
-def test_a_run_plans_through_cuda_graphs_with_compile(tmp_path):
-    """`--set compile=true`, as the README advises on a GPU: collecting (one plan at a time)
-    and the batched evaluation (populations of several episodes side by side) both plan
-    through the compiled objective."""
-    settings = {**TINY, "eval_episodes": 2}
-    cfg = from_sequence(cli._sequence("push", "mujoco"), "smoke", "hnet", device="cuda",
-                        compile=True, **settings)
-    run_dir = cli.start_run(cfg, str(tmp_path / "compiled"), quiet=True)
-    with open(os.path.join(run_dir, "metrics.json")) as f:
-        metrics = json.load(f)
-    assert all(np.isfinite(r).all() for r in metrics["returns"]["1"])

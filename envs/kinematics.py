@@ -42,8 +42,8 @@ class ArmChain:
         self.data = mujoco.MjData(self.model)
         m = self.model
         joints = [m.joint(f"arm/{name}").id for name in ARM_JOINTS]
-        self._qadr = m.jnt_qposadr[joints].copy()
-        self._dofs = m.jnt_dofadr[joints].copy()
+        self._qadr = _as_slice(m.jnt_qposadr[joints])
+        self._dofs = _as_slice(m.jnt_dofadr[joints])
         self._ee = m.body(f"arm/{EE_LINK}").id
         self._jacp = np.zeros((3, m.nv))
         self._jacr = np.zeros((3, m.nv))
@@ -56,5 +56,18 @@ class ArmChain:
         mujoco.mj_kinematics(m, d)
         mujoco.mj_comPos(m, d)
         mujoco.mj_jacBody(m, d, self._jacp, self._jacr, self._ee)
-        jac = np.vstack([self._jacp[:, self._dofs], self._jacr[:, self._dofs]])
+        # filled in place (np.vstack would cost half of this call), column-major as the
+        # IK has always had it: BLAS rounds a product differently in the other layout
+        jac = np.empty((6, len(ARM_JOINTS)), order="F")
+        jac[:3] = self._jacp[:, self._dofs]
+        jac[3:] = self._jacr[:, self._dofs]
         return d.xpos[self._ee].copy(), d.xmat[self._ee].reshape(3, 3).copy(), jac
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """``index`` as a slice where it is a contiguous ascending run (indexing by a slice is
+    a view, and quicker), else the index array itself."""
+    start = int(index[0])
+    if np.array_equal(index, np.arange(start, start + len(index))):
+        return slice(start, start + len(index))
+    return index.copy()

@@ -112,19 +112,22 @@ def mat_to_axis_angle(mat: Any) -> Any:
     resolution).
     """
     if isinstance(mat, np.ndarray) and mat.ndim == 2:  # one matrix: the IK's per-step case
-        cos = min(1.0, max(-1.0, 0.5 * (np.trace(mat) - 1.0)))
+        # on Python floats, in numpy's order of operations (the same bits, a third the time)
+        (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = mat.tolist()
+        cos = min(1.0, max(-1.0, 0.5 * (m00 + m11 + m22 - 1.0)))
         angle = math.acos(cos)
-        vee = np.array([mat[2, 1] - mat[1, 2], mat[0, 2] - mat[2, 0], mat[1, 0] - mat[0, 1]])
+        x, y, z = m21 - m12, m02 - m20, m10 - m01
         if angle < 1e-6:
-            return 0.5 * vee
+            return np.array([0.5 * x, 0.5 * y, 0.5 * z])
         if angle > math.pi - 1e-4:
             sym = 0.25 * (mat + mat.T) + 0.5 * np.eye(3)
             axis = sym[int(np.argmax(np.diag(sym)))]
             axis = axis / np.linalg.norm(axis)
-            if axis @ vee < 0:
+            if axis @ np.array([x, y, z]) < 0:
                 axis = -axis
             return angle * axis
-        return angle / (2.0 * math.sin(angle)) * vee
+        k = angle / (2.0 * math.sin(angle))
+        return np.array([k * x, k * y, k * z])
     xp = array_namespace(mat)
     m = mat
     vee = _stack(

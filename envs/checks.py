@@ -1,6 +1,6 @@
 """Physical checks of the robot tasks, measured from what the simulators report, as JSON.
 
-``python -m envs.checks [reach|steps|random|turns|all] [--backend mujoco|pybullet|all]``
+``python -m envs.checks [reach|steps|random|turns|digest|all] [--backend mujoco|pybullet|all]``
 
 - ``reach``: how far from its base the Panda reaches with the hand down at push height (the
   IK run to convergence within the datasheet's joint limits), per direction in the table plane;
@@ -12,7 +12,11 @@
   the largest height error of the hand;
 - ``turns``: a straight 20 cm push through the block's centre (2 cm per step), per push task:
   the block's yaw (degrees) afterwards; with it, the yaw a quasi-static Coulomb model of the
-  same push gives (``envs.quasistatic``), the physics both simulators should agree with.
+  same push gives (``envs.quasistatic``), the physics both simulators should agree with;
+- ``digest``: a SHA-256 of every observation and reward of 450 seeded random steps (resets
+  included) per family, on its first and last task: a change meant to leave the envs as they
+  are (speed work) must give the same digests before and after, on the same machine (other
+  CPUs round differently).
 
 docs/ENVIRONMENTS.md records these numbers before and after each change.
 """
@@ -20,6 +24,7 @@ docs/ENVIRONMENTS.md records these numbers before and after each change.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -201,7 +206,34 @@ def reference_turns() -> list[float]:
     ]
 
 
-CHECKS = {"steps": steps, "random": random_actions, "turns": turns}
+def trajectory_digest(family: str, backend: str, task: int, steps: int = 450) -> str:
+    """SHA-256 (hex) of the observations and rewards of ``steps`` uniform random actions
+    (seeded by ``task``) on ``task``, resetting at each episode's end."""
+    env = FAMILIES[family](task=task, backend=backend)
+    rng = np.random.default_rng(task)
+    digest = hashlib.sha256()
+    obs, _ = env.reset(seed=task)
+    digest.update(obs.tobytes())
+    for i in range(steps):
+        action = rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        digest.update(obs.tobytes())
+        digest.update(np.float64(reward).tobytes())
+        if terminated or truncated:
+            obs, _ = env.reset(seed=1000 + i)
+            digest.update(obs.tobytes())
+    env.close()
+    return digest.hexdigest()
+
+
+def digests(backend: str) -> dict[str, Any]:
+    return {"digest": {
+        f"{family}/{task}": trajectory_digest(family, backend, task)
+        for family, cls in FAMILIES.items() for task in (0, len(cls.task_names) - 1)
+    }}
+
+
+CHECKS = {"steps": steps, "random": random_actions, "turns": turns, "digest": digests}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,6 +58,17 @@ def test_deterministic_under_seed(family: str) -> None:
     assert not np.array_equal(first[0][0], other[0][0])  # the seed changes the start
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_trajectory_digest_tells_runs_apart_to_the_bit(backend: str) -> None:
+    # `python -m envs.checks digest`: what a refactor of the envs compares before and after
+    from envs.checks import trajectory_digest
+
+    first = trajectory_digest("push", backend, 0, steps=110)  # one reset inside
+    assert trajectory_digest("push", backend, 0, steps=110) == first
+    assert trajectory_digest("push", backend, 0, steps=109) != first
+    assert trajectory_digest("push", backend, 1, steps=110) != first
+
+
 @pytest.mark.parametrize("family", FAMILY_IDS)
 def test_episode_length_and_spaces(family: str) -> None:
     seq = envs.sequence(family)

@@ -42,8 +42,8 @@ class ArmChain:
         self.data = mujoco.MjData(self.model)
         m = self.model
         joints = [m.joint(f"arm/{name}").id for name in ARM_JOINTS]
-        self._qadr = _as_slice(m.jnt_qposadr[joints])
-        self._dofs = _as_slice(m.jnt_dofadr[joints])
+        self._qadr = contiguous(m.jnt_qposadr[joints])
+        self._dofs = contiguous(m.jnt_dofadr[joints])
         self._ee = m.body(f"arm/{EE_LINK}").id
         self._jacp = np.zeros((3, m.nv))
         self._jacr = np.zeros((3, m.nv))
@@ -64,10 +64,10 @@ class ArmChain:
         return d.xpos[self._ee].copy(), d.xmat[self._ee].reshape(3, 3).copy(), jac
 
 
-def _as_slice(index: np.ndarray) -> slice | np.ndarray:
-    """``index`` as a slice where it is a contiguous ascending run (indexing by a slice is
-    a view, and quicker), else the index array itself."""
+def contiguous(index: np.ndarray) -> slice:
+    """``index`` (MuJoCo addresses) as a slice, whose indexing is a view and quicker;
+    ValueError unless it is a contiguous ascending run."""
     start = int(index[0])
-    if np.array_equal(index, np.arange(start, start + len(index))):
-        return slice(start, start + len(index))
-    return index.copy()
+    if not np.array_equal(index, np.arange(start, start + len(index))):
+        raise ValueError(f"indices {index.tolist()} are not contiguous")
+    return slice(start, start + len(index))

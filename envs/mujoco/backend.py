@@ -34,6 +34,7 @@ from envs.backend import (
     SceneSpec,
 )
 from envs.controller import ArmController
+from envs.kinematics import contiguous
 from envs.panda import panda_urdf
 
 ROBOT = "panda"
@@ -85,14 +86,6 @@ def _urdf_link_colors(path: str) -> dict[str, tuple[float, ...]]:
                 colors[link.get("name")] = named[mat.get("name")]
             break
     return colors
-
-
-def _contiguous(index: np.ndarray) -> slice:
-    """``index`` as a slice; ValueError unless it is a contiguous ascending run."""
-    start = int(index[0])
-    if not np.array_equal(index, np.arange(start, start + len(index))):
-        raise ValueError(f"indices {index.tolist()} are not contiguous")
-    return slice(start, start + len(index))
 
 
 def _camera_quat(camera: CameraSpec) -> np.ndarray:
@@ -281,8 +274,8 @@ class MujocoBackend(Backend):
         # v_ref with acceleration a_ref is tracked with ctrl = q_ref + (kv v_ref + M a_ref) / kp
         self._kp = m.actuator_gainprm[self._arm_act, 0].copy()
         # the arm's qpos and ctrl entries are contiguous: slices are views, not copies
-        self._arm_qslice = _contiguous(self._arm_qadr)
-        self._arm_cslice = _contiguous(self._arm_act)
+        self._arm_qslice = contiguous(self._arm_qadr)
+        self._arm_cslice = contiguous(self._arm_act)
         self._kv_over_kp = -m.actuator_biasprm[self._arm_act, 2] / self._kp
         self._bodies: dict[tuple[str, str], int] = {}
         self._joints: dict[tuple[str, str], tuple[int, int, int]] = {}

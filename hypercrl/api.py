@@ -51,6 +51,9 @@ class ContinualDynamics:
             (:func:`~hypercrl.model.predictor.state_bounds`). False (the original): a
             rollout may run off the data into states the model never saw, whose predicted
             rewards a planner then chases. Not part of the original method.
+        absolute_inputs: feed the state's "absolute" dims (predicted outright, e.g.
+            HalfCheetah's vx) to the model as inputs too. False (the original, reference
+            §2.4): they are outputs only. Models saved before this option fed them.
         device: torch device for training and prediction ("cpu", "cuda", "cuda:1"); one
             that does not exist here (CUDA without CUDA) is a ValueError naming it.
         **options: the method's options (e.g. ``beta``, ``lr``, ``hnet_hidden``, ``emb_dim``
@@ -71,6 +74,7 @@ class ContinualDynamics:
         batch_size: int = 100,
         normalize_targets: bool = False,
         clip_states: bool = False,
+        absolute_inputs: bool = False,
         device: str | torch.device = "cpu",
         **options: Any,
     ) -> None:
@@ -84,13 +88,14 @@ class ContinualDynamics:
         probabilistic = check_bool("probabilistic", probabilistic)
         normalize_targets = check_bool("normalize_targets", normalize_targets)
         clip_states = check_bool("clip_states", clip_states)
+        absolute_inputs = check_bool("absolute_inputs", absolute_inputs)
         self.device = resolve_device(device)
         cls = strategy_class(method)
         strategy_options = cls.make_options(**options)
         kinds = tuple(state_spec) if state_spec is not None else ("delta",) * state_dim
         if len(kinds) != state_dim:
             raise ValueError(f"state_spec has {len(kinds)} entries but state_dim is {state_dim}")
-        self.spec = StateSpec(kinds)
+        self.spec = StateSpec(kinds, absolute_inputs=absolute_inputs)
         self.config: dict[str, Any] = {
             "state_dim": state_dim,
             "action_dim": action_dim,
@@ -103,6 +108,7 @@ class ContinualDynamics:
             "batch_size": batch_size,
             "normalize_targets": normalize_targets,
             "clip_states": clip_states,
+            "absolute_inputs": absolute_inputs,
             "options": dataclasses.asdict(strategy_options),
         }
         self.state_dim, self.action_dim, self.method = state_dim, action_dim, method
@@ -215,12 +221,27 @@ class ContinualDynamics:
                     raise DivergenceError(f"task {task}: training diverged: the generated "
                                           f"weight {name} holds NaN or inf")
 
-    def end_task(self) -> None:
-        """Finish the current task: freeze its normaliser and let the method consolidate."""
+    def end_task(self, states: Any = None, actions: Any = None, next_states: Any = None) -> None:
+        """Finish the current task: freeze its normaliser and let the method consolidate.
+
+        The method consolidates on the task's training data (EWC's Fisher, coreset's draw,
+        multitask's memory); the original does so on all of it. Pass the task's whole
+        training data here when transitions came after the last ``fit`` (a run's last
+        retrain is ``retrain_every`` steps before its task ends); without them, the last
+        ``fit``'s data. Either way the normaliser stays as the last ``fit`` left it, so the
+        weights keep their meaning.
+        """
         if self.current_task is None:
             raise ValueError("end_task() called outside a task: call begin_task() first")
+        given = [v is not None for v in (states, actions, next_states)]
+        if any(given) and not all(given):
+            raise ValueError("end_task(): pass states, actions and next_states together, "
+                             "or none of them")
         task = self.current_task
         norm = self.normalizers[task]
+        if all(given):
+            s, a, s2 = self._check_transitions(states, actions, next_states)
+            self._data = (torch.cat([self.spec.features(s), a], dim=1), self.spec.targets(s, s2))
         norm.freeze()
         if self._data is None:
             empty = torch.zeros(0, self.net.in_dim, device=self.device)
@@ -332,7 +353,9 @@ class ContinualDynamics:
         """A model rebuilt from :meth:`state_dict` (its config included).
 
         A state written before ``normalize_targets`` existed was trained on standardised
-        targets, so it loads with ``normalize_targets=True``.
+        targets, so it loads with ``normalize_targets=True``; one written before
+        ``absolute_inputs`` existed fed its absolute dims to the model, so it loads with
+        ``absolute_inputs=True``.
         """
         c = dict(state["config"])
         options = c.pop("options")
@@ -343,6 +366,7 @@ class ContinualDynamics:
             state_spec=c["state_spec"], batch_size=c["batch_size"],
             normalize_targets=c.get("normalize_targets", True),
             clip_states=c.get("clip_states", False),
+            absolute_inputs=c.get("absolute_inputs", True),
             device=device if device is not None else "cpu", **options,
         )
         model.load_state_dict(state)

@@ -71,6 +71,9 @@ class RunConfig:
     # keep predictions inside the range each task's data visited (not the original's;
     # ContinualDynamics(clip_states=...), docs/METHOD.md)
     clip_states: bool = False
+    # feed "absolute" state dims (HalfCheetah's vx) to the model too (not the original's,
+    # reference §2.4; runs before the option existed did: docs/METHOD.md)
+    absolute_inputs: bool = False
     # planner (reference §4): the optimiser's name, the MPC horizon, the optimiser's options
     planner: str = "cem"
     horizon: int = 20
@@ -188,6 +191,9 @@ def validate(cfg: RunConfig) -> None:
     if cfg.clip_states and getattr(cls, "dynamics_class", None) is not ContinualDynamics:
         raise ValueError(f"clip_states: method {cfg.method!r} has no ContinualDynamics model "
                          "whose predictions it could clip")
+    if cfg.absolute_inputs and getattr(cls, "dynamics_class", None) is not ContinualDynamics:
+        raise ValueError(f"absolute_inputs: method {cfg.method!r} has no ContinualDynamics "
+                         "model whose inputs it could choose")
     for name in ("init_random_steps", "mpc_steps", "num_tasks", "buffer_size", "eval_every",
                  "checkpoint_every"):
         if getattr(cfg, name) < 0:

@@ -50,7 +50,10 @@ def kept_transitions(checkpoint: dict, task: int) -> tuple[np.ndarray, np.ndarra
                          f"keeps those of tasks {kept or 'none'} (a multitask run keeps every "
                          "task's)")
     xn, yn = memory[task]  # standardised as the task's normaliser left them
-    spec = StateSpec(dyn["config"]["state_spec"])
+    # an absolute dim is an input only of models that say so (or predate the option); where it
+    # is not, it comes back 0, which the refit never reads (its target is the next state's)
+    spec = StateSpec(dyn["config"]["state_spec"],
+                     absolute_inputs=dyn["config"].get("absolute_inputs", True))
     norm = Normalizer(xn.shape[1], yn.shape[1], dyn["config"].get("normalize_targets", True))
     norm.load_state_dict(dyn["normalizers"][task])
     x = xn * norm.x_std + norm.x_mean

@@ -105,6 +105,47 @@ def test_state_spec_and_probabilistic_model_train_and_predict():
     assert cd.predict(s, a, 0).shape == s.shape
 
 
+def test_absolute_dims_are_outputs_only_unless_asked(tmp_path):
+    """As the original (reference §2.4), an "absolute" dim (HalfCheetah's vx) is predicted but
+    not fed to the model: changing it leaves every prediction unchanged. With
+    ``absolute_inputs=True`` it is an input; a model saved before the option existed fed
+    it, and loads that way."""
+    kinds = ["delta", "angle", "absolute"]
+    s, a, s2 = TASKS[0]
+    other = s.copy()
+    other[:, 2] += 3.0
+    preds = {}
+    for fed in (False, True):
+        cd = ContinualDynamics(3, 2, "hnet", state_spec=kinds, absolute_inputs=fed, **SMALL,
+                               hnet_hidden=(8,))
+        assert cd.net.in_dim == 1 + 2 + fed + 2  # delta, cos and sin, [absolute], 2 actions
+        cd.begin_task()
+        cd.fit(s, a, s2, steps=30)
+        cd.end_task()
+        moved = cd.predict(other, a, 0) - cd.predict(s, a, 0)
+        preds[fed] = np.abs(moved).max()
+        cd.save(tmp_path / f"m{fed}.pt")
+        assert ContinualDynamics.load(tmp_path / f"m{fed}.pt").spec.absolute_inputs is fed
+    assert preds[False] == 0.0 and preds[True] > 1e-4
+    state = torch.load(tmp_path / "mTrue.pt", weights_only=False)
+    del state["config"]["absolute_inputs"]  # as written before the option existed
+    old = ContinualDynamics.load_from_state(state)
+    assert old.spec.absolute_inputs and old.net.in_dim == 6
+    np.testing.assert_array_equal(old.predict(s, a, 0), cd.predict(s, a, 0))
+
+
+def test_end_task_consolidates_on_the_data_it_is_given():
+    s, a, s2 = TASKS[0]
+    cd = ContinualDynamics(3, 2, "multitask", hidden=(8,))
+    cd.begin_task()
+    cd.fit(s[:50], a[:50], s2[:50], steps=2)
+    with pytest.raises(ValueError, match="pass states, actions and next_states together"):
+        cd.end_task(s, a)
+    cd.end_task(s, a, s2)  # the whole task, after the last fit
+    assert cd.strategy.memory[0][0].shape[0] == len(s)
+    assert bool(cd.normalizers[0].frozen)
+
+
 def _manual_prediction(cd: ContinualDynamics, s: np.ndarray, a: np.ndarray, task: int):
     """s + y_std * MLP(standardised [s, a]) + y_mean, with the task's generated weights run by
     hand (ReLU hidden layers, linear output)."""

@@ -22,7 +22,7 @@ SCHEDULE = {
                         train_iters=2000, eval_every=5000, curve_episodes=1, episode_steps=1000),
 }
 COMMON = dict(batch_size=100, eval_episodes=10, buffer_size=0, heldout_fraction=0.25,
-              normalize_targets=False, planner="cem")
+              normalize_targets=False, absolute_inputs=False, planner="cem")
 MODEL = {
     "push": dict(hidden=[200, 200], probabilistic=False),
     "door": dict(hidden=[200] * 4, probabilistic=True),
@@ -97,6 +97,26 @@ def test_paper_profile_is_the_original(family, method):
     assert planner["alpha"] == 0.0 and planner["warm_start"] is False
     for key, value in original_method_options(family, method).items():
         assert resolved["method_options"][key] == value, (method, key)
+
+
+# reference §2.2: parameters of the target network and of the full hypernetwork's theta;
+# HalfCheetah's model takes 18 state features (vx is an output only, §2.4) and 6 actions
+PARAMS = {"push": (44_810, 2_288_410), "door": (138_252, 35_599_372),
+          "halfcheetah": (132_836, 34_207_460)}
+
+
+@pytest.mark.parametrize("family", sorted(PARAMS))
+def test_paper_models_have_the_originals_parameter_counts(family):
+    from hypercrl.api import ContinualDynamics
+
+    seq = cli._sequence(family, "mujoco")
+    cfg = from_sequence(seq, "paper", "hnet")
+    model = ContinualDynamics(len(seq.state_kinds), seq.action_dim, "hnet", hidden=cfg.hidden,
+                              probabilistic=cfg.probabilistic, state_spec=seq.state_kinds,
+                              absolute_inputs=cfg.absolute_inputs, **cfg.method_options)
+    hnet = model.strategy.hnet
+    theta = sum(p.numel() for p in hnet.parameters())
+    assert (hnet.num_target_params, theta) == PARAMS[family]
 
 
 @pytest.mark.parametrize("family", sorted(SCHEDULE))

@@ -80,6 +80,29 @@ def test_without_warm_up_it_acts_randomly_until_the_current_task_is_fitted(caplo
     assert learner.fitted and set(planned) == {1}
 
 
+@pytest.mark.parametrize("method,options", [("multitask", {}),
+                                            ("coreset", {"coreset_size": 10_000})])
+def test_the_method_consolidates_on_every_transition_of_the_task(method, options):
+    """The last retrain comes retrain_every steps before the task ends; the original's
+    consolidation (reference §6.2) still sees all of the task's training data: multitask
+    keeps every transition, coreset draws its M from all of them (here M exceeds them)."""
+    learner, _ = _learner("smoke", method, init_random_steps=10, retrain_every=10,
+                          mpc_steps=20, train_iters=2, heldout_fraction=0.0, **options)
+    learner.begin_task(0)
+    rng = np.random.default_rng(2)
+    _feed(learner, 30, rng)  # retrains at MPC steps 0 and 10, i.e. on 10 and 20 transitions
+    assert len(learner.buffer) == 30
+    s, a, s2 = (torch.as_tensor(v) for v in learner.buffer.arrays())
+    learner.end_task()
+    x, _ = learner.dynamics.strategy.memory[0]
+    assert x.shape[0] == 30
+    norm = learner.dynamics.normalizers[0]
+    kept = x * norm.x_std + norm.x_mean  # the raw inputs [s, a], in some order
+    raw = torch.cat([s, a], 1)
+    assert torch.allclose(kept[torch.argsort(kept[:, 0])], raw[torch.argsort(raw[:, 0])],
+                          atol=1e-5)
+
+
 def test_save_and_load_through_the_learner(tmp_path):
     learner, seq = _learner("smoke", train_iters=3)
     learner.begin_task(0)

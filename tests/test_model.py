@@ -41,19 +41,29 @@ def test_spec_round_trip_delta_absolute_angle():
     back = spec.apply(s, target)
     torch.testing.assert_close(back[:, :2], s2[:, :2])
     assert math.isclose(math.remainder(back[0, 2].item() - (-3.0), 2 * math.pi), 0, abs_tol=1e-5)
-    feats = spec.features(s)
-    assert feats.shape == (1, 4)
-    torch.testing.assert_close(feats[0, 2:], torch.tensor([math.cos(3.0), math.sin(3.0)]))
+    feats = spec.features(s)  # the absolute dim is an output only (reference §2.4)
+    torch.testing.assert_close(feats, torch.tensor([[1.0, math.cos(3.0), math.sin(3.0)]]))
+    fed = StateSpec(["delta", "absolute", "angle"], absolute_inputs=True)
+    torch.testing.assert_close(fed.features(s),
+                               torch.tensor([[1.0, 2.0, math.cos(3.0), math.sin(3.0)]]))
+    assert (spec.feature_dim, fed.feature_dim) == (3, 4)
 
 
 def test_states_come_back_from_their_features():
     spec = StateSpec(["angle", "delta", "quat", "quat", "quat", "quat", "absolute", "angle"])
     s = torch.randn(16, 8, generator=_gen(3)) * 2.0
     s[:, [0, 7]] = torch.rand(16, 2, generator=_gen(4)) * 6.0 - 3.0  # inside (-pi, pi]
+    kinds = ["angle", "delta", "quat", "quat", "quat", "quat", "absolute", "angle"]
+    fed = StateSpec(kinds, absolute_inputs=True)
+    torch.testing.assert_close(fed.states_from_features(fed.features(s)), s, atol=1e-5, rtol=0)
+    # without absolute inputs the absolute dim is not in the features and comes back 0
     back = spec.states_from_features(spec.features(s))
-    torch.testing.assert_close(back, s, atol=1e-5, rtol=0)
-    plain = StateSpec(["delta", "absolute"])
+    torch.testing.assert_close(back[:, :6], s[:, :6], atol=1e-5, rtol=0)
+    torch.testing.assert_close(back[:, 7], s[:, 7], atol=1e-5, rtol=0)
+    assert (back[:, 6] == 0).all()
+    plain = StateSpec(["delta", "absolute"], absolute_inputs=True)
     torch.testing.assert_close(plain.states_from_features(plain.features(s[:, :2])), s[:, :2])
+    assert StateSpec(["delta", "absolute"]).features(s[:, :2]).shape == (16, 1)
 
 
 def _random_quat(n, seed):

@@ -12,7 +12,8 @@ from tests.launchtools import launch_module
 refit = launch_module("refit")
 
 
-def test_kept_transitions_are_the_ones_the_task_was_fitted_on():
+@pytest.mark.parametrize("absolute_inputs", [False, True])
+def test_kept_transitions_are_the_ones_the_task_was_fitted_on(absolute_inputs):
     # angles and quaternions in the state: the kept data is stored as standardised features
     kinds = ["angle", "delta", "quat", "quat", "quat", "quat", "absolute"]
     g = torch.Generator().manual_seed(0)
@@ -22,7 +23,8 @@ def test_kept_transitions_are_the_ones_the_task_was_fitted_on():
     s2 = s + 0.1 * torch.randn(40, 7, generator=g)
     s2[:, 2:6] /= s2[:, 2:6].norm(dim=1, keepdim=True)
     a = torch.randn(40, 2, generator=g)
-    dyn = ContinualDynamics(7, 2, "multitask", state_spec=kinds, hidden=(8,))
+    dyn = ContinualDynamics(7, 2, "multitask", state_spec=kinds, hidden=(8,),
+                            absolute_inputs=absolute_inputs)
     for task in range(2):
         dyn.begin_task()
         dyn.fit(s + task, a, s2 + task, steps=1)
@@ -33,7 +35,9 @@ def test_kept_transitions_are_the_ones_the_task_was_fitted_on():
     np.testing.assert_allclose(ka, a.numpy(), atol=1e-5)
     expect_s, expect_s2 = (s + 1).numpy(), (s2 + 1).numpy()
     np.testing.assert_allclose(np.cos(ks[:, 0]), np.cos(expect_s[:, 0]), atol=1e-5)
-    np.testing.assert_allclose(ks[:, 1:], expect_s[:, 1:], atol=1e-5)
+    np.testing.assert_allclose(ks[:, 1:6], expect_s[:, 1:6], atol=1e-5)
+    # the absolute dim is kept only where it was an input; else it comes back 0
+    np.testing.assert_allclose(ks[:, 6], expect_s[:, 6] if absolute_inputs else 0, atol=1e-5)
     # s' comes back through the model's own targets: a quaternion up to its sign
     np.testing.assert_allclose(ks2[:, [1, 6]], expect_s2[:, [1, 6]], atol=1e-5)
     dot = np.abs((ks2[:, 2:6] * expect_s2[:, 2:6] / np.linalg.norm(expect_s2[:, 2:6], axis=1,

@@ -104,7 +104,8 @@ class ModelBasedLearner(Learner):
         return ContinualDynamics(
             self.s_dim, self.a_dim, cfg.method, seed=cfg.seed, hidden=cfg.hidden,
             probabilistic=cfg.probabilistic, normalize_targets=cfg.normalize_targets,
-            clip_states=cfg.clip_states, state_spec=self.state_kinds,
+            clip_states=cfg.clip_states, absolute_inputs=cfg.absolute_inputs,
+            state_spec=self.state_kinds,
             batch_size=cfg.batch_size, device=cfg.device,
             **cfg.method_options,
         )
@@ -202,7 +203,7 @@ class ModelBasedLearner(Learner):
         that no seen task explained."""
         s, a, s2 = self.recent.arrays()
         old = self.task
-        self.dynamics.end_task()
+        self._end_dynamics_task()
         self.begin_task(old + 1)
         for row in zip(s, a, s2, strict=True):
             self.buffer.add(*row)
@@ -217,8 +218,14 @@ class ModelBasedLearner(Learner):
         self.agent.reset()
         return out
 
+    def _end_dynamics_task(self) -> None:
+        """End the model's task: its method consolidates on all of the task's training
+        data, as the original's does (reference §6.2), the transitions since the last
+        retrain included."""
+        self.dynamics.end_task(*(self.buffer.arrays() if len(self.buffer) else ()))
+
     def end_task(self) -> dict[str, list[float]]:
-        self.dynamics.end_task()
+        self._end_dynamics_task()
         task, self.task, self.buffer = self.task, None, None
         return self.model_errors(task)
 

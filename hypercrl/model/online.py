@@ -95,7 +95,8 @@ class OnlineDynamics:
         self.num_tasks += 1
         return self.current_task
 
-    def end_task(self) -> None:
+    def end_task(self, states: Any = None, actions: Any = None, next_states: Any = None) -> None:
+        """The task's transitions, if given, are not used: each was learned as it came."""
         self.current_task = None
 
     # --- learning -----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Kinds, one per state dimension (the strings of ``envs.sequences``, as plain data):
 
 - ``delta``: target x' - x, prediction x + f;
-- ``absolute``: target x', prediction f;
+- ``absolute``: target x', prediction f; not a model input, as in the original (reference
+  §2.4: HalfCheetah's finite-difference vx is predicted outright and not fed back), unless
+  ``StateSpec(..., absolute_inputs=True)`` (models saved before this rule fed it);
 - ``angle``: fed as (cos x, sin x); target wrap(x' - x) in (-pi, pi]; prediction x + f
   (not re-wrapped, so an unwrapped angle observation stays continuous);
 - ``quat``: a block of four consecutive dims, a unit quaternion q = [w, x, y, z] (Hamilton
@@ -57,7 +59,7 @@ def wrap_angle(x: torch.Tensor) -> torch.Tensor:
 class StateSpec:
     """Per-dimension prediction kinds of a state vector of size ``state_dim``."""
 
-    def __init__(self, kinds: Sequence[str]) -> None:
+    def __init__(self, kinds: Sequence[str], absolute_inputs: bool = False) -> None:
         kinds = tuple(kinds)
         bad = sorted({k for k in kinds if k not in KINDS})
         if bad:
@@ -70,8 +72,13 @@ class StateSpec:
         self.quat_blocks = self._quat_blocks(idx["quat"])
         self.angle_idx = idx["angle"]
         self.absolute_idx = idx["absolute"]
-        self.plain_idx = [i for i, k in enumerate(kinds) if k != "angle"]
-        self.feature_dim = self.state_dim + len(self.angle_idx)
+        self.absolute_inputs = bool(absolute_inputs)
+        # the state dims fed to the model as they are: all but the angles (fed as cos, sin)
+        # and, unless absolute_inputs, the absolute ones
+        skipped = ("angle",) if self.absolute_inputs else ("angle", "absolute")
+        self.plain_idx = [i for i, k in enumerate(kinds) if k not in skipped]
+        self.feature_dim = len(self.plain_idx) + 2 * len(self.angle_idx)
+        self._features_are_state = self.plain_idx == list(range(self.state_dim))
         self.all_delta = all(k == "delta" for k in kinds)
 
     @staticmethod
@@ -85,19 +92,21 @@ class StateSpec:
         return starts
 
     def features(self, state: torch.Tensor) -> torch.Tensor:
-        """Model input features [..., feature_dim]: non-angle dims, then cos and sin of angles."""
-        if not self.angle_idx:
+        """Model input features [..., feature_dim]: the plain input dims (neither angles nor,
+        unless ``absolute_inputs``, absolute dims), then cos and sin of the angles."""
+        if self._features_are_state:
             return state
         ang = state[..., self.angle_idx]
         return torch.cat([state[..., self.plain_idx], torch.cos(ang), torch.sin(ang)], dim=-1)
 
     def states_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """The states [..., state_dim] whose :meth:`features` are ``features``; an angle comes
-        back wrapped to (-pi, pi]."""
-        if not self.angle_idx:
+        back wrapped to (-pi, pi], and a dim that is not an input (an absolute one, unless
+        ``absolute_inputs``) as 0: the model never reads it."""
+        if self._features_are_state:
             return features
         n, k = len(self.plain_idx), len(self.angle_idx)
-        state = features.new_empty(*features.shape[:-1], self.state_dim)
+        state = features.new_zeros(*features.shape[:-1], self.state_dim)
         state[..., self.plain_idx] = features[..., :n]
         state[..., self.angle_idx] = torch.atan2(features[..., n + k:], features[..., n:n + k])
         return state

@@ -6,7 +6,8 @@ numbers: target-network sizes, hypernetwork sizes and beta, CEM settings, corese
 the family's reduced profiles. A family without a file runs on the defaults alone. Tables:
 
 - ``[run]``: run-level keys (schedule, buffers, ...), over the task sequence's schedule;
-- ``[model]``: ContinualDynamics keys (``hidden``, ``probabilistic``, ``normalize_targets``);
+- ``[model]``: ContinualDynamics keys (``hidden``, ``probabilistic``, ``normalize_targets``,
+  ``absolute_inputs``);
 - ``[planner]``: ``name``, ``horizon`` and options shared by every planner that has them
   (``population``, ...); ``[planner.<name>]``: options of that planner only;
 - ``[methods.<method>]``: options of that method (its Options dataclass fields);

@@ -58,12 +58,14 @@ def _check_method(method: str) -> None:
 def resolve_config(sequence: str, backend: str, method: str, profile: str,
                    sets: list[str] | None = None, **values):
     """The resolved RunConfig of a run; every bad value is a ValueError naming it."""
-    from hypercrl.config import from_sequence, parse_set, select_arch
+    from hypercrl.config import from_sequence, parse_set, profile_planner, select_arch
 
     method, sets = select_arch(method, sets)
     _check_method(method)
     seq = _sequence(sequence, backend)
-    return from_sequence(seq, profile, method, sets=parse_set(sets or [], method), **values)
+    planner = profile_planner(seq.family, profile)  # the one the --set keys may name
+    return from_sequence(seq, profile, method, sets=parse_set(sets or [], method, planner),
+                         **values)
 
 
 def default_run_dir(cfg) -> str:
@@ -165,15 +167,27 @@ def check_run_dir(run_dir: str) -> None:
         raise RunError(f"run directory {run_dir}: {problem}")
 
 
-def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
-    """Create the run directory, write config and versions, run; returns the run dir.
+# what start_run writes before a run's first checkpoint (hypercrl.log's SCALARS and
+# TENSORBOARD, hypercrl.loop's TIMING; spelled out to keep the CLI's start light)
+_STARTED = ("config.json", "versions.json", "metrics.json", "scalars.jsonl", "tb", "timing.json")
 
-    If the run cannot be set up (nothing trained yet), what this call created is removed:
-    the run directory if it made it, else the files it wrote into it."""
-    from hypercrl.loop import ContinualRun, RunError
 
-    seq = _sequence(cfg.sequence, cfg.backend)
-    run_dir = run_dir or default_run_dir(cfg)
+def run_files(run_dir: str) -> list[str]:
+    """The files and folders of a run that ``run_dir`` holds (those a run writes)."""
+    from hypercrl.loop import CHECKPOINT, SAVED_PREFIX
+
+    if not os.path.isdir(run_dir):
+        return []
+    names = {*_STARTED, CHECKPOINT}
+    return sorted(f for f in os.listdir(run_dir) if f in names or f.startswith(SAVED_PREFIX))
+
+
+def check_new_run_dir(run_dir: str, cfg) -> None:
+    """RunError unless a new run of ``cfg`` may start in ``run_dir``: a folder that holds no
+    run's files (a run there, of this config or another, or what is left of one, would be
+    overwritten), writable or creatable."""
+    from hypercrl.loop import RunError
+
     diff = config_diff(run_dir, cfg)
     if diff:
         raise RunError(f"{run_dir} holds a run with another config (differs in {diff}); "
@@ -181,7 +195,24 @@ def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
     if diff is not None:
         raise RunError(f"{run_dir} already holds this run; continue it with "
                        f"`hypercrl resume {run_dir}` or choose another --run-dir")
+    left = run_files(run_dir)
+    if left:
+        raise RunError(f"{run_dir} holds files of a run ({', '.join(left)}) but no "
+                       "config.json, so it can be neither resumed nor safely overwritten; "
+                       "choose another --run-dir or move those files away")
     check_run_dir(run_dir)
+
+
+def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
+    """Create the run directory, write config and versions, run; returns the run dir.
+
+    If the run cannot be set up (nothing trained yet), what this call created is removed:
+    the run directory if it made it, else the files it wrote into it."""
+    from hypercrl.loop import ContinualRun
+
+    seq = _sequence(cfg.sequence, cfg.backend)
+    run_dir = run_dir or default_run_dir(cfg)
+    check_new_run_dir(run_dir, cfg)
     created = _missing_ancestor(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     before = set(os.listdir(run_dir))
@@ -320,8 +351,6 @@ def run_trial(config: str, run_dir: str, threads: int | None = None,
             "returns": [sum(r) / len(r) for r in final]}
 
 
-# what start_run writes before a run's first checkpoint
-_STARTED = ("config.json", "versions.json", "metrics.json", "scalars.jsonl", "tb", "timing.json")
 
 
 def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: list[int],
@@ -353,6 +382,7 @@ def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: 
         run_dir = os.path.join(out, t.name)
         diff = config_diff(run_dir, cfg)
         if diff is None:
+            check_new_run_dir(run_dir, cfg)  # no other run's files left there to overwrite
             unbegun.append(t.name)
         elif diff and t in known:
             # the sweep's own settings match (checked above), so the package's defaults
@@ -493,7 +523,8 @@ def _run(args: argparse.Namespace) -> int:
     extra = {"video": True} if args.video else {}
     cfg = resolve_config(args.sequence, args.backend, args.method, args.profile, args.set,
                          seed=args.seed, **extra)
-    if args.dry_run:
+    if args.dry_run:  # what the run would refuse, the dry run refuses too
+        check_new_run_dir(args.run_dir or default_run_dir(cfg), cfg)
         print(cfg.to_json())
         return 0
     run_dir = start_run(cfg, args.run_dir, args.quiet)
@@ -559,13 +590,15 @@ def eval_config(run_dir: str, sets: list[str]):
 def _eval(args: argparse.Namespace) -> int:
     from hypercrl.loop import RunError
 
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         raise RunError(f"--episodes must be >= 1, got {args.episodes}")
-    run, after = load_saved_run(args.run_dir, args.after, eval_config(args.run_dir, args.set))
-    out = {"run_dir": args.run_dir, "after": after, "tasks": {}}
+    cfg = eval_config(args.run_dir, args.set)
+    episodes = args.episodes or cfg.eval_episodes  # the run's own: its R[i, j] again
+    run, after = load_saved_run(args.run_dir, args.after, cfg)
+    out = {"run_dir": args.run_dir, "after": after, "episodes": episodes, "tasks": {}}
     for j in range(after + 1):
         run.last_usage = []
-        returns, successes = run.evaluate_task(j, args.episodes)
+        returns, successes = run.evaluate_task(j, episodes)
         rate = sum(successes) / len(successes) if run.has_success else None
         out["tasks"][j] = {"returns": returns, "success_rate": rate}
         if run.last_usage:  # task-free: the steps planned with each seen task's model
@@ -682,7 +715,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a saved model on every task it has seen")
     ev.add_argument("run_dir")
     ev.add_argument("--after", type=int, default=None, help="the model saved after this task")
-    ev.add_argument("--episodes", type=int, default=5)
+    ev.add_argument("--episodes", type=int, default=None,
+                    help="episodes per task (default: the run's eval_episodes, so that the "
+                    "returns are the run's own R[i, j] for the model after its last task)")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="evaluate otherwise: " + ", ".join(EVAL_KEYS)
                     + " or a planner option (e.g. task_free_eval=true)")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -194,8 +195,8 @@ def validate(cfg: RunConfig) -> None:
     if cfg.absolute_inputs and getattr(cls, "dynamics_class", None) is not ContinualDynamics:
         raise ValueError(f"absolute_inputs: method {cfg.method!r} has no ContinualDynamics "
                          "model whose inputs it could choose")
-    for name in ("init_random_steps", "mpc_steps", "num_tasks", "buffer_size", "eval_every",
-                 "checkpoint_every"):
+    for name in ("init_random_steps", "mpc_steps", "train_iters", "num_tasks", "buffer_size",
+                 "eval_every", "checkpoint_every"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     for name in ("retrain_every", "batch_size", "episode_steps", "heldout_size", "horizon",
@@ -203,6 +204,9 @@ def validate(cfg: RunConfig) -> None:
                  "detect_patience"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("detect_margin", "infer_change"):
+        if not math.isfinite(getattr(cfg, name)):
+            raise ValueError(f"{name} must be finite, got {getattr(cfg, name)}")
     if not 0.0 < cfg.detect_quantile <= 1.0:
         raise ValueError(f"detect_quantile must lie in (0, 1], got {cfg.detect_quantile}")
     if not cfg.detect_margin > 0.0:
@@ -269,10 +273,15 @@ def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
     method_table = dict(table.get("methods", {}).get(method, {}))
 
     overrides = {**(sets or {}), **values}
+    if "tasks" in overrides and "num_tasks" not in overrides:
+        run["num_tasks"] = 0  # the tasks named replace the profile's count of them
     # the planner's name first: it decides which options the other keys may name
     if "planner" in overrides:
         run["planner"] = overrides["planner"]
     uses_planner = learner_class(method).uses_planner
+    moot = sorted(k for k in ("planner", "horizon") if k in overrides)
+    if moot and not uses_planner:
+        raise ValueError(f"{', '.join(moot)}: method {method!r} does not plan")
     planner = run["planner"]
     planner_options: dict[str, Any] = {}
     if uses_planner:
@@ -354,9 +363,15 @@ def route(key: str, method: str, planner: str, uses_planner: bool) -> tuple[str,
                      f"{sorted(methodf)}{planner_part}; run keys: {sorted(runf)}")
 
 
+def profile_planner(family: str, profile: str) -> str:
+    """The planner a family's profile plans with unless told otherwise (its presets')."""
+    return presets.resolve(family, profile).get("planner", {}).get("name", "cem")
+
+
 def parse_set(items: list[str], method: str, planner: str | None = None) -> dict[str, Any]:
-    """``["key=value", ...]`` -> typed values for ``method`` (and the chosen planner); a bad
-    key or value is a ValueError naming it."""
+    """``["key=value", ...]`` -> typed values for ``method`` (and the chosen planner: a
+    ``planner=`` item, else ``planner``, else CEM; pass the profile's,
+    :func:`profile_planner`); a bad key or value is a ValueError naming it."""
     raw: dict[str, str] = {}
     for item in items:
         if "=" not in item:

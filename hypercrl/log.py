@@ -10,6 +10,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+# in the run directory (hypercrl.cli's _STARTED names them too)
+SCALARS = "scalars.jsonl"  # every logged scalar, one JSON line each
+TENSORBOARD = "tb"  # TensorBoard's event files
+
 
 class RunLogger:
     """Writes scalars to ``RUN_DIR/scalars.jsonl`` and TensorBoard (``RUN_DIR/tb``).
@@ -23,7 +27,7 @@ class RunLogger:
     def __init__(self, run_dir: str, quiet: bool = False, tensorboard: bool = True) -> None:
         self.run_dir = run_dir
         self.quiet = quiet
-        self._path = os.path.join(run_dir, "scalars.jsonl")
+        self._path = os.path.join(run_dir, SCALARS)
         self._jsonl = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
         self._tensorboard = tensorboard
         self._tb = self._writer(None)
@@ -33,7 +37,7 @@ class RunLogger:
             return None
         from torch.utils.tensorboard import SummaryWriter
 
-        folder = os.path.join(self.run_dir, "tb")
+        folder = os.path.join(self.run_dir, TENSORBOARD)
         if purge_step is not None:
             _after_existing_events(folder)
         return SummaryWriter(folder, purge_step=purge_step)

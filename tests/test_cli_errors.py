@@ -172,6 +172,29 @@ def test_run_dir_under_a_file(tmp_path, capsys, untouched):
     assert path.read_text() == "mine"
 
 
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_run_dir_holding_a_run_without_its_config(dry_run, tmp_path, capsys, existing,
+                                                  untouched):
+    """What is left of a run whose config.json is gone is neither resumed nor overwritten."""
+    import shutil
+
+    left = tmp_path / "left"
+    shutil.copytree(existing, left)
+    os.remove(left / "config.json")
+    before = _snapshot(left)
+    assert cli.main(_run_argv(left, "--seed", "7", *(["--dry-run"] if dry_run else []))) == 2
+    line = _error_line(capsys)
+    assert f"{left} holds files of a run (checkpoint.pt, " in line and "no config.json" in line
+    assert _snapshot(left) == before
+
+
+def test_dry_run_refuses_what_the_run_would(capsys, untouched):
+    assert cli.main(_run_argv(untouched, "--seed", "5", "--dry-run")) == 2
+    assert "holds a run with another config (differs in ['seed'])" in _error_line(capsys)
+    assert cli.main(_run_argv(untouched, "--dry-run")) == 2
+    assert "already holds this run" in _error_line(capsys)
+
+
 @pytest.mark.parametrize("below", [False, True], ids=["itself", "below"])
 def test_run_dir_not_writable(below, tmp_path, capsys, monkeypatch, chmod_back, untouched):
     folder = tmp_path / "ro"
@@ -399,9 +422,10 @@ def test_eval_returns_equal_the_runs_own_matrix(tmp_path, capsys):
     assert cli.main(argv) == 0
     with open(run_dir / "metrics.json") as f:
         own = json.load(f)["returns"]
-    for after in ("0", "1"):
+    for after in ("0", "1"):  # by default the run's own number of episodes
         capsys.readouterr()
-        assert cli.main(["eval", str(run_dir), "--after", after, "--episodes", "2"]) == 0
+        extra = ["--episodes", "2"] if after == "0" else []
+        assert cli.main(["eval", str(run_dir), "--after", after, *extra]) == 0
         tasks = json.loads(capsys.readouterr().out)["tasks"]
         assert [tasks[j]["returns"] for j in sorted(tasks)] == own[after]
 

@@ -155,6 +155,8 @@ def test_set_routes_to_the_options_home():
                                 "method 'finetune' options: ['clip', 'lr', 'multihead']"]),
     (["method.lam=3"], "hnet", ["method.lam", "not an option of method 'hnet'"]),
     (["population=3"], "sb3-sac", ["population", "'sb3-sac' does not plan"]),
+    (["planner=icem"], "sb3-sac", ["planner", "'sb3-sac' does not plan"]),
+    (["horizon=5"], "sb3-sac", ["horizon", "'sb3-sac' does not plan"]),
     (["return_mode=foo"], "hnet", ["return_mode", "final_best"]),
     (["lam=abc"], "ewc", ["lam", "must be a number"]),
     (["hnet_hidden=a,b"], "hnet", ["hnet_hidden", "integer"]),
@@ -232,3 +234,30 @@ def test_quick_push_plans_with_the_measured_icem_budget_and_cem_on_request():
         opts = cfg.planner_options
         assert (opts["population"], opts["elites"], opts["iterations"]) == (500, 40, 5)
         assert opts["return_mode"] == "final_best"
+
+
+def test_set_names_the_options_of_the_profiles_own_planner():
+    """push's quick profile plans with iCEM, so `--set noise_beta=3` is one of its options
+    (not refused as a key CEM lacks); on paper (CEM) it is refused, naming CEM's."""
+    cfg = cli.resolve_config("push", "mujoco", "hnet", "quick", ["noise_beta=3"])
+    assert cfg.planner == "icem" and cfg.planner_options["noise_beta"] == 3.0
+    with pytest.raises(ValueError, match="planner 'cem' options"):
+        cli.resolve_config("push", "mujoco", "hnet", "paper", ["noise_beta=3"])
+
+
+def test_tasks_replace_the_profiles_number_of_tasks():
+    """README: `--set tasks=2,0` runs those tasks in that order, also where the profile
+    sets num_tasks (push quick runs 3)."""
+    assert cli.resolve_config("push", "mujoco", "hnet", "quick").num_tasks == 3
+    cfg = cli.resolve_config("push", "mujoco", "hnet", "quick", ["tasks=2,0"])
+    assert cfg.tasks == (2, 0) and cfg.num_tasks == 0
+    with pytest.raises(ValueError, match="num_tasks=3 but tasks names 2"):
+        cli.resolve_config("push", "mujoco", "hnet", "quick", ["tasks=2,0", "num_tasks=3"])
+
+
+@pytest.mark.parametrize("item,needle", [("train_iters=-1", "train_iters must be >= 0"),
+                                         ("detect_margin=inf", "detect_margin must be finite"),
+                                         ("infer_change=inf", "infer_change must be finite")])
+def test_run_values_out_of_range_are_refused_before_anything_runs(item, needle):
+    with pytest.raises(ValueError, match=needle):
+        cli.resolve_config("push", "mujoco", "hnet", "smoke", [item])

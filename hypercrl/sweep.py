@@ -105,6 +105,21 @@ def read_manifest(out: str) -> dict[str, Any] | None:
         raise SweepError(f"{path}: unreadable sweep file ({err})") from None
 
 
+def _canonical(text: str | None) -> Any:
+    """A ``--set`` value as compared between a sweep's runs: numbers by value (``1e-3`` is
+    ``0.001``), booleans in any case, lists item by item; anything else as written."""
+    if text is None:
+        return None
+    items = []
+    for item in text.split(","):
+        item = item.strip()
+        try:
+            items.append(float(item))
+        except ValueError:
+            items.append(item.lower() if item.lower() in ("true", "false") else item)
+    return tuple(items)
+
+
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Human-readable differences, e.g. ``--profile (smoke in the sweep, quick now)``."""
     out = []
@@ -112,7 +127,7 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         out.append(f"--profile ({old.get('profile')} in the sweep, {new['profile']} now)")
     old_set, new_set = old.get("set", {}), new["set"]
     for key in sorted(set(old_set) | set(new_set)):
-        if old_set.get(key) != new_set.get(key):
+        if _canonical(old_set.get(key)) != _canonical(new_set.get(key)):
             was = old_set.get(key, "unset")
             now = new_set.get(key, "unset")
             out.append(f"--set {key} ({was} in the sweep, {now} now)")

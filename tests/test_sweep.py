@@ -435,3 +435,13 @@ def test_a_trial_begun_under_other_defaults_continues_as_it_began(tmp_path, caps
     err = capsys.readouterr().err
     assert "its trials not yet begun (push-mujoco-finetune-s1) would not match them" in err
     assert not ran and not (out / "push-mujoco-finetune-s1").exists()
+
+
+def test_sweep_settings_compare_values_not_spellings():
+    from hypercrl.sweep import settings, settings_diff
+
+    old = settings("quick", ["lr=1e-3", "hidden=200,200", "clip_states=True"], False)
+    same = settings("quick", ["lr=0.001", "hidden=200, 200", "clip_states=true"], False)
+    assert settings_diff(old, same) == []
+    other = settings("quick", ["lr=0.002", "hidden=200,200", "clip_states=true"], False)
+    assert settings_diff(old, other) == ["--set lr (1e-3 in the sweep, 0.002 now)"]

@@ -52,7 +52,13 @@ def _one_by_one(run, monkeypatch, task, episodes, **kw):
 ])
 def test_batched_evaluation_equals_episode_by_episode(planner, sets, tmp_path, monkeypatch):
     run = _run(tmp_path, planner, sets=sets)
-    batched = run.evaluate_task(0, 3)
+    calls = []  # episodes planned together in each call
+    with monkeypatch.context() as m:
+        real = MPCAgent.plan_many
+        m.setattr(MPCAgent, "plan_many",
+                  lambda self, obs, opts: calls.append(len(opts)) or real(self, obs, opts))
+        batched = run.evaluate_task(0, 3)
+    assert calls == [3] * STEPS  # one call per env step, for all three episodes
     alone = _one_by_one(run, monkeypatch, 0, 3)
     assert batched == alone  # bit for bit
     returns, _ = batched

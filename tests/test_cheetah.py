@@ -96,6 +96,24 @@ def test_observation_layout_matches_simulator() -> None:
     env.close()
 
 
+def test_reward_is_the_finite_difference_velocity_minus_the_control_cost() -> None:
+    """The reference's reward, written out here (not through envs.cheetah's function):
+    r = (x_after - x_before) / dt - 0.1 ||u||^2, with u as given (unclipped), dt = 0.05 s;
+    obs[0] is that velocity."""
+    env = _make(2)
+    data = env.unwrapped.data
+    rng = np.random.default_rng(5)
+    env.reset(seed=5)
+    for _ in range(30):
+        action = rng.uniform(-1.5, 1.5, size=6)
+        x_before = float(data.qpos[0])
+        obs, r, *_ = env.step(action)
+        vx = (float(data.qpos[0]) - x_before) / 0.05
+        assert obs[0] == pytest.approx(vx, rel=1e-9, abs=1e-12)
+        assert r == pytest.approx(vx - 0.1 * float(np.sum(action**2)), rel=1e-9, abs=1e-12)
+    env.close()
+
+
 @pytest.mark.parametrize("task", range(N_TASKS))
 def test_env_reward_equals_sequence_reward(task: int) -> None:
     seq = envs.sequence("halfcheetah", backend="mujoco")

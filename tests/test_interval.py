@@ -80,6 +80,14 @@ def test_the_universal_embedding_gives_one_model_for_every_task():
     w = strategy.universal_weights()
     assert {k: tuple(v.shape[1:]) for k, v in w.items()} == dict(param_shapes(cd.net))
     assert strategy.task_steps == 30  # the ramp restarts at each task
+    # the universal point lies in every task's box, so its weights within every task's bounds
+    hnet, emb = strategy.hnet, strategy.embeddings(range(2)).detach()
+    with torch.no_grad():
+        point = strategy._universal_centre()
+        assert ((point - hnet.centres(emb)).abs() <= hnet.radius + 1e-6).all()
+        flat = hnet.generate(point[None])[0]
+        low, _, up = hnet.bounds(emb)
+    assert (flat >= low - 1e-5).all() and (flat <= up + 1e-5).all()
 
 
 def test_without_nesting_the_regulariser_holds_an_earlier_task():

@@ -257,8 +257,11 @@ def test_uneven_tasks_turn_the_heavy_side_back_in_both_simulators(turns, task: i
 
 def test_mujoco_turns_the_block_as_quasi_static_physics_does(turns) -> None:
     # the reference: a quasi-static Coulomb model of the same push (envs.quasistatic)
-    reference = reference_turns()
-    assert np.allclose(turns["mujoco"], reference, atol=3.5), (turns["mujoco"], reference)
+    reference = np.asarray(reference_turns())
+    # 3.5 degrees, and within 70 % (+ 0.5 degrees) of the small turns of tasks 0, 3 and 4
+    tolerance = np.minimum(3.5, 0.7 * np.abs(reference) + 0.5)
+    assert (np.abs(np.asarray(turns["mujoco"]) - reference) <= tolerance).all(), (
+        turns["mujoco"], reference)
 
 
 # Issue 10's bar: each uneven task turns the same way on both simulators, by 10 degrees or more,
@@ -270,7 +273,8 @@ def test_mujoco_turns_the_block_as_quasi_static_physics_does(turns) -> None:
 ISOTROPIC = pytest.mark.xfail(
     reason="issue 10, open: PyBullet overturns tasks 1-2 (31, 43 vs 17); tasks 3-4 turn "
     "3.4 degrees in the quasi-static reference, under the 10-degree bar",
-    strict=False,
+    strict=True,  # a pass means the bar is met: take the mark off
+    raises=AssertionError,  # any other error is a failure
 )
 
 

@@ -541,6 +541,7 @@ def load_saved_run(run_dir: str, after: int | None, cfg=None):
     """A ContinualRun whose learner holds what it saved after task ``after`` (the last one
     if None), loaded through the learner's own ``load``; ``cfg`` replaces the run's config
     (e.g. another planner or seed)."""
+    from hypercrl.config import select_tasks
     from hypercrl.learners import learner_class
     from hypercrl.loop import ContinualRun, RunError, saved_model_path, saved_models
 
@@ -552,8 +553,12 @@ def load_saved_run(run_dir: str, after: int | None, cfg=None):
     after = saved[-1] if after is None else after
     if after not in saved:
         raise RunError(f"{run_dir}: no model saved after task {after}; saved: {saved}")
-    run = ContinualRun(cfg, _sequence(cfg.sequence, cfg.backend), run_dir, quiet=True,
-                       tensorboard=False)
+    seq = _sequence(cfg.sequence, cfg.backend)
+    tasks = len(select_tasks(cfg, seq).tasks)
+    if after >= tasks:
+        raise RunError(f"{run_dir}: {os.path.basename(saved_model_path(run_dir, after, suffix))}"
+                       f" is not of this run, which has {tasks} tasks (left by another run?)")
+    run = ContinualRun(cfg, seq, run_dir, quiet=True, tensorboard=False)
     run.learner.load(saved_model_path(run_dir, after, suffix))
     return run, after
 
@@ -609,13 +614,16 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _video(args: argparse.Namespace) -> int:
     from hypercrl.loop import RunError
+    from hypercrl.video import check_video_path
 
+    if args.frames < 1:
+        raise RunError(f"--frames {args.frames}: a strip needs at least 1 frame")
+    if args.out is not None:
+        check_video_path(args.out)  # before loading the model and rendering
     run, after = load_saved_run(args.run_dir, args.after)
     if not 0 <= args.task <= after:
         raise RunError(f"--task {args.task}: the model after task {after} knows tasks "
                        f"0..{after}")
-    if args.frames < 1:
-        raise RunError(f"--frames {args.frames}: a strip needs at least 1 frame")
     path = args.out or os.path.join(run.video_dir, f"task{args.task}_after{after}.mp4")
     returns, _ = run.evaluate_task(args.task, 1, video_path=path, strip_frames=args.frames)
     print(json.dumps({"video": path, "return": returns[0]}))

@@ -1,33 +1,119 @@
-"""Rollout frames to an mp4 (imageio + imageio-ffmpeg) or to a PNG strip of a few frames."""
+"""Rollout frames to an mp4 (imageio + imageio-ffmpeg) or to a PNG strip of a few frames.
+
+A video is written only to a path ending in ``.mp4`` (or ``.png`` for a strip), never over a
+folder, and never over an existing file that is not a video of that kind (a run's checkpoint,
+model or JSON files stay untouched); an earlier video at that path is replaced. Every refusal
+is a ValueError naming the path, raised before anything is created; missing parent folders
+are created only once the path passed these checks. Frames go to a temporary file beside the
+path, renamed over it when complete and removed if writing fails.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Sequence
 
 import numpy as np
 
+# suffix -> what is written there, and how such a file begins (a file of another kind at the
+# path is not replaced)
+FORMATS = {".mp4": "an mp4 video", ".png": "a PNG image"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_kind(path: str, suffix: str) -> bool:
+    """Whether the existing file ``path`` is empty or begins as a file of ``suffix`` does."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if not head:
+        return True  # an empty file holds nothing to lose
+    if suffix == ".png":
+        return head.startswith(_PNG_SIGNATURE)
+    return head[4:8] == b"ftyp"  # ISO base media (mp4): the ftyp box comes first
+
+
+def video_path_problem(path: str, suffixes: Sequence[str] = tuple(FORMATS)) -> str | None:
+    """Why a video cannot be written to ``path`` (one of ``suffixes``), e.g. "is a folder";
+    None if it can. Reads at most the first bytes of an existing file; creates nothing."""
+    from hypercrl.io import folder_problem
+
+    wanted = " or ".join(suffixes)
+    if not path:
+        return f"no file name; give one ending in {wanted}"
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        what = "is a folder" if os.path.isdir(path) else "names a folder"
+        return f"{what}; give a file name ending in {wanted}"
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in suffixes:
+        found = f"suffix {os.path.splitext(path)[1]!r}" if suffix else "no suffix"
+        return (f"{found}: a video is written as " + ", or ".join(
+            f"{FORMATS[s]} ({s})" for s in suffixes))
+    if os.path.lexists(path):
+        if not os.path.isfile(path):
+            return "exists and is not a regular file; it is not replaced"
+        if not _is_kind(path, suffix):
+            return f"exists and is not {FORMATS[suffix]}; it is not replaced"
+    problem = folder_problem(os.path.dirname(os.path.abspath(path)))
+    if problem:
+        return f"cannot write its folder ({problem})"
+    return None
+
+
+def check_video_path(path: str, suffixes: Sequence[str] = tuple(FORMATS)) -> None:
+    """ValueError naming ``path`` unless a video can be written there (see
+    :func:`video_path_problem`); call it before recording, to fail before the rollout."""
+    problem = video_path_problem(path, suffixes)
+    if problem:
+        raise ValueError(f"{path or repr(path)}: {problem}")
+
+
+def _temporary(path: str, suffix: str) -> str:
+    """A new file name beside ``path`` with ``suffix`` (the writers choose the format by it);
+    the folders above it are created here, once ``path`` has passed its checks."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    name = os.path.basename(path)
+    return os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp{suffix}")
+
 
 def write_mp4(path: str, frames: Sequence[np.ndarray], fps: int = 10) -> str:
-    """Write [H, W, 3] uint8 frames to ``path`` (directories created); returns the path."""
+    """Write [H, W, 3] uint8 frames to ``path`` (an ``.mp4``; missing folders created);
+    returns the path. ValueError, before anything is written, for a path
+    :func:`check_video_path` refuses."""
     import imageio.v2 as imageio
 
+    check_video_path(path, (".mp4",))
     if not frames:
         raise ValueError(f"{path}: no frames to write")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.mp4"
-    with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1) as writer:
-        for frame in frames:
-            writer.append_data(np.asarray(frame, dtype=np.uint8))
-    os.replace(tmp, path)
+    tmp = _temporary(path, ".mp4")
+    try:
+        writer = imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1)
+        try:
+            for frame in frames:
+                writer.append_data(np.asarray(frame, dtype=np.uint8))
+        except BaseException:
+            # imageio's ``with`` leaves the writer open on an error: ffmpeg would go on and
+            # write the temporary file after it is removed
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
+        writer.close()
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
     return path
 
 
 def write_strip(path: str, frames: Sequence[np.ndarray], count: int = 6, gap: int = 4) -> str:
     """Write ``count`` evenly spaced frames (the first and the last included) side by side,
-    ``gap`` white pixels apart, as one PNG at ``path``; returns the path."""
+    ``gap`` white pixels apart, as one PNG at ``path`` (a ``.png``); returns the path.
+    ValueError, before anything is written, for a path :func:`check_video_path` refuses."""
     import imageio.v2 as imageio
 
+    check_video_path(path, (".png",))
     if not frames:
         raise ValueError(f"{path}: no frames to write")
     if count < 1:
@@ -38,15 +124,20 @@ def write_strip(path: str, frames: Sequence[np.ndarray], count: int = 6, gap: in
     parts = []
     for k in picks:
         parts += [np.asarray(frames[k], dtype=np.uint8)[..., :3], white]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    imageio.imwrite(tmp, np.concatenate(parts[:-1], axis=1))
-    os.replace(tmp, path)
+    tmp = _temporary(path, ".png")
+    try:
+        imageio.imwrite(tmp, np.concatenate(parts[:-1], axis=1))
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
     return path
 
 
 def write_video(path: str, frames: Sequence[np.ndarray], strip_frames: int = 6) -> str:
-    """An mp4 at ``path``, or a strip of ``strip_frames`` frames where it ends in ``.png``."""
+    """An mp4 at ``path``, or a strip of ``strip_frames`` frames where it ends in ``.png``;
+    ValueError naming ``path`` for any other path :func:`check_video_path` refuses."""
+    check_video_path(path)
     if path.lower().endswith(".png"):
         return write_strip(path, frames, strip_frames)
     return write_mp4(path, frames)

@@ -188,6 +188,17 @@ def test_run_dir_holding_a_run_without_its_config(dry_run, tmp_path, capsys, exi
     assert _snapshot(left) == before
 
 
+def test_a_saved_model_beyond_the_runs_tasks_is_refused(tmp_path, capsys, existing,
+                                                         untouched):
+    import shutil
+
+    run_dir = tmp_path / "r"
+    shutil.copytree(existing, run_dir)  # one task: model_after0.pt
+    shutil.copy(run_dir / "model_after0.pt", run_dir / "model_after3.pt")  # another run's
+    assert cli.main(["eval", str(run_dir)]) == 2
+    assert "model_after3.pt is not of this run, which has 1 tasks" in _error_line(capsys)
+
+
 def test_dry_run_refuses_what_the_run_would(capsys, untouched):
     assert cli.main(_run_argv(untouched, "--seed", "5", "--dry-run")) == 2
     assert "holds a run with another config (differs in ['seed'])" in _error_line(capsys)

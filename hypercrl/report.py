@@ -3,6 +3,12 @@
 Runs are grouped by (sequence, backend, method); within a group every seed is one sample.
 The report keeps a copy of each run's metrics.json under ``data/``, so a report folder can be
 reported again, alone or with new runs, after the run directories are gone.
+
+Kept copies are never dropped silently: a report written into a folder that already keeps
+runs (an earlier report's ``--out``) replaces a kept copy only with the same run at the same
+stage or further (its run folder, or the copy itself, given again). Every other kept run is
+reported again beside the runs given, named as such in REPORT.md and on stderr; to leave one
+out, delete its folder under ``data/`` (or write the report to another folder).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from collections import defaultdict
@@ -123,34 +130,81 @@ def kept_runs(folder: str) -> list[str] | None:
                   if os.path.isfile(os.path.join(data, name, "metrics.json")))
 
 
+def _kept_entries(out_dir: str) -> list[str]:
+    """The names of the kept metrics folders in ``out_dir/data`` (none if it is missing);
+    ValueError if that folder holds anything else (it is not a report's to replace)."""
+    data = os.path.join(out_dir, DATA_DIR)
+    if not os.path.lexists(data):
+        return []
+    if not os.path.isdir(data) or os.path.islink(data):
+        raise ValueError(f"{data}: not a folder (a report keeps its runs' metrics there)")
+    names = sorted(os.listdir(data))
+    for name in names:
+        entry = os.path.join(data, name)
+        if (not os.path.isdir(entry) or os.path.islink(entry)
+                or os.listdir(entry) != ["metrics.json"]):
+            raise ValueError(f"{entry}: not a kept metrics folder; move it out of {data} "
+                             "(a report replaces what it keeps there)")
+    return names
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def earlier_kept(given: list[dict[str, Any]], out_dir: str) -> list[dict[str, Any]]:
+    """The runs an earlier report kept in ``out_dir/data`` that none of the ``given`` runs
+    (loaded with :func:`load_run`) replaces: a kept copy is replaced only by itself (given
+    again) or by the same run (:func:`_one_run`) that finished at least as many tasks.
+    Writing the report without the others would delete their only copy, so it reports them
+    again. ValueError (before anything is written) if ``out_dir/data`` holds anything but
+    kept metrics, or a kept metrics.json a report cannot read."""
+    data = os.path.join(out_dir, DATA_DIR)
+    extra = []
+    for name in _kept_entries(out_dir):
+        folder = os.path.join(data, name)
+        if any(_same_path(g["run_dir"], folder) for g in given):
+            continue
+        kept = load_run(folder)
+        if not any(_one_run(g, kept) and len(g["returns"]) >= len(kept["returns"])
+                   for g in given):
+            extra.append(kept)
+    return extra
+
+
 def _keep_metrics(runs: list[dict[str, Any]], out_dir: str) -> None:
     """Copy each run's metrics.json to ``out_dir/data/<run folder name>/``, replacing what an
-    earlier report kept there; ValueError, before anything is changed, if that folder holds
-    anything but kept metrics (it is not this report's to replace)."""
+    earlier report kept there (a kept copy among ``runs`` keeps its folder name); ValueError,
+    before anything is changed, if that folder holds anything but kept metrics (it is not
+    this report's to replace). Callers pass every kept run that is to stay
+    (:func:`earlier_kept`): the others are deleted."""
     data = os.path.join(out_dir, DATA_DIR)
-    if os.path.lexists(data):
-        if not os.path.isdir(data) or os.path.islink(data):
-            raise ValueError(f"{data}: not a folder (a report keeps its runs' metrics there)")
-        for name in os.listdir(data):
-            entry = os.path.join(data, name)
-            if (not os.path.isdir(entry) or os.path.islink(entry)
-                    or os.listdir(entry) != ["metrics.json"]):
-                raise ValueError(f"{entry}: not a kept metrics folder; move it out of {data} "
-                                 "(a report replaces what it keeps there)")
+    _kept_entries(out_dir)
     texts = {}  # read every source first: they may be the kept copies about to be replaced
     for run in runs:
         with open(os.path.join(run["run_dir"], "metrics.json"), "rb") as f:
             texts[run["run_dir"]] = f.read()
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for run in runs:  # kept copies first, under their own names
+        here = os.path.normpath(os.path.abspath(run["run_dir"]))
+        if _same_path(os.path.dirname(here), data) and os.path.basename(here) not in used:
+            names[run["run_dir"]] = os.path.basename(here)
+            used.add(names[run["run_dir"]])
+    for run in runs:
+        if run["run_dir"] in names:
+            continue
+        base = os.path.basename(os.path.normpath(os.path.abspath(run["run_dir"]))) or "run"
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = f"{base}-{k}"
+        used.add(name)
+        names[run["run_dir"]] = name
     new = tempfile.mkdtemp(prefix=".data-", dir=out_dir)
     try:
-        used: set[str] = set()
         for run in runs:
-            base = os.path.basename(os.path.normpath(os.path.abspath(run["run_dir"]))) or "run"
-            name, k = base, 1
-            while name in used:
-                k += 1
-                name = f"{base}-{k}"
-            used.add(name)
+            name = names[run["run_dir"]]
             os.makedirs(os.path.join(new, name))
             with open(os.path.join(new, name, "metrics.json"), "wb") as f:
                 f.write(texts[run["run_dir"]])
@@ -221,7 +275,10 @@ def _fmt(mean: float, lo: float, hi: float) -> str:
 
 
 def write_report(run_dirs: list[str], out_dir: str) -> str:
-    """Write ``out_dir/REPORT.md`` and its PNGs; returns the Markdown path."""
+    """Write ``out_dir/REPORT.md`` and its PNGs; returns the Markdown path.
+
+    Runs an earlier report kept in ``out_dir/data`` and no given run replaces
+    (:func:`earlier_kept`) are reported beside ``run_dirs``, and said so."""
     with warnings.catch_warnings():  # NaN cells (tasks not yet seen) are expected
         warnings.simplefilter("ignore", RuntimeWarning)
         return _write_report(run_dirs, out_dir)
@@ -315,7 +372,9 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     if not run_dirs:
         raise ValueError("no run directories given")
     check_out_dir(out_dir)
-    runs, repeats = without_repeats([load_run(d) for d in run_dirs])
+    given = [load_run(d) for d in run_dirs]
+    earlier = earlier_kept(given, out_dir)  # never deleted: reported again
+    runs, repeats = without_repeats(given + earlier)
     diverged = [r["run_dir"] for r in runs if not _finite_returns(r)]
     runs = [r for r in runs if _finite_returns(r)]
     if not runs:
@@ -324,8 +383,13 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     runs = [r for r in runs if r["returns"]]
     if not runs:
         raise ValueError(f"no run has finished a task yet: {unfinished}")
+    if earlier:
+        print(f"report: {out_dir} keeps runs not given here; reported again (delete their "
+              f"folder under {os.path.join(out_dir, DATA_DIR)} to leave one out): "
+              + ", ".join(r["run_dir"] for r in earlier), file=sys.stderr)
     os.makedirs(out_dir, exist_ok=True)
-    _keep_metrics(runs, out_dir)
+    left_out = set(diverged + unfinished)  # an earlier kept run left out stays kept
+    _keep_metrics(runs + [r for r in earlier if r["run_dir"] in left_out], out_dir)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     labels = variant_labels([r["config"] for r in runs])
     for run, label in zip(runs, labels, strict=True):
@@ -342,6 +406,10 @@ def _write_report(run_dirs: list[str], out_dir: str) -> str:
     lines += ["Runs: " + ", ".join(f"`{r['run_dir']}`" for r in runs), ""]
     lines += [f"Their metrics are kept in `{DATA_DIR}/`: `hypercrl report` of this folder "
               "reports them again, alone or beside other runs.", ""]
+    if earlier:
+        lines += ["Kept by an earlier report in this folder and reported again (their runs "
+                  f"were not given; delete a run's folder under `{DATA_DIR}/` to leave it out): "
+                  + ", ".join(f"`{r['run_dir']}`" for r in earlier), ""]
     head = len(lines)  # the summary goes here
     if repeats:
         lines += ["Given twice, reported once: " + ", ".join(repeats), ""]

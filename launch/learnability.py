@@ -25,6 +25,8 @@ import numpy as np
 
 import envs
 from hypercrl import ContinualDynamics
+from hypercrl.bench.argtypes import positive_int
+from hypercrl.cl import METHODS
 from hypercrl.config import from_sequence, method_fields, parse_set
 
 
@@ -72,9 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sequence", default="push")
     p.add_argument("--backend", default="mujoco")
     p.add_argument("--task", type=int, default=0)
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--fits", type=int, default=4, help="retrains, as the loop's schedule")
-    p.add_argument("--steps", type=int, default=750, help="gradient steps per retrain")
+    p.add_argument("--episodes", type=positive_int, default=20,
+                   help="random episodes; every 4th from the 2nd is held out (2 or more)")
+    p.add_argument("--fits", type=positive_int, default=4,
+                   help="retrains, as the loop's schedule")
+    p.add_argument("--steps", type=positive_int, default=750,
+                   help="gradient steps per retrain")
     p.add_argument("--methods", default="finetune,hnet",
                    help="comma-separated; '' with --option: only the --option fits")
     p.add_argument("--seed", type=int, default=0)
@@ -83,11 +88,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE",
                    help="also fit METHOD with this option changed; repeatable")
     args = p.parse_args(argv)
-    variants = _variants([m for m in args.methods.split(",") if m.strip()], args.option, p)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        p.error(f"--methods: unknown method{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; known: {', '.join(sorted(METHODS))}")
+    variants = _variants(methods, args.option, p)
     if not variants:
         p.error("nothing to fit: give --methods, or --option with --methods ''")
+    if args.episodes < 2:
+        p.error(f"--episodes {args.episodes}: the held-out episodes (every 4th from the 2nd) "
+                "need 2 or more")
     normalizations = {"both": (False, True), "yes": (True,), "no": (False,)}[args.normalize]
-    seq = envs.sequence(args.sequence, backend=args.backend)
+    try:
+        seq = envs.sequence(args.sequence, backend=args.backend)
+    except ValueError as err:
+        p.error(f"--sequence {args.sequence} --backend {args.backend}: {err}")
+    if not 0 <= args.task < len(seq.tasks):
+        p.error(f"--task {args.task}: the {args.sequence} sequence has tasks "
+                f"0-{len(seq.tasks) - 1}")
     s, a, s2, ep = collect(seq, args.task, args.episodes, args.seed)
     test = ep % 4 == 1
     out = {"sequence": args.sequence, "backend": args.backend, "task": args.task,

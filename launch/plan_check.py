@@ -29,6 +29,9 @@ import sys
 import numpy as np
 import torch
 
+from hypercrl.bench.argtypes import positive_int
+from hypercrl.io import one_line
+
 
 def visited_range(run_dir: str, dynamics, task: int, clip: bool) -> tuple[np.ndarray, str]:
     """(low, high) [2, S] of the states task ``task``'s data visited, and where it came from."""
@@ -59,14 +62,17 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: the last saved)")
     p.add_argument("--task", type=int, default=None, help="the task planned for (default: "
                    "--after)")
-    p.add_argument("--steps", type=int, default=None, help="episode steps (default: the "
+    p.add_argument("--steps", type=positive_int, default=None, help="episode steps (default: the "
                    "run's episode length)")
     p.add_argument("--clip", action="store_true", help="plan with clipped predictions")
     p.add_argument("--seed", type=int, default=0, help="the episode's reset seed")
-    p.add_argument("--every", type=int, default=10, help="print a row every N steps")
+    p.add_argument("--every", type=positive_int, default=10, help="print a row every N steps")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
-    run, after = load_saved_run(args.run_dir, args.after)
+    try:  # not a run, no such saved model, ...: one line (RunError is a ValueError)
+        run, after = load_saved_run(args.run_dir, args.after)
+    except (ValueError, OSError) as err:
+        p.error(one_line(err))
     task = after if args.task is None else args.task
     if not 0 <= task <= after:
         p.error(f"--task {task}: the model after task {after} knows tasks 0..{after}")

@@ -22,6 +22,8 @@ import numpy as np
 
 import envs
 from envs import scripted
+from hypercrl.bench.argtypes import int_list, non_negative_int
+from hypercrl.io import one_line
 
 
 class Recorder:
@@ -122,34 +124,61 @@ def record(
     return out
 
 
+def output_path(out: str) -> str:
+    """The file ``np.savez_compressed(out)`` writes (``out`` with ``.npz`` added when it has
+    none), its folder made; OSError naming the path when it cannot be written there."""
+    path = out if out.endswith(".npz") else f"{out}.npz"
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(20, "a file, not a folder", existing)
+    os.makedirs(folder, exist_ok=True)
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "is a folder", path)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(13, "cannot write in this folder", folder)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sequence", default="push", choices=sorted(envs.FAMILIES))
     p.add_argument("--backend", default="mujoco", choices=["mujoco", "pybullet"])
-    p.add_argument("--random", type=int, default=10, help="random episodes per task")
-    p.add_argument("--scripted", type=int, default=10, help="scripted episodes per task")
+    p.add_argument("--random", type=non_negative_int, default=10,
+                   help="random episodes per task")
+    p.add_argument("--scripted", type=non_negative_int, default=10,
+                   help="scripted episodes per task (none for a family without a script)")
     p.add_argument("--noise", type=float, default=0.3, help="std of the scripted actions' noise")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tasks", default=None, help="comma list of task indices (default: all)")
-    p.add_argument("--out", required=True, help="the .npz to write")
+    p.add_argument("--tasks", type=int_list, default=None,
+                   help="comma list of task indices (default: all)")
+    p.add_argument("--out", required=True,
+                   help="the .npz to write (.npz is added to a name without it)")
     args = p.parse_args(argv)
     start = time.perf_counter()
-    try:
-        tasks = None if args.tasks is None else [int(i) for i in args.tasks.split(",") if i]
-    except ValueError as err:
-        p.error(f"--tasks {args.tasks!r}: {err}")
+    scripted_episodes = args.scripted if args.sequence in SCRIPTS else 0
+    if args.random + scripted_episodes < 1:
+        why = ("; give --random or --scripted 1 or more" if args.sequence in SCRIPTS else
+               f" ({args.sequence} has no scripted policy: --scripted records nothing); "
+               "give --random 1 or more")
+        p.error(f"--random {args.random} --scripted {args.scripted}: no episode to record{why}")
+    try:  # before minutes of recording: a folder that cannot hold the file
+        out = output_path(args.out)
+    except OSError as err:
+        p.error(f"--out {args.out}: {one_line(err)}")
     try:
         data = record(args.sequence, args.backend, args.random, args.scripted, args.noise,
-                      args.seed, tasks)
+                      args.seed, args.tasks)
     except TaskChoiceError as err:  # any other error is not the user's: it shows whole
-        p.error(f"--tasks {args.tasks!r}: {err}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    np.savez_compressed(args.out, **data)
+        p.error(f"--tasks {','.join(map(str, args.tasks))!r}: {err}")
+    np.savez_compressed(out, **data)
     n = len(data["task_names"])
     print(
         json.dumps(
             {
-                "out": args.out,
+                "out": out,
                 "tasks": n,
                 "transitions_per_task": [int(len(data[f"s{j}"])) for j in range(n)],
                 "scripted_per_task": [int(data[f"scripted{j}"].sum()) for j in range(n)],

@@ -72,7 +72,7 @@ def schedule(cfg, rows: int) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     from hypercrl.cli import _sequence, read_config
-    from hypercrl.config import from_sequence, parse_set, select_tasks
+    from hypercrl.config import from_sequence, parse_set, profile_planner, select_tasks
     from hypercrl.data import TransitionBuffer
     from hypercrl.learners import ModelBasedLearner
     from hypercrl.loop import ContinualRun, RunError, load_checkpoint
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--method {method}: not a model-based method; choose one of "
                 f"{ModelBasedLearner.methods()}")
     try:
-        sets = parse_set(args.set, method)
+        sets = parse_set(args.set, method, profile_planner(full.family, cfg.profile))
         profile = from_sequence(full, cfg.profile, method, sets=sets)
     except ValueError as e:
         p.error(str(e))

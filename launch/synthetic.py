@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from hypercrl import ContinualDynamics
+from hypercrl.bench.argtypes import positive_int
 from hypercrl.cl import METHODS
 from hypercrl.synthetic import split, synthetic_tasks
 
@@ -50,13 +51,14 @@ def show(method: str, errors: np.ndarray) -> None:
           + ", ".join(f"task {j}: {f:.1f}x" for j, f in enumerate(forgetting)))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500, help="gradient steps per task")
+    parser.add_argument("--steps", type=positive_int, default=1500,
+                        help="gradient steps per task")
     parser.add_argument("--methods", default="hnet,finetune")
-    parser.add_argument("--tasks", type=int, default=3)
+    parser.add_argument("--tasks", type=positive_int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:

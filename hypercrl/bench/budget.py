@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hypercrl.bench.argtypes import int_list, positive_int
+
 T90 = {  # two-sided 90 % t quantiles by degrees of freedom (normal beyond 30)
     1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860,
     9: 1.833, 10: 1.812, 12: 1.782, 15: 1.753, 20: 1.725, 25: 1.708, 30: 1.697,
@@ -114,17 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir")
     parser.add_argument("--after", type=int, default=None, help="the model saved after task i")
-    parser.add_argument("--tasks", default=None, help="comma list of tasks (default: all seen)")
+    parser.add_argument("--tasks", type=int_list, default=None,
+                        help="comma list of tasks (default: all seen)")
     parser.add_argument("--planners", nargs="+", default=[""],
                         help="planner specs, reference first, e.g. '' "
                         "'planner=icem,population=100'")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes per seed and task")
+    parser.add_argument("--seeds", type=int_list, default="0,1,2", help="comma list of seeds")
+    parser.add_argument("--episodes", type=positive_int, default=10,
+                        help="episodes per seed and task")
     args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error(f"--episodes must be >= 1, got {args.episodes}")
-    tasks = [int(t) for t in args.tasks.split(",")] if args.tasks else None
-    seeds = [int(s) for s in args.seeds.split(",") if s]
-    out = measure(args.run_dir, args.after, tasks, args.planners, seeds, args.episodes)
+    out = measure(args.run_dir, args.after, args.tasks, args.planners, args.seeds,
+                  args.episodes)
     print(json.dumps(out, indent=2))
     return 0

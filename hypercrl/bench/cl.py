@@ -29,11 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import sys
 import time
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
+
+from hypercrl.bench.argtypes import int_list
 
 DEFAULT_METHODS = (
     "hnet,lowrank_hnet,mip_hnet,recurrent_hnet,interval_hnet,chunked_hnet,finetune,single,coreset,"
@@ -41,17 +47,44 @@ DEFAULT_METHODS = (
 )
 
 
+HELDOUT_EVERY = 4  # every 4th episode of a task is held out (the loop's split)
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz ``path``; ValueError naming the file when it is none (an
+    OSError, e.g. no such file, passes as it is)."""
+    what = f"{path}: not a recording of launch/record.py"
+    try:
+        f = np.load(path)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("an .npy array")
+        with f:
+            return {k: f[k] for k in f.files}
+    except EOFError:
+        raise ValueError(f"{what} (the file is empty)") from None
+    except (ValueError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as err:
+        detail = str(err) if str(err) == "an .npy array" else "not an .npz file numpy can read"
+        raise ValueError(f"{what} ({detail})") from None
+
+
 def load(path: str) -> dict[str, Any]:
     """The recorded sequence: facts and per-task (train, held-out) transitions."""
-    with np.load(path) as f:
-        data = {k: f[k] for k in f.files}
+    data = _read_npz(path)
     missing = [k for k in ("family", "state_kinds", "task_names", "s0") if k not in data]
+    missing += [f"{k}{j}" for j in range(len(data.get("task_names", ())))
+                for k in ("s", "a", "s2", "ep") if f"{k}{j}" not in data]
     if missing:
         raise ValueError(f"{path}: not a recording of launch/record.py (missing {missing})")
     tasks = []
-    for j in range(len(data["task_names"])):
+    for j, name in enumerate(data["task_names"]):
         s, a, s2, ep = (data[f"{k}{j}"] for k in ("s", "a", "s2", "ep"))
-        test = ep % 4 == 3
+        test = ep % HELDOUT_EVERY == HELDOUT_EVERY - 1
+        if test.all() or not test.any():
+            n = len(np.unique(ep))
+            raise ValueError(
+                f"{path}: task {j} ({name}) has {n} episode{'' if n == 1 else 's'}; every "
+                f"{HELDOUT_EVERY}th is held out, so each task needs at least {HELDOUT_EVERY} "
+                "(record more with launch/record.py --random/--scripted)")
         tasks.append(
             {"train": (s[~test], a[~test], s2[~test]), "heldout": (s[test], a[test], s2[test])}
         )
@@ -244,19 +277,20 @@ def main(argv: list[str] | None = None) -> int:
         default=250,
         help="steps on the first task before its convergence probe",
     )
-    parser.add_argument("--seeds", default="0", help="comma list of seeds")
+    parser.add_argument("--seeds", type=int_list, default="0", help="comma list of seeds")
     parser.add_argument("--md", help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     try:
         entries = {e: parse_entry(e) for e in split_entries(args.methods)}
     except ValueError as err:
         parser.error(str(err))
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--seeds {args.seeds!r}: expected integers separated by commas")
+    seeds = args.seeds
     if not 0 < args.probe < args.steps:
         parser.error(f"--probe must be between 1 and --steps - 1, got {args.probe}")
+    if args.md:  # before the benchmark's minutes, not after them
+        problem = _unwritable(args.md)
+        if problem:
+            parser.error(f"--md {args.md}: {problem}")
     data = load(args.data)
     result: dict[str, Any] = {
         "benchmark": "cl",
@@ -273,8 +307,22 @@ def main(argv: list[str] | None = None) -> int:
         runs = [run_method(data, method, args.profile, args.steps, args.probe, s, overrides)
                 for s in seeds]
         result["results"].append(summarise(entry, runs))
+    print(json.dumps(result, indent=1))  # the result first: a failing write keeps it
+    sys.stdout.flush()
     if args.md:
         with open(args.md, "w") as f:
             f.write(markdown(result))
-    print(json.dumps(result, indent=1))
     return 0
+
+
+def _unwritable(path: str) -> str | None:
+    """Why a file cannot be written at ``path``, or None."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "is a folder"
+    if not os.path.isdir(folder):
+        return f"no folder {folder}"
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+            os.path.exists(path) and not os.access(path, os.W_OK)):
+        return "not writable"
+    return None

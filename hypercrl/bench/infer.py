@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from hypercrl.bench.argtypes import int_list, positive_int
+
 
 def accuracy(dynamics, heldout: dict[int, tuple[np.ndarray, ...]], window: int) -> dict:
     """Windows of ``window`` consecutive transitions per task, and which task each gets."""
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="hypercrl bench infer", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a run directory, or a recording (.npz)")
-    parser.add_argument("--windows", default="1,5,10,25,50",
+    parser.add_argument("--windows", type=int_list, default="1,5,10,25,50",
                         help="comma list of window sizes W (transitions per inference)")
     parser.add_argument("--where-changes", metavar="I:J",
                         help="score only transitions where state dims I..J-1 change")
@@ -116,21 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     recording.add_argument("--method", default="hnet",
                            help="method[:key=value...], as a row of hypercrl bench cl")
     recording.add_argument("--profile", default="quick", help="the presets' profile for sizes")
-    recording.add_argument("--steps", type=int, default=2000, help="gradient steps per task")
+    recording.add_argument("--steps", type=positive_int, default=2000,
+                           help="gradient steps per task")
     recording.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        windows = [int(w) for w in args.windows.split(",") if w.strip()]
-    except ValueError:
-        parser.error(f"--windows {args.windows!r}: expected integers separated by commas")
-    if not windows or min(windows) < 1:
-        parser.error(f"--windows {args.windows!r}: every window must be 1 or more")
+    windows = args.windows
+    if min(windows) < 1:
+        parser.error(f"--windows {','.join(map(str, windows))!r}: every window must be 1 or "
+                     "more")
     try:
         dims = _dims(args.where_changes) if args.where_changes else None
     except ValueError as err:
         parser.error(str(err))
-    if args.steps < 1:
-        parser.error(f"--steps must be 1 or more, got {args.steps}")
     if args.source.endswith(".npz"):
         try:
             dynamics, heldout, facts = _from_recording(args.source, args.method, args.profile,

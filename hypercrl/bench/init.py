@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from hypercrl import ContinualDynamics
+from hypercrl.bench.argtypes import int_list
 from hypercrl.synthetic import split, synthetic_tasks
 
 DEFAULT_ROWS = ("hnet:xavier,hnet:hyperfan_in,chunked_hnet,lowrank_hnet,mip_hnet,"
@@ -88,16 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default=DEFAULT_ROWS,
                         help="comma list of method[:init] (init: xavier or hyperfan_in)")
     parser.add_argument("--steps", type=int, default=2000, help="gradient steps per task")
-    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--seeds", type=int_list, default="0,1", help="comma list of seeds")
     parser.add_argument("--quick", action="store_true", help="200 steps, one seed")
     args = parser.parse_args(argv)
     try:
         rows = parse_rows(args.rows)
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError as err:
         parser.error(str(err))
-    if not seeds:
-        parser.error("--seeds: give at least one seed")
+    seeds = args.seeds
     if args.steps < 4:
         parser.error(f"--steps must be at least 4, got {args.steps}")
     if args.quick:

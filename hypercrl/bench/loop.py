@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from hypercrl.bench.argtypes import positive_int
+
 PHASES = ("env", "plan", "train", "eval", "consolidate", "checkpoint", "log")
 
 
@@ -67,14 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="hnet,finetune", help="comma list of methods")
     parser.add_argument("--backend", default="mujoco", help="mujoco or pybullet")
     parser.add_argument("--profile", default="quick", help="paper, quick or smoke")
-    parser.add_argument("--tasks", type=int, default=1,
+    parser.add_argument("--tasks", type=positive_int, default=1,
                         help="tasks to run (2 includes hnet's regulariser on an earlier task)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a run key or method/planner option, as in `hypercrl run`")
     args = parser.parse_args(argv)
-    if args.tasks < 1:
-        parser.error(f"--tasks must be >= 1, got {args.tasks}")
     rows = [measure(f, args.backend, m, args.profile, args.tasks, args.set, args.seed)
             for f in args.families.split(",") if f for m in args.methods.split(",") if m]
     print(json.dumps({"benchmark": "loop", "threads": torch.get_num_threads(),

@@ -38,6 +38,7 @@ import torch
 
 from hypercrl import ContinualDynamics
 from hypercrl.bench import family
+from hypercrl.bench.argtypes import int_list, positive_int
 from hypercrl.cpu import cpu_model
 from hypercrl.plan import CEM, CEMConfig, MPCAgent, RewardFn, StepFn
 
@@ -284,22 +285,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                         help="all: the CPU, and CUDA when there is one")
-    parser.add_argument("--repeats", type=int, default=10, help="timed plan steps per variant")
+    parser.add_argument("--repeats", type=positive_int, default=10,
+                        help="timed plan steps per variant")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 repeats, no compilation on CPU")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled variant")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: the bench default, up to 2)")
     parser.add_argument("--families", nargs="+", default=family.known(),
                         help="task families whose `paper` model and planner settings to time "
                              f"(default: all, {' '.join(family.known())})")
-    parser.add_argument("--ensembles", default="",
+    parser.add_argument("--ensembles", type=int_list, default=(),
                         help="comma list of ensemble sizes E to time as well (e.g. 3,5)")
     args = parser.parse_args(argv)
-    try:
-        args.ensembles = tuple(int(e) for e in args.ensembles.split(",") if e.strip())
-    except ValueError:
-        parser.error(f"--ensembles {args.ensembles!r}: expected integers separated by commas")
+    args.ensembles = tuple(args.ensembles)
     if any(e < 1 for e in args.ensembles):
         parser.error(f"--ensembles {args.ensembles}: every size must be 1 or more")
     try:
@@ -308,11 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if args.quick:
         args.repeats = 2
-    if args.repeats < 1:
-        raise ValueError(f"--repeats={args.repeats} must be >= 1")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads={args.threads} must be >= 1")
         torch.set_num_threads(args.threads)
     devices = []
     if args.device in ("cpu", "all"):

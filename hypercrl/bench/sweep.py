@@ -18,6 +18,8 @@ import time
 
 import torch
 
+from hypercrl.bench.argtypes import int_list, positive_int
+
 
 def _timed_sweep(args: argparse.Namespace, engine: str) -> tuple[float, dict]:
     from hypercrl.cli import sweep
@@ -25,7 +27,7 @@ def _timed_sweep(args: argparse.Namespace, engine: str) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory(prefix=f"hypercrl-bench-sweep-{engine}-") as out:
         start = time.perf_counter()
         result = sweep([args.sequence], [args.backend], args.methods.split(","),
-                       [int(s) for s in args.seeds.split(",")], args.profile, args.set,
+                       args.seeds, args.profile, args.set,
                        out, engine=engine, quiet=True, num_cpus=args.num_cpus)
         seconds = time.perf_counter() - start
         if result.failed:
@@ -58,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequence", default=DEFAULT_SEQUENCE)
     parser.add_argument("--backend", default=DEFAULT_BACKEND)
     parser.add_argument("--methods", default="hnet,finetune", help="comma list of methods")
-    parser.add_argument("--seeds", default="0,1", help="comma list of seeds")
+    parser.add_argument("--seeds", type=int_list, default="0,1", help="comma list of seeds")
     parser.add_argument("--profile", default="smoke", help="paper, quick or smoke")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a run key or method/planner option, as in `hypercrl run`")
-    parser.add_argument("--num-cpus", type=int, default=None,
+    parser.add_argument("--num-cpus", type=positive_int, default=None,
                         help="CPUs of the local Ray (default: all)")
     args = parser.parse_args(argv)
     from hypercrl.sweep import INSTALL, ray_available
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     start_s = ray_start_s(args.num_cpus)
     print(json.dumps({
         "benchmark": "sweep", "sequence": args.sequence, "backend": args.backend,
-        "methods": args.methods, "seeds": args.seeds, "profile": args.profile,
+        "methods": args.methods, "seeds": ",".join(map(str, args.seeds)), "profile": args.profile,
         "sets": args.set, "cpus": args.num_cpus or os.cpu_count(),
         "serial_threads": threads, "trials": len(serial),
         "serial_s": serial_s, "ray_s": ray_s, "ray_over_serial": ray_s / serial_s,

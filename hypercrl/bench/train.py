@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from hypercrl.bench import family
+from hypercrl.bench.argtypes import non_negative_int, positive_int
 from hypercrl.cl import strategy_class
 from hypercrl.model import TargetNet
 
@@ -142,8 +143,8 @@ def run(devices: list[torch.device], repeats: int, warmup: int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hypercrl bench train", description=__doc__)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"])
-    parser.add_argument("--repeats", type=int, default=20, help="timed steps per point")
-    parser.add_argument("--warmup", type=int, default=3,
+    parser.add_argument("--repeats", type=positive_int, default=20, help="timed steps per point")
+    parser.add_argument("--warmup", type=non_negative_int, default=3,
                         help="untimed steps first (the first ones compile the look-ahead)")
     parser.add_argument("--families", default=",".join(family.known()),
                         help="comma list of task families whose `paper` sizes to time "

@@ -279,9 +279,8 @@ def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
     if "planner" in overrides:
         run["planner"] = overrides["planner"]
     uses_planner = learner_class(method).uses_planner
-    moot = sorted(k for k in ("planner", "horizon") if k in overrides)
-    if moot and not uses_planner:
-        raise ValueError(f"{', '.join(moot)}: method {method!r} does not plan")
+    if "planner" in overrides and not uses_planner:  # as its options are (route)
+        raise ValueError(f"planner: method {method!r} does not plan")
     planner = run["planner"]
     planner_options: dict[str, Any] = {}
     if uses_planner:

@@ -351,8 +351,6 @@ def run_trial(config: str, run_dir: str, threads: int | None = None,
             "returns": [sum(r) / len(r) for r in final]}
 
 
-
-
 def sweep(sequences: list[str], backends: list[str], methods: list[str], seeds: list[int],
           profile: str = "quick", sets: list[str] | None = None, out: str | None = None,
           video: bool = False, engine: str = "ray", **options):

@@ -23,7 +23,7 @@ import numpy as np
 import envs
 from envs import scripted
 from hypercrl.bench.argtypes import int_list, non_negative_int
-from hypercrl.io import one_line
+from hypercrl.io import folder_problem, one_line
 
 
 class Recorder:
@@ -128,17 +128,13 @@ def output_path(out: str) -> str:
     """The file ``np.savez_compressed(out)`` writes (``out`` with ``.npz`` added when it has
     none), its folder made; OSError naming the path when it cannot be written there."""
     path = out if out.endswith(".npz") else f"{out}.npz"
-    folder = os.path.dirname(os.path.abspath(path))
-    existing = folder
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise NotADirectoryError(20, "a file, not a folder", existing)
-    os.makedirs(folder, exist_ok=True)
     if os.path.isdir(path):
         raise IsADirectoryError(21, "is a folder", path)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(13, "cannot write in this folder", folder)
+    folder = os.path.dirname(os.path.abspath(path))
+    problem = folder_problem(folder)
+    if problem:
+        raise OSError(f"{folder}: {problem}")
+    os.makedirs(folder, exist_ok=True)
     return path
 
 

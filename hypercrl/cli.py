@@ -23,7 +23,7 @@ from importlib import metadata
 
 from hypercrl.cpu import configure as configure_cpu
 from hypercrl.cpu import machine
-from hypercrl.io import one_line, write_json
+from hypercrl.io import file_lock, one_line, write_json
 
 # bench name -> module whose main(argv) prints the benchmark's JSON
 BENCHES = {
@@ -33,6 +33,7 @@ BENCHES = {
     "init": "hypercrl.bench.init",
     "loop": "hypercrl.bench.loop",
     "budget": "hypercrl.bench.budget",
+    "eval": "hypercrl.bench.evaluation",
     "sweep": "hypercrl.bench.sweep",
     "infer": "hypercrl.bench.infer",
     "cl": "hypercrl.bench.cl",
@@ -216,22 +217,56 @@ def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
     created = _missing_ancestor(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     before = set(os.listdir(run_dir))
-    run = None
-    try:
-        with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
-            f.write(cfg.to_json())
-        with open(os.path.join(run_dir, "versions.json"), "w", encoding="utf-8") as f:
-            json.dump(versions(), f, indent=2)
-        run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
-        run.save_checkpoint()
-    except BaseException:
-        if run is not None:
-            with contextlib.suppress(Exception):
-                run.close()
-        _remove_new(run_dir, created, before)
-        raise
-    _run_interruptible(run, run_dir)
+    with run_lock(run_dir):
+        check_new_run_dir(run_dir, cfg)  # again: another process may have begun one here
+        run = None
+        try:
+            with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+                f.write(cfg.to_json())
+            with open(os.path.join(run_dir, "versions.json"), "w", encoding="utf-8") as f:
+                json.dump(versions(), f, indent=2)
+            run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
+            run.save_checkpoint()
+        except BaseException:
+            if run is not None:
+                with contextlib.suppress(Exception):
+                    run.close()
+            _remove_new(run_dir, created, before)
+            raise
+        _run_interruptible(run, run_dir)
     return run_dir
+
+
+RUN_LOCK = ".lock"  # in a run directory: held by the process that runs or resumes the run
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str):
+    """Hold ``run_dir``'s lock while this process writes the run; a RunError at once, naming
+    the holder's process id and host, when another process holds it (a run or resume of
+    the same folder still going). A process that dies, however, lets it go."""
+    import socket
+
+    from hypercrl.loop import RunError
+
+    path = os.path.join(run_dir, RUN_LOCK)
+    stack = contextlib.ExitStack()
+    try:
+        f = stack.enter_context(file_lock(path, wait=False))
+    except BlockingIOError:
+        try:
+            with open(path, encoding="utf-8") as held:
+                holder = held.read().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise RunError(f"{run_dir} is being written by another process ({holder}); wait "
+                       "for it to end, or stop it, and then resume the run") from None
+    with stack:
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        yield
 
 
 def _missing_ancestor(path: str) -> str | None:
@@ -273,11 +308,41 @@ def read_config(run_dir: str):
 
 
 def resume_run(run_dir: str, quiet: bool = False) -> str:
-    """Continue a run from its last checkpoint."""
-    from hypercrl.config import fill_defaults, select_tasks
-    from hypercrl.loop import ContinualRun, RunError, load_checkpoint
+    """Continue a run from its last checkpoint, holding the run's lock (:func:`run_lock`)."""
+    from hypercrl.loop import CHECKPOINT, ContinualRun
 
     cfg = read_config(run_dir)
+    stamp = _file_stamp(os.path.join(run_dir, CHECKPOINT))
+    state = _unfinished_state(run_dir, cfg)
+    if state is None:  # finished: nothing is written, the lock included
+        return run_dir
+    with run_lock(run_dir):
+        if _file_stamp(os.path.join(run_dir, CHECKPOINT)) != stamp:
+            state = _unfinished_state(run_dir, cfg)  # written meanwhile by another process
+            if state is None:
+                return run_dir
+        run = ContinualRun(cfg, _sequence(cfg.sequence, cfg.backend), run_dir, quiet=quiet)
+        run.load_state_dict(state)
+        note_other_machine(run_dir, state["progress"]["task"])
+        _run_interruptible(run, run_dir)
+    return run_dir
+
+
+def _file_stamp(path: str) -> tuple[int, int, int] | None:
+    """What tells one version of the file ``path`` from another (None: no file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _unfinished_state(run_dir: str, cfg) -> dict | None:
+    """The run's checkpoint, checked against its config; None, saying so, when the run has
+    finished."""
+    from hypercrl.config import fill_defaults, select_tasks
+    from hypercrl.loop import RunError, load_checkpoint
+
     state = load_checkpoint(run_dir)
     stored = json.loads(json.dumps(state["config"]))
     if _flat_diff(fill_defaults(stored), fill_defaults(json.loads(cfg.to_json()))):
@@ -286,12 +351,8 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
     n = len(select_tasks(cfg, seq).tasks)  # ContinualRun selects them from the whole sequence
     if state["progress"]["task"] >= n:
         print(f"{run_dir}: finished ({n} of {n} tasks); nothing to resume", file=sys.stderr)
-        return run_dir
-    run = ContinualRun(cfg, seq, run_dir, quiet=quiet)
-    run.load_state_dict(state)
-    note_other_machine(run_dir, state["progress"]["task"])
-    _run_interruptible(run, run_dir)
-    return run_dir
+        return None
+    return state
 
 
 class Interrupted(KeyboardInterrupt):
@@ -504,10 +565,12 @@ def launch_main(sequence: str, argv: list[str] | None = None) -> int:
 
 
 def _seeds(text: str) -> list[int]:
+    from hypercrl.bench.argtypes import int_list
+
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds {text!r}: expected integers separated by commas") from None
+        return int_list(text)
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(f"--seeds {err}") from None
 
 
 def _interrupted(err: BaseException) -> str:
@@ -599,13 +662,13 @@ def _eval(args: argparse.Namespace) -> int:
     episodes = args.episodes or cfg.eval_episodes  # the run's own: its R[i, j] again
     run, after = load_saved_run(args.run_dir, args.after, cfg)
     out = {"run_dir": args.run_dir, "after": after, "episodes": episodes, "tasks": {}}
-    for j in range(after + 1):
-        run.last_usage = []
-        returns, successes = run.evaluate_task(j, episodes)
+    tasks = list(range(after + 1))
+    for j, (returns, successes, usage) in zip(tasks, run.evaluate_tasks(tasks, episodes),
+                                               strict=True):
         rate = sum(successes) / len(successes) if run.has_success else None
         out["tasks"][j] = {"returns": returns, "success_rate": rate}
-        if run.last_usage:  # task-free: the steps planned with each seen task's model
-            out["tasks"][j]["task_usage"] = run.last_usage
+        if usage:  # task-free: the steps planned with each seen task's model
+            out["tasks"][j]["task_usage"] = usage
     print(json.dumps(out, indent=2))
     return 0
 

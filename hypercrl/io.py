@@ -50,6 +50,19 @@ def write_json(path: str, obj: Any, indent: int | None = None) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def file_lock(path: str, wait: bool = True):
+    """Hold an exclusive lock on the file ``path`` (created if missing) across processes,
+    yielding the open file: waiting for it, or, with ``wait=False``, raising
+    BlockingIOError at once when another holds it. The lock ends with the block, or with
+    the process however it dies."""
+    import fcntl
+
+    with open(path, "a+", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        yield f
+
+
 def one_line(err: BaseException) -> str:
     """The message of a user-facing error on one line: ``PATH: problem`` for an OSError."""
     if isinstance(err, OSError) and err.filename is not None:

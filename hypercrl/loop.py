@@ -6,6 +6,9 @@ Per task t: ``init_random_steps + mpc_steps`` env steps, each ``learner.act`` th
 training curves); at the task's end the learner consolidates (its diagnostics, e.g. the
 model-error rows, are recorded), its learned part is saved, every seen task is evaluated over
 ``eval_episodes`` episodes (a row of the performance matrix), and a checkpoint is written.
+An evaluation steps the episodes of all the tasks it covers together where the learner can
+(:meth:`~hypercrl.learners.Learner.batch_policy_tasks`), with the numbers of evaluating
+them one by one.
 Every 1/heldout_fraction-th episode is marked held out (model-error data, never trained on).
 The loop knows no environment and no method by name.
 
@@ -299,35 +302,59 @@ class ContinualRun:
     # --- evaluation -------------------------------------------------------------------------
     def evaluate_task(self, task: int, episodes: int, video_path: str | None = None,
                       strip_frames: int = 6):
-        """Returns and successes of ``episodes`` evaluation episodes of ``task``.
+        """Returns and successes of ``episodes`` evaluation episodes of ``task``
+        (:meth:`evaluate_tasks` of that one task); ``last_usage``: its task-free usage."""
+        videos = {task: video_path} if video_path is not None else None
+        ((returns, successes, usage),) = self.evaluate_tasks([task], episodes, videos,
+                                                            strip_frames)
+        self.last_usage = usage
+        return returns, successes
 
-        Episode e runs in its own env (kept for the next evaluation), reset with seed
-        ``seed_of(seed, 20, task, e)``, its policy with ``seed_of(seed, 21, task, e)``; it ends
-        after ``episode_steps`` steps or when its env terminates or truncates. A learner with a
-        :meth:`~hypercrl.learners.Learner.batch_policy` steps all episodes together (one
-        planner call per step for all running episodes); the others run one after another.
-        Either way every episode's numbers are the same. ``video_path``: episode 0 is recorded
-        there, as an mp4, or as a PNG strip of ``strip_frames`` frames for a ``.png`` path.
+    def evaluate_tasks(self, tasks: Sequence[int], episodes: int,
+                       video_paths: dict[int, str] | None = None, strip_frames: int = 6,
+                       bar: Any = None) -> list[tuple[list[float], list[float], list[int]]]:
+        """Per task of ``tasks``, the returns and successes of its ``episodes`` evaluation
+        episodes, and (task-free evaluation) the steps they planned with each seen task's
+        model ([] otherwise).
+
+        Episode e of task j runs in its own env (kept for the next evaluation), reset with seed
+        ``seed_of(seed, 20, j, e)``, its policy with ``seed_of(seed, 21, j, e)``; it ends
+        after ``episode_steps`` steps or when its env terminates or truncates. A learner with
+        a :meth:`~hypercrl.learners.Learner.batch_policy_tasks` steps all episodes of all the
+        tasks together (one planner call per step for all running episodes); the others run
+        one after another. Either way every episode's numbers are the same.
+        ``video_paths``: task -> path; that task's episode 0 is recorded there, as an mp4, or
+        as a PNG strip of ``strip_frames`` frames for a ``.png`` path. ``bar``: a tqdm bar, reset
+        to count the evaluation's env steps (of all episodes together, or of each in turn).
         """
-        frames = [] if video_path is not None else None
-        envs = [self._eval_env(task, e, render=frames is not None and e == 0)
-                for e in range(episodes)]
-        batch = self.learner.batch_policy(task, episodes)
+        video_paths = video_paths or {}
+        rows = [(j, e) for j in tasks for e in range(episodes)]
+        frames = {r: [] for r, (j, e) in enumerate(rows) if e == 0 and j in video_paths}
+        envs = [self._eval_env(j, e, render=r in frames) for r, (j, e) in enumerate(rows)]
+        batch = self.learner.batch_policy_tasks(list(tasks), episodes)
+        if bar is not None:
+            bar.reset(total=self.cfg.episode_steps * (1 if batch is not None else len(rows)))
         if batch is not None:
-            returns, successes = self._play(task, envs, range(episodes), batch, frames)
-            self.last_usage = list(getattr(batch, "usage", []))  # task-free evaluation
+            returns, successes = self._play(rows, envs, batch, frames, bar)
         else:
-            policy = _OneEpisode(self.learner.policy(task))
             returns, successes = [], []
-            for e, env in enumerate(envs):
-                r, s = self._play(task, [env], [e], policy, frames if e == 0 else None)
-                returns += r
-                successes += s
-        if frames is not None:
+            for r, ((j, e), env) in enumerate(zip(rows, envs, strict=True)):
+                policy = _OneEpisode(self.learner.policy(j))
+                mine = {0: frames[r]} if r in frames else {}
+                ret, ok = self._play([(j, e)], [env], policy, mine, bar)
+                returns += ret
+                successes += ok
+        if frames:
             from hypercrl.video import write_video
 
-            write_video(video_path, frames, strip_frames)
-        return returns, successes
+            for r, recorded in frames.items():
+                write_video(video_paths[rows[r][0]], recorded, strip_frames)
+        out = []
+        for i, _ in enumerate(tasks):
+            mine = range(i * episodes, (i + 1) * episodes)
+            usage = batch.usage_of(mine) if hasattr(batch, "usage_of") else []
+            out.append(([returns[r] for r in mine], [successes[r] for r in mine], usage))
+        return out
 
     def _eval_env(self, task: int, episode: int, render: bool) -> Any:
         """The env evaluation episode ``episode`` of ``task`` runs in (made once)."""
@@ -337,22 +364,23 @@ class ContinualRun:
                 render_mode="rgb_array" if render else None)
         return self._eval_envs[key]
 
-    def _play(self, task: int, envs: list[Any], episodes: Sequence[int], policy: BatchPolicy,
-              frames: list | None) -> tuple[list[float], list[float]]:
-        """Run evaluation episodes ``episodes`` of ``task`` (numbering their seeds) together,
-        episode ``episodes[i]`` in ``envs[i]``; their returns and successes. ``frames``
-        collects the frames of ``envs[0]`` while its episode runs."""
+    def _play(self, rows: Sequence[tuple[int, int]], envs: list[Any], policy: BatchPolicy,
+              frames: dict[int, list], bar: Any = None) -> tuple[list[float], list[float]]:
+        """Run the evaluation episodes ``rows`` ((task, episode) pairs, which number their
+        seeds) together, row ``i`` in ``envs[i]``; their returns and successes. ``frames``
+        collects, for some rows, the frames of their env while its episode runs."""
         cfg = self.cfg
-        obs = [env.reset(seed=seed_of(cfg.seed, 20, task, e))[0]
-               for env, e in zip(envs, episodes, strict=True)]
-        policy.reset([seed_of(cfg.seed, 21, task, e) for e in episodes])
+        obs = [env.reset(seed=seed_of(cfg.seed, 20, j, e))[0]
+               for env, (j, e) in zip(envs, rows, strict=True)]
+        policy.reset([seed_of(cfg.seed, 21, j, e) for j, e in rows])
         totals, successes = [0.0] * len(envs), [False] * len(envs)
         running = list(range(len(envs)))
         for _ in range(cfg.episode_steps):
             if not running:
                 break
-            if frames is not None and running[0] == 0:
-                frames.append(envs[0].render())
+            for i in running:
+                if i in frames:
+                    frames[i].append(envs[i].render())
             actions = policy(np.stack([obs[i] for i in running]), running)
             still = []
             for i, action in zip(running, actions, strict=True):
@@ -362,31 +390,32 @@ class ContinualRun:
                 if not (terminated or truncated):
                     still.append(i)
             running = still
+            if bar is not None:
+                bar.update(1)
         return totals, [float(s) for s in successes]
 
     def _evaluate(self, i: int, final: bool) -> None:
         cfg = self.cfg
-        bar = self.log.progress(i + 1, f"evaluate after task {i}")
+        tasks = list(range(i + 1))
+        videos = {}
+        if final and cfg.video:
+            videos = {j: os.path.join(self.video_dir, f"task{j}_after{i}.mp4") for j in tasks}
+        episodes = cfg.eval_episodes if final else cfg.curve_episodes
+        bar = self.log.progress(cfg.episode_steps, f"evaluate after task {i}")
+        results = self.evaluate_tasks(tasks, episodes, videos, bar=bar)
+        bar.close()
         row_r, row_s, row_u = [], [], []
-        for j in range(i + 1):
-            video = None
-            if final and cfg.video:
-                video = os.path.join(self.video_dir, f"task{j}_after{i}.mp4")
-            episodes = cfg.eval_episodes if final else cfg.curve_episodes
-            self.last_usage = []
-            returns, successes = self.evaluate_task(j, episodes, video)
+        step = self.progress.env_steps_total
+        for j, (returns, successes, usage) in zip(tasks, results, strict=True):
             row_r.append(returns)
             row_s.append(successes)
-            row_u.append(self.last_usage)
-            step = self.progress.env_steps_total
+            row_u.append(usage)
             self.log.scalar(f"eval/return/task{j}", float(np.mean(returns)), step)
             self.log.scalar(f"eval/success/task{j}", float(np.mean(successes)), step)
             self.metrics["eval_curve"].append(
                 {"task": j, "after": i, "env_steps": step, "return": float(np.mean(returns)),
                  "success": float(np.mean(successes)), "final": final}
             )
-            bar.update(1)
-        bar.close()
         if final:
             self.metrics["returns"][str(i)] = row_r
             self.metrics["successes"][str(i)] = row_s

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hypercrl.io import one_line, write_json
+from hypercrl.io import file_lock, one_line, write_json
 
 SWEEP_FILE = "sweep.json"
 LOCKS = ".locks"  # one lock file per trial, held while it runs
@@ -162,7 +162,7 @@ def add_to_manifest(out: str, sweep_settings: dict[str, Any], trials: Sequence[T
     read and the write hold a lock on ``OUT/.locks/sweep.json``: drivers started side by side
     on one ``--out`` (one per method, say) each add theirs, none overwrites another's."""
     os.makedirs(os.path.join(out, LOCKS), exist_ok=True)
-    with _file_lock(os.path.join(out, LOCKS, SWEEP_FILE)):
+    with file_lock(os.path.join(out, LOCKS, SWEEP_FILE)):
         known = check_settings(out, sweep_settings)
         write_manifest(out, sweep_settings, known + [t for t in trials if t not in known])
 
@@ -384,20 +384,10 @@ class _Reaper:
         self.process.wait()
 
 
-@contextlib.contextmanager
-def _file_lock(path: str):
-    """Hold an exclusive lock on the file ``path`` (waiting for it), across processes."""
-    import fcntl
-
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
-
-
 def _run_locked(runner: Runner, lock: str, *args: Any) -> dict[str, Any]:
     """``runner(*args)`` holding an exclusive lock on the file ``lock`` (waiting for it):
     a trial of a killed driver that is still ending never overlaps its next attempt."""
-    with _file_lock(lock):
+    with file_lock(lock):
         return runner(*args)
 
 

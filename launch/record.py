@@ -22,7 +22,7 @@ import numpy as np
 
 import envs
 from envs import scripted
-from hypercrl.bench.argtypes import int_list, non_negative_int
+from hypercrl.bench.argtypes import int_list, non_negative_float, non_negative_int
 from hypercrl.io import folder_problem, one_line
 
 
@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="random episodes per task")
     p.add_argument("--scripted", type=non_negative_int, default=10,
                    help="scripted episodes per task (none for a family without a script)")
-    p.add_argument("--noise", type=float, default=0.3, help="std of the scripted actions' noise")
+    p.add_argument("--noise", type=non_negative_float, default=0.3,
+                   help="std of the scripted actions' noise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tasks", type=int_list, default=None,
                    help="comma list of task indices (default: all)")

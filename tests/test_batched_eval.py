@@ -11,7 +11,7 @@ import torch
 from hypercrl import ContinualDynamics, cli
 from hypercrl.learners import Transition
 from hypercrl.loop import ContinualRun
-from hypercrl.plan import PLANNERS, MPCAgent, make_optimizer
+from hypercrl.plan import PLANNERS, MPCAgent, make_optimizer, plan_across
 from hypercrl.plan.lockstep import plan_together
 
 STEPS = 12  # env steps per evaluation episode
@@ -41,8 +41,20 @@ def _run(tmp_path, planner="cem", method="finetune", sets=()):
 def _one_by_one(run, monkeypatch, task, episodes, **kw):
     """Evaluation as before batching: the learner's per-episode policy, episode after episode."""
     with monkeypatch.context() as m:
-        m.setattr(run.learner, "batch_policy", lambda task, episodes: None)
+        m.setattr(run.learner, "batch_policy_tasks", lambda tasks, episodes: None)
         return run.evaluate_task(task, episodes, **kw)
+
+
+def _count_lockstep_calls(monkeypatch):
+    """The number of plans driven together by each lockstep call of the agents, in order."""
+    import hypercrl.plan.agent
+
+    calls = []
+    real = hypercrl.plan.agent.plan_together
+    monkeypatch.setattr(hypercrl.plan.agent, "plan_together",
+                        lambda plans, objective: calls.append(len(plans))
+                        or real(plans, objective))
+    return calls
 
 
 # CEM as the paper runs it, CEM with a warm start, iCEM (coloured noise, kept elites carried
@@ -52,12 +64,8 @@ def _one_by_one(run, monkeypatch, task, episodes, **kw):
 ])
 def test_batched_evaluation_equals_episode_by_episode(planner, sets, tmp_path, monkeypatch):
     run = _run(tmp_path, planner, sets=sets)
-    calls = []  # episodes planned together in each call
-    with monkeypatch.context() as m:
-        real = MPCAgent.plan_many
-        m.setattr(MPCAgent, "plan_many",
-                  lambda self, obs, opts: calls.append(len(opts)) or real(self, obs, opts))
-        batched = run.evaluate_task(0, 3)
+    calls = _count_lockstep_calls(monkeypatch)
+    batched = run.evaluate_task(0, 3)
     assert calls == [3] * STEPS  # one call per env step, for all three episodes
     alone = _one_by_one(run, monkeypatch, 0, 3)
     assert batched == alone  # bit for bit
@@ -189,3 +197,114 @@ def test_plans_of_different_sizes_and_lengths_run_together():
         assert torch.equal(a, b)
     assert calls[0] == ([0, 1, 2], [16, 20 + 1, 12])  # iCEM: its kept-elite slot is sampled
     assert [owners for owners, _ in calls] == [[0, 1, 2], [0, 1], [1], [1]]
+
+
+def _trained_tasks(tmp_path, method="hnet", tasks=3, sets=()):
+    """A push run on the smoke profile whose learner has fitted ``tasks`` tasks, each on its
+    own random transitions, so that every task's model differs."""
+    cfg = cli.resolve_config("push", "mujoco", method, "smoke",
+                             [f"num_tasks={tasks}", "planner=icem",
+                              f"episode_steps={STEPS}", *sets])
+    run = ContinualRun(cfg, cli._sequence("push", "mujoco"), str(tmp_path), quiet=True,
+                       tensorboard=False)
+    learner = run.learner
+    rng = np.random.default_rng(0)
+    for t in range(tasks):
+        learner.begin_task(t)
+        for _ in range(cfg.init_random_steps + 1):  # up to the first retrain
+            obs = rng.standard_normal(learner.s_dim).astype(np.float32)
+            action = learner.act(obs)
+            learner.observe(Transition(obs, action, 0.0, obs + (t + 1) * 0.1 * action.sum(),
+                                       False, False))
+        learner.end_task()
+    return run
+
+
+def test_every_seen_task_is_evaluated_in_one_planner_call_per_step(tmp_path, monkeypatch):
+    """All episodes of all three tasks step together, one lockstep call per env step, and
+    each task's numbers are those of evaluating that task alone, and episode by episode."""
+    run = _trained_tasks(tmp_path)
+    calls = _count_lockstep_calls(monkeypatch)
+    together = run.evaluate_tasks([0, 1, 2], 2)
+    assert calls == [6] * STEPS
+    calls.clear()
+    alone = [run.evaluate_task(j, 2) for j in range(3)]
+    assert calls == [2] * (3 * STEPS)
+    assert [(r, s) for r, s, _ in together] == alone  # bit for bit
+    assert [_one_by_one(run, monkeypatch, j, 2) for j in range(3)] == alone
+    returns = [r for task in alone for r in task[0]]
+    assert len(set(returns)) == 6  # six different episodes, not one model for all tasks
+    run.close()
+
+
+def test_task_free_evaluation_of_every_task_at_once_counts_usage_per_task(tmp_path,
+                                                                         monkeypatch):
+    run = _trained_tasks(tmp_path, sets=("task_free_eval=true", "infer_window=3"))
+    calls = _count_lockstep_calls(monkeypatch)
+    together = run.evaluate_tasks([0, 1, 2], 2)
+    assert calls == [6] * STEPS
+    for j, (returns, successes, usage) in enumerate(together):
+        assert (returns, successes) == run.evaluate_task(j, 2)
+        assert usage == run.last_usage and sum(usage) == 2 * STEPS
+    run.close()
+
+
+def test_evaluation_after_a_task_plans_every_seen_task_together(tmp_path, monkeypatch):
+    """The loop's evaluation after task 1 is one joint evaluation of tasks 0 and 1."""
+    run = _trained_tasks(tmp_path, tasks=2)
+    seen = []
+    real = ContinualRun.evaluate_tasks
+    monkeypatch.setattr(ContinualRun, "evaluate_tasks",
+                        lambda self, tasks, episodes, *a, **kw: seen.append(list(tasks))
+                        or real(self, tasks, episodes, *a, **kw))
+    run._evaluate(1, final=True)
+    assert seen == [[0, 1]]
+    rows = run.metrics["returns"]["1"]
+    assert rows == [run.evaluate_task(j, run.cfg.eval_episodes)[0] for j in range(2)]
+    run.close()
+
+
+def test_plan_across_plans_each_state_as_its_own_agent_would():
+    """Two tasks' agents (different models, one reward each) and CEM/iCEM plans of several
+    states of each, interleaved: every plan is the one its agent makes alone."""
+    s_dim, a_dim = 4, 2
+    dynamics = ContinualDynamics(s_dim, a_dim, "hnet", hidden=(32, 32))
+    rng = np.random.default_rng(0)
+    for t in range(2):
+        dynamics.begin_task()
+        s, a = rng.standard_normal((100, s_dim)).astype(np.float32), rng.standard_normal(
+            (100, a_dim)).astype(np.float32)
+        dynamics.fit(s, a, s + (t + 1) * 0.1 * a.sum(1, keepdims=True), steps=5)
+        dynamics.end_task(s, a, s)
+
+    def reward_to(target):
+        return lambda s, a, s2: -(s2 - target).pow(2).sum(1)
+
+    config = PLANNERS["icem"](population=30, elites=5)
+
+    def optimizers(n):
+        return [make_optimizer(config, [-1.0] * a_dim, [1.0] * a_dim, 6,
+                               generator=torch.Generator().manual_seed(e)) for e in range(n)]
+
+    agents = [MPCAgent(dynamics, reward_to(float(t)), optimizers(1)[0], task=t)
+              for t in range(2)]
+    owner = [0, 1, 1, 0, 1]  # the task of each state, interleaved
+    states = torch.as_tensor(rng.standard_normal((5, s_dim)), dtype=torch.float32)
+    alone, together = optimizers(5), optimizers(5)
+    for _ in range(3):  # warm starts and kept elites carried from plan to plan
+        expected = []
+        for e, state in enumerate(states):
+            agents[owner[e]].optimizer = alone[e]
+            expected.append(agents[owner[e]].plan(state))
+        plans = plan_across([agents[t] for t in owner], states, together)
+        assert torch.equal(plans, torch.stack(expected))
+        states = states + 0.1 * plans[:, 0].sum(1, keepdim=True)
+    with pytest.raises(ValueError, match="2 agents but 3 optimizers"):
+        plan_across(agents, states[:2], optimizers(3))
+    other = MPCAgent(dynamics, reward_to(0.0), make_optimizer(
+        config, [-1.0] * a_dim, [1.0] * a_dim, 4), task=0)
+    with pytest.raises(ValueError, match="share their horizon"):
+        plan_across([agents[0], other], states[:2], optimizers(2))
+    unset = MPCAgent(dynamics, reward_to(0.0), optimizers(1)[0])
+    with pytest.raises(ValueError, match="no task set"):
+        plan_across([agents[0], unset], states[:2], optimizers(2))

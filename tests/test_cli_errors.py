@@ -476,4 +476,69 @@ def test_bench_without_a_name(capsys):
         cli.main(["bench"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "choose a benchmark: budget, cl, env, infer, init, loop, plan, sweep, train" in err
+    assert "choose a benchmark: budget, cl, env, eval, infer, init, loop, plan, sweep, train" in err
+
+
+def test_a_run_being_written_is_neither_resumed_nor_started_over(tmp_path, capsys,
+                                                                 monkeypatch):
+    """While a process holds a run folder's lock (a run or resume still going), `resume` and
+    `run` into it stop with one line naming the holder, and write nothing."""
+    from hypercrl.io import file_lock
+    from hypercrl.loop import ContinualRun
+
+    def interrupt(self, t):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # a run stopped before its task: resumable
+        m.setattr(ContinualRun, "_train_task", interrupt)
+        run_dir = str(tmp_path / "run")
+        assert cli.main(_run_argv(run_dir)) == 130
+    capsys.readouterr()
+    with file_lock(os.path.join(run_dir, cli.RUN_LOCK), wait=False) as held:
+        held.write("process 4242 on elsewhere\n")
+        held.flush()
+        before = _snapshot(run_dir)
+        assert cli.main(["resume", run_dir]) == 2
+        line = _error_line(capsys)
+        assert run_dir in line and "process 4242 on elsewhere" in line
+        assert "being written by another process" in line
+        assert _snapshot(run_dir) == before
+        empty = tmp_path / "new"
+        empty.mkdir()
+        with file_lock(str(empty / cli.RUN_LOCK), wait=False):
+            assert cli.main(_run_argv(empty)) == 2
+            assert "being written by another process (unknown)" in _error_line(capsys)
+            assert sorted(os.listdir(empty)) == [cli.RUN_LOCK]
+    assert cli.main(["resume", run_dir]) == 0  # the holder has gone: on it goes
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        assert len(json.load(f)["returns"]) == 1
+
+
+def test_resuming_a_finished_run_writes_nothing_even_while_it_is_locked(existing, capsys,
+                                                                        untouched):
+    from hypercrl.io import file_lock
+
+    with file_lock(os.path.join(existing, cli.RUN_LOCK), wait=False):
+        assert cli.main(["resume", existing]) == 0
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_run_holds_its_folders_lock_while_it_runs(tmp_path, monkeypatch):
+    from hypercrl.io import file_lock
+
+    real = cli._run_interruptible
+    seen = []
+
+    def check(run, run_dir):
+        with pytest.raises(BlockingIOError):
+            with file_lock(os.path.join(run_dir, cli.RUN_LOCK), wait=False):
+                pass
+        seen.append(run_dir)
+        return real(run, run_dir)
+
+    monkeypatch.setattr(cli, "_run_interruptible", check)
+    run_dir = str(tmp_path / "run")
+    assert cli.main(_run_argv(run_dir)) == 0
+    assert seen == [run_dir]
+    with file_lock(os.path.join(run_dir, cli.RUN_LOCK), wait=False):  # let go at the end
+        pass

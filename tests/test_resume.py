@@ -102,15 +102,17 @@ def _die_at_observe(n):
 
 
 def _die_in_evaluation(n):
-    real = ContinualRun.evaluate_task
+    """Dies in the n-th evaluation, once its episodes have run and before they are recorded."""
+    real = ContinualRun.evaluate_tasks
     count = {"n": 0}
 
     def patched(self, *args, **kwargs):
         count["n"] += 1
+        out = real(self, *args, **kwargs)
         if count["n"] == n:
             self.log.flush()
             raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
+        return out
 
     return patched
 
@@ -124,8 +126,8 @@ def test_killed_anywhere_resumes_exactly(method, point, tmp_path, tmp_path_facto
         monkeypatch.setattr(ContinualRun, "_train_task", _die_at_observe(85))
     elif point == "task_boundary":  # the first step of task 1, right after task 0's checkpoint
         monkeypatch.setattr(ContinualRun, "_train_task", _die_at_observe(51))
-    else:  # evaluating task 1 after task 1 (the 3rd task evaluation of the run)
-        monkeypatch.setattr(ContinualRun, "evaluate_task", _die_in_evaluation(3))
+    else:  # evaluating tasks 0 and 1 after task 1 (the run's 2nd evaluation)
+        monkeypatch.setattr(ContinualRun, "evaluate_tasks", _die_in_evaluation(2))
     killed = str(tmp_path / "killed")
     with pytest.raises(KeyboardInterrupt):
         cli.start_run(_cfg(method), killed, quiet=True)

@@ -90,6 +90,21 @@ def test_bench_budget_compares_planners_on_the_same_model(tmp_path, capsys):
     assert {"diff_to_reference", "diff_90", "matches_reference"} <= set(icem)
 
 
+def test_bench_eval_times_both_ways_and_finds_the_same_numbers(tmp_path, capsys):
+    cfg = cli.resolve_config("push", "mujoco", "hnet", "smoke", ["num_tasks=2"])
+    run_dir = cli.start_run(cfg, str(tmp_path / "run"), quiet=True)
+    assert cli.main(["bench", "eval", run_dir, "--repeats", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tasks"] == 2 and report["episodes"] == cfg.eval_episodes
+    assert report["same_numbers"] is True
+    assert len(report["seconds"]["together"]) == len(report["seconds"]["task_by_task"]) == 1
+    assert report["together_over_task_by_task"] > 0
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["bench", "eval", run_dir, "--repeats", "0"])
+    assert stop.value.code == 2
+    assert "--repeats: must be 1 or more, got 0" in capsys.readouterr().err
+
+
 def test_interval_of_paired_differences():
     mean, low, high = budget.interval90([1.0, 2.0, 3.0])
     assert mean == 2.0 and low == pytest.approx(2.0 - 2.920 / 3**0.5)

@@ -190,12 +190,16 @@ def test_detection_summary_counts_delays_and_false_alarms():
     assert got["false_alarms"] == 2 and got["false_alarms_per_10k_steps"] == 5.0
 
 
-def test_task_free_policy_scores_only_the_transitions_that_move_the_evidence_dims():
+def test_task_free_policy_scores_only_the_transitions_that_move_the_evidence_dims(monkeypatch):
     """With ``evidence`` dims, a transition that leaves them still neither enters the window
     nor counts as a step; the episode keeps its task until one that moves them."""
     from types import SimpleNamespace
 
+    import hypercrl.learners.taskfree
     from hypercrl.learners.taskfree import TaskFreeBatchPolicy
+
+    monkeypatch.setattr(hypercrl.learners.taskfree, "plan_across",
+                        lambda agents, obs, opts: torch.zeros(len(obs), 1, 1))
 
     seen = []
 
@@ -204,7 +208,7 @@ def test_task_free_policy_scores_only_the_transitions_that_move_the_evidence_dim
         return SimpleNamespace(task=1)
 
     dyn = SimpleNamespace(state_dim=3, action_dim=1, infer_task=infer_task)
-    agent = SimpleNamespace(plan_many=lambda obs, opts: torch.zeros(len(obs), 1, 1))
+    agent = SimpleNamespace()
     optimizer = SimpleNamespace(generator=torch.Generator(), reset=lambda: None)
     policy = TaskFreeBatchPolicy(dyn, [agent, agent], [optimizer], window=2, every=1,
                                  start_task=0, evidence=[1, 2], change=0.01)

@@ -170,6 +170,16 @@ def test_record_needs_episodes(random, scripted, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("noise", ["-0.1", "nan", "inf", "x"])
+def test_record_refuses_a_noise_that_is_no_standard_deviation(noise, tmp_path, capsys):
+    out = tmp_path / "r.npz"
+    argv = ["--tasks", "0", "--random", "0", "--scripted", "1", "--noise", noise,
+            "--out", str(out)]
+    assert _code(launch_module("record").main, argv) == 2
+    assert "argument --noise:" in _error(capsys)
+    assert not out.exists()
+
+
 def test_record_halfcheetah_has_no_scripted_episodes(tmp_path, capsys):
     out = tmp_path / "r.npz"
     argv = ["--sequence", "halfcheetah", "--tasks", "0", "--random", "0", "--out", str(out)]

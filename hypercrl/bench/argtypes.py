@@ -44,3 +44,14 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: expected integers separated by commas, got none")
     return values
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number of 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of 0 or more, got {text}")
+    return value

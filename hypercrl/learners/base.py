@@ -29,10 +29,11 @@ class Policy(Protocol):
 
 
 class BatchPolicy(Protocol):
-    """Acts in several episodes of one task together, each exactly as a :class:`Policy` reset
-    with that episode's seed would: ``reset(seeds)`` starts one episode per seed, then
-    ``policy(obs, episodes)`` maps the observations ``[n, S]`` of the listed episodes (indices
-    into ``seeds``; the ones still running) to their actions ``[n, A]``."""
+    """Acts in several episodes together (of one task or of several), each exactly as its
+    task's :class:`Policy` reset with that episode's seed would: ``reset(seeds)`` starts one
+    episode per seed, then ``policy(obs, episodes)`` maps the observations ``[n, S]`` of the
+    listed episodes (indices into ``seeds``; the ones still running) to their actions
+    ``[n, A]``."""
 
     def reset(self, seeds: Sequence[int]) -> None: ...
 
@@ -109,8 +110,14 @@ class Learner(ABC):
 
     def batch_policy(self, task: int, episodes: int) -> BatchPolicy | None:
         """A policy for ``episodes`` episodes of seen task ``task`` stepped together, or None
-        (the default) when this learner acts in one episode at a time (then the loop
-        evaluates episode after episode with :meth:`policy`)."""
+        when this learner acts in one episode at a time (then the loop evaluates episode
+        after episode with :meth:`policy`): :meth:`batch_policy_tasks` of that one task."""
+        return self.batch_policy_tasks([task], episodes)
+
+    def batch_policy_tasks(self, tasks: Sequence[int], episodes: int) -> BatchPolicy | None:
+        """A policy for ``episodes`` episodes of each of the seen ``tasks`` stepped together,
+        episode ``e`` of ``tasks[i]`` as its episode ``i * episodes + e``; or None (the
+        default) when this learner acts in one episode at a time."""
         return None
 
     @abstractmethod

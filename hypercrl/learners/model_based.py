@@ -33,7 +33,14 @@ from hypercrl.cl import METHODS, strategy_class
 from hypercrl.data import TransitionBuffer
 from hypercrl.learners.base import BatchPolicy, Learner, Policy, Transition
 from hypercrl.learners.taskfree import TaskDetector, TaskFreeBatchPolicy, evidence, task_agents
-from hypercrl.plan import PLANNERS, BoxOptimizer, MPCAgent, as_rollout, make_optimizer
+from hypercrl.plan import (
+    PLANNERS,
+    BoxOptimizer,
+    MPCAgent,
+    as_rollout,
+    make_optimizer,
+    plan_across,
+)
 from hypercrl.plan.lockstep import reset_seeded
 from hypercrl.seeds import seed_of
 
@@ -71,9 +78,9 @@ class ModelBasedLearner(Learner):
             torch.Generator(device=cfg.device).manual_seed(seed_of(cfg.seed, 3))
         )
         self.agent = MPCAgent(self.dynamics, self.rewards[0], optimizer, compile=cfg.compile)
-        # evaluation plans with its own agent and one optimiser per episode (batch_policy),
-        # so that it leaves the training planner's state alone
-        self._eval_agent: MPCAgent | None = None
+        # evaluation plans with its own agent per task and one optimiser per episode
+        # (batch_policy_tasks), so that it leaves the training planner's state alone
+        self._eval_agents: dict[int, MPCAgent] = {}
         self._eval_optimizers: list[BoxOptimizer] = []
         self.task: int | None = None
         self.step = 0  # env steps observed in the current task
@@ -243,11 +250,13 @@ class ModelBasedLearner(Learner):
         self._plan_for(task)
         return _MPCPolicy(self.agent)
 
-    def batch_policy(self, task: int, episodes: int) -> BatchPolicy:
-        """Plans for ``episodes`` episodes of ``task`` together; with ``task_free_eval`` (or
-        inferred boundaries) ``task`` is not used: each episode infers its task, starting from
-        the newest task whose model has been fitted."""
-        while len(self._eval_optimizers) < max(episodes, 1):  # the agent needs one
+    def batch_policy_tasks(self, tasks: Sequence[int], episodes: int) -> BatchPolicy:
+        """Plans for ``episodes`` episodes of each of ``tasks`` together, each with its task's
+        model and reward (:func:`~hypercrl.plan.plan_across`); with ``task_free_eval`` (or
+        inferred boundaries) the tasks are not used: each episode infers its task, starting
+        from the newest task whose model has been fitted."""
+        n = len(tasks) * episodes
+        while len(self._eval_optimizers) < max(n, 1):  # an agent needs one
             self._eval_optimizers.append(
                 self._new_optimizer(torch.Generator(device=self.cfg.device)))
         cfg = self.cfg
@@ -257,16 +266,19 @@ class ModelBasedLearner(Learner):
             start = self.dynamics.num_tasks - 1
             if start > 0 and self.task == start and not self.fitted:
                 start -= 1  # the newest task has no fitted model yet: begin with the one before
-            return TaskFreeBatchPolicy(self.dynamics, agents, self._eval_optimizers[:episodes],
+            return TaskFreeBatchPolicy(self.dynamics, agents, self._eval_optimizers[:n],
                                        cfg.infer_window, cfg.infer_every,
                                        start_task=start,
                                        evidence=cfg.infer_dims, change=cfg.infer_change)
-        if self._eval_agent is None:
-            self._eval_agent = MPCAgent(self.dynamics, self.rewards[task],
-                                        self._eval_optimizers[0], compile=self.cfg.compile)
-        self._eval_agent.reward = self.rewards[task]
-        self._eval_agent.set_task(task)  # the task's current weights
-        return _MPCBatchPolicy(self._eval_agent, self._eval_optimizers[:episodes])
+        for task in tasks:
+            agent = self._eval_agents.get(task)
+            if agent is None:
+                agent = self._eval_agents[task] = MPCAgent(
+                    self.dynamics, self.rewards[task], self._eval_optimizers[0],
+                    compile=cfg.compile)
+            agent.set_task(task)  # the task's current weights
+        agents = [self._eval_agents[task] for task in tasks for _ in range(episodes)]
+        return _MPCBatchPolicy(agents, self._eval_optimizers[:n])
 
     def model_errors(self, upto: int) -> dict[str, list[float]]:
         """One-step and H-step held-out MSE of every task 0..upto under the current model."""
@@ -353,7 +365,7 @@ class ModelBasedLearner(Learner):
         self.dynamics = dynamics
         self.agent = MPCAgent(dynamics, self.rewards[0], self.agent.optimizer,
                               compile=self.cfg.compile)
-        self._eval_agent = None  # made again around the new dynamics when next evaluating
+        self._eval_agents = {}  # made again around the new dynamics when next evaluating
 
 
 class _MPCPolicy:
@@ -380,17 +392,19 @@ class _MPCPolicy:
 
 
 class _MPCBatchPolicy:
-    """Plans for several episodes together (:meth:`MPCAgent.plan_many`), episode ``e`` with
-    its own optimiser, whose generator ``reset(seeds)`` seeds with ``seeds[e]``: each episode
-    draws the noise and takes the actions :class:`_MPCPolicy` reset with that seed would."""
+    """Plans for several episodes together (:func:`~hypercrl.plan.plan_across`), episode
+    ``e`` with ``agents[e]`` (its task's) and its own optimiser, whose generator
+    ``reset(seeds)`` seeds with ``seeds[e]``: each episode draws the noise and takes the
+    actions :class:`_MPCPolicy` reset with that seed would."""
 
-    def __init__(self, agent: MPCAgent, optimizers: list[BoxOptimizer]) -> None:
-        self.agent = agent
+    def __init__(self, agents: list[MPCAgent], optimizers: list[BoxOptimizer]) -> None:
+        self.agents = agents
         self.optimizers = optimizers
 
     def reset(self, seeds: Sequence[int]) -> None:
         reset_seeded(self.optimizers, seeds)
 
     def __call__(self, obs: np.ndarray, episodes: Sequence[int]) -> np.ndarray:
-        plans = self.agent.plan_many(obs, [self.optimizers[e] for e in episodes])
+        plans = plan_across([self.agents[e] for e in episodes], obs,
+                            [self.optimizers[e] for e in episodes])
         return plans[:, 0].cpu().numpy().astype(np.float32)

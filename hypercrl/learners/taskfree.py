@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from hypercrl.data import TransitionBuffer
-from hypercrl.plan import BoxOptimizer, MPCAgent
+from hypercrl.plan import BoxOptimizer, MPCAgent, plan_across
 from hypercrl.plan.lockstep import reset_seeded
 
 
@@ -110,7 +110,9 @@ class TaskFreeBatchPolicy:
     policy does, with the model and the reward of the task it last inferred from its last
     ``window`` transitions (``ContinualDynamics.infer_task``): after each of its first
     ``window`` steps, then every ``every`` steps. Its first step plans with ``start_task``.
-    ``usage`` counts, per seen task, the steps planned with it.
+    ``usage`` counts, per seen task, the steps planned with it (``usage_of``: those of some
+    episodes). All episodes plan together (:func:`~hypercrl.plan.plan_across`), each with
+    its inferred task's agent, whatever the tasks they run in.
 
     With ``evidence`` dims, only the transitions in which one of them changes by at least
     ``change`` count (enter the window and advance the step count): where the tasks differ
@@ -129,7 +131,7 @@ class TaskFreeBatchPolicy:
         self.dynamics, self.agents, self.optimizers = dynamics, list(agents), list(optimizers)
         self.window, self.every, self.start_task = window, every, start_task
         self.evidence, self.change = list(evidence), change
-        self.usage = [0] * len(self.agents)
+        self._usage: list[list[int]] = []  # per episode, per seen task
 
     def reset(self, seeds: Sequence[int]) -> None:
         reset_seeded(self.optimizers, seeds)
@@ -139,6 +141,7 @@ class TaskFreeBatchPolicy:
                         for _ in seeds]
         self._last: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(seeds)
         self._steps = [0] * len(seeds)
+        self._usage = [[0] * len(self.agents) for _ in seeds]
 
     def __call__(self, obs: np.ndarray, episodes: Sequence[int]) -> np.ndarray:
         for i, e in enumerate(episodes):
@@ -151,16 +154,22 @@ class TaskFreeBatchPolicy:
                     if task != self._task[e]:
                         self.optimizers[e].reset()  # a warm start from another task's plan
                         self._task[e] = task
-        actions = np.empty((len(episodes), self.dynamics.action_dim), np.float32)
-        for task in sorted({self._task[e] for e in episodes}):
-            rows = [i for i, e in enumerate(episodes) if self._task[e] == task]
-            plans = self.agents[task].plan_many(
-                obs[rows], [self.optimizers[episodes[i]] for i in rows])
-            actions[rows] = plans[:, 0].cpu().numpy()
-            self.usage[task] += len(rows)
+        plans = plan_across([self.agents[self._task[e]] for e in episodes], obs,
+                            [self.optimizers[e] for e in episodes])
+        actions = plans[:, 0].cpu().numpy().astype(np.float32)
         for i, e in enumerate(episodes):
+            self._usage[e][self._task[e]] += 1
             self._last[e] = (obs[i], actions[i])
         return actions
+
+    @property
+    def usage(self) -> list[int]:
+        """Per seen task, the steps planned with it, over all episodes."""
+        return self.usage_of(range(len(self._usage)))
+
+    def usage_of(self, episodes: Sequence[int]) -> list[int]:
+        """Per seen task, the steps the listed episodes planned with it."""
+        return [sum(self._usage[e][t] for e in episodes) for t in range(len(self.agents))]
 
     def _tells(self, obs: np.ndarray, next_obs: np.ndarray) -> bool:
         """Whether a transition is evidence of the task (every one without ``evidence``)."""

@@ -20,6 +20,7 @@ from hypercrl.plan.agent import (
     StepFn,
     StepRollout,
     as_rollout,
+    plan_across,
 )
 from hypercrl.plan.base import BoxOptimizer, Objective, TrajectoryOptimizer
 from hypercrl.plan.cem import CEM, CEMConfig
@@ -60,6 +61,7 @@ __all__ = [
     "CEMConfig",
     "ICEMConfig",
     "MPCAgent",
+    "plan_across",
     "MPPIConfig",
     "Objective",
     "PLANNERS",

@@ -8,7 +8,8 @@ with ``s_{h+1}`` predicted by the task's model for the planned (in-box) actions.
 one batched loop over the horizon; the task's generated weights are fetched once per task and
 per training round (:meth:`MPCAgent.set_task`, :meth:`MPCAgent.refresh`), never per step.
 :meth:`MPCAgent.plan_many` plans from several states at once, each with its own optimiser,
-their populations scored together (:mod:`hypercrl.plan.lockstep`).
+their populations scored together (:mod:`hypercrl.plan.lockstep`); :func:`plan_across` does so
+for states of several tasks, each with its task's agent.
 """
 
 from __future__ import annotations
@@ -163,22 +164,7 @@ class MPCAgent:
         plan alone, with its own warm start and noise; each iteration's populations of all E
         are scored in one rollout from their own start states. ``self.optimizer`` is unused.
         """
-        states = self._states(obs, 2)
-        if len(optimizers) != states.shape[0]:
-            raise ValueError(f"{states.shape[0]} states but {len(optimizers)} optimizers")
-        if any(o.horizon != self.horizon for o in optimizers):
-            raise ValueError(f"every optimizer must plan over the agent's horizon {self.horizon}")
-
-        def objective(actions: Tensor, owners: list[int], sizes: list[int]) -> Tensor:
-            owner = torch.tensor(owners, device=self.device)
-            rows = torch.tensor(sizes, device=self.device)
-            start = states[owner].repeat_interleave(rows, dim=0, output_size=actions.shape[0])
-            rewards = self._rewards_fn(self._model, self.reward, start, actions)  # [H, N]
-            # the discounted sum per plan, as that plan alone would compute it: one [H] x
-            # [H, N] product rounds some columns differently than [H] x [H, P] does
-            return torch.cat([self._weights @ r for r in rewards.split(sizes, dim=1)])
-
-        return torch.stack(plan_together([o.plan_steps() for o in optimizers], objective))
+        return plan_across([self] * len(optimizers), obs, optimizers)
 
     def _states(self, obs: Tensor, dim: int) -> Tensor:
         """``obs`` as a tensor of ``dim`` dimensions on the planning device and dtype."""
@@ -214,6 +200,59 @@ class MPCAgent:
     def _objective(self, actions: Tensor) -> Tensor:
         """Returns ``[P]`` of action sequences ``[P, H, A]`` from the current state."""
         return self._returns_fn(self._model, self.reward, self._state, actions, self._weights)
+
+
+def plan_across(agents: Sequence[MPCAgent], obs: Tensor,
+                optimizers: Sequence[BoxOptimizer]) -> Tensor:
+    """Optimised action sequences ``[E, H, A]`` from states ``obs [E, S]``, state ``e`` planned
+    by ``agents[e]`` (its task's model and reward) with ``optimizers[e]`` (distinct), exactly
+    as that agent would plan it alone: states of several tasks planned together, in lockstep
+    (:func:`~hypercrl.plan.lockstep.plan_together`). Each objective call scores the
+    populations of every plan still running; those of one agent are rolled out together, in
+    plan order, through its model (so a task's rows see the same matmuls as when only that
+    task's states are planned), and each plan's discounted sum is taken over its own rows.
+    The agents share their horizon and device; ``agents[e].optimizer`` is unused.
+    """
+    if len(agents) != len(optimizers):
+        raise ValueError(f"{len(agents)} agents but {len(optimizers)} optimizers")
+    if not agents:
+        raise ValueError("nothing to plan: no agents")
+    first = agents[0]
+    if any(a.horizon != first.horizon or a.device != first.device for a in agents):
+        raise ValueError("the agents planned together must share their horizon and device")
+    if any(o.horizon != first.horizon for o in optimizers):
+        raise ValueError(f"every optimizer must plan over the agents' horizon {first.horizon}")
+    if any(a._model is None for a in agents):
+        raise ValueError("no task set: call set_task(task) on every agent before planning")
+    states = first._states(obs, 2)
+    if len(optimizers) != states.shape[0]:
+        raise ValueError(f"{states.shape[0]} states but {len(optimizers)} optimizers")
+    distinct: list[MPCAgent] = []
+    for agent in agents:
+        if not any(agent is d for d in distinct):
+            distinct.append(agent)
+    group = [next(g for g, d in enumerate(distinct) if d is a) for a in agents]
+
+    def objective(actions: Tensor, owners: list[int], sizes: list[int]) -> Tensor:
+        blocks = actions.split(sizes)
+        returns: list[Tensor | None] = [None] * len(owners)
+        for g, agent in enumerate(distinct):
+            mine = [k for k, o in enumerate(owners) if group[o] == g]
+            if not mine:
+                continue
+            rows = [sizes[k] for k in mine]
+            acts = blocks[mine[0]] if len(mine) == 1 else torch.cat([blocks[k] for k in mine])
+            owner = torch.tensor([owners[k] for k in mine], device=agent.device)
+            start = states[owner].repeat_interleave(
+                torch.tensor(rows, device=agent.device), dim=0, output_size=acts.shape[0])
+            rewards = agent._rewards_fn(agent._model, agent.reward, start, acts)  # [H, N]
+            # the discounted sum per plan, as that plan alone would compute it: one [H] x
+            # [H, N] product rounds some columns differently than [H] x [H, P] does
+            for k, r in zip(mine, rewards.split(rows, dim=1), strict=True):
+                returns[k] = agent._weights @ r
+        return torch.cat(returns)
+
+    return torch.stack(plan_together([o.plan_steps() for o in optimizers], objective))
 
 
 def _returns(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import importlib
 import json
 import os
@@ -238,6 +239,8 @@ def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
 
 
 RUN_LOCK = ".lock"  # in a run directory: held by the process that runs or resumes the run
+# errno of a file system without flock (some network and FUSE ones): run unlocked, saying so
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
 @contextlib.contextmanager
@@ -251,6 +254,7 @@ def run_lock(run_dir: str):
 
     path = os.path.join(run_dir, RUN_LOCK)
     stack = contextlib.ExitStack()
+    f = None
     try:
         f = stack.enter_context(file_lock(path, wait=False))
     except BlockingIOError:
@@ -261,11 +265,18 @@ def run_lock(run_dir: str):
             holder = "unknown"
         raise RunError(f"{run_dir} is being written by another process ({holder}); wait "
                        "for it to end, or stop it, and then resume the run") from None
+    except OSError as err:
+        if err.errno not in _NO_LOCKS:
+            raise
+        print(f"hypercrl: {run_dir}: the file system cannot lock {RUN_LOCK} "
+              f"({err.strerror}); nothing stops another process from writing this run "
+              "meanwhile", file=sys.stderr)
     with stack:
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
+        if f is not None:
+            f.seek(0)
+            f.truncate()
+            f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
         yield
 
 

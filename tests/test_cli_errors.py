@@ -542,3 +542,19 @@ def test_a_run_holds_its_folders_lock_while_it_runs(tmp_path, monkeypatch):
     assert seen == [run_dir]
     with file_lock(os.path.join(run_dir, cli.RUN_LOCK), wait=False):  # let go at the end
         pass
+
+
+def test_a_file_system_without_locks_runs_unlocked_saying_so(tmp_path, capsys, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(f, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    run_dir = str(tmp_path / "run")
+    assert cli.main(_run_argv(run_dir)) == 0
+    err = capsys.readouterr().err
+    assert "cannot lock .lock (No locks available)" in err and run_dir in err
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        assert len(json.load(f)["returns"]) == 1

@@ -185,9 +185,15 @@ def run_files(run_dir: str) -> list[str]:
 
 
 def check_new_run_dir(run_dir: str, cfg) -> None:
-    """RunError unless a new run of ``cfg`` may start in ``run_dir``: a folder that holds no
-    run's files (a run there, of this config or another, or what is left of one, would be
-    overwritten), writable or creatable."""
+    """RunError unless a new run of ``cfg`` may start in ``run_dir``: a folder that no other
+    process is writing (:func:`run_lock`) and that holds no run's files (a run there, of
+    this config or another, or what is left of one, would be overwritten), writable or
+    creatable."""
+    check_not_locked(run_dir)  # a run still going here: name it, whatever it has written
+    _check_no_run_files(run_dir, cfg)
+
+
+def _check_no_run_files(run_dir: str, cfg) -> None:
     from hypercrl.loop import RunError
 
     diff = config_diff(run_dir, cfg)
@@ -219,7 +225,7 @@ def start_run(cfg, run_dir: str | None = None, quiet: bool = False) -> str:
     os.makedirs(run_dir, exist_ok=True)
     before = set(os.listdir(run_dir))
     with run_lock(run_dir):
-        check_new_run_dir(run_dir, cfg)  # again: another process may have begun one here
+        _check_no_run_files(run_dir, cfg)  # again: another process may have begun one here
         run = None
         try:
             with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
@@ -250,7 +256,6 @@ def run_lock(run_dir: str):
     the same folder still going). A process that dies, however, lets it go."""
     import socket
 
-    from hypercrl.loop import RunError
 
     path = os.path.join(run_dir, RUN_LOCK)
     stack = contextlib.ExitStack()
@@ -258,13 +263,7 @@ def run_lock(run_dir: str):
     try:
         f = stack.enter_context(file_lock(path, wait=False))
     except BlockingIOError:
-        try:
-            with open(path, encoding="utf-8") as held:
-                holder = held.read().strip() or "unknown"
-        except OSError:
-            holder = "unknown"
-        raise RunError(f"{run_dir} is being written by another process ({holder}); wait "
-                       "for it to end, or stop it, and then resume the run") from None
+        raise _locked(run_dir, _read_holder(path)) from None
     except OSError as err:
         if err.errno not in _NO_LOCKS:
             raise
@@ -320,18 +319,16 @@ def read_config(run_dir: str):
 
 def resume_run(run_dir: str, quiet: bool = False) -> str:
     """Continue a run from its last checkpoint, holding the run's lock (:func:`run_lock`)."""
-    from hypercrl.loop import CHECKPOINT, ContinualRun
+    from hypercrl.loop import ContinualRun
 
     cfg = read_config(run_dir)
-    stamp = _file_stamp(os.path.join(run_dir, CHECKPOINT))
-    state = _unfinished_state(run_dir, cfg)
-    if state is None:  # finished: nothing is written, the lock included
+    check_not_locked(run_dir)  # before the checkpoint: one being begun may not be there yet
+    if _unfinished_state(run_dir, cfg) is None:  # finished: nothing written, the lock included
         return run_dir
     with run_lock(run_dir):
-        if _file_stamp(os.path.join(run_dir, CHECKPOINT)) != stamp:
-            state = _unfinished_state(run_dir, cfg)  # written meanwhile by another process
-            if state is None:
-                return run_dir
+        state = _unfinished_state(run_dir, cfg)  # again: another process may have gone on
+        if state is None:
+            return run_dir
         run = ContinualRun(cfg, _sequence(cfg.sequence, cfg.backend), run_dir, quiet=quiet)
         run.load_state_dict(state)
         note_other_machine(run_dir, state["progress"]["task"])
@@ -339,13 +336,38 @@ def resume_run(run_dir: str, quiet: bool = False) -> str:
     return run_dir
 
 
-def _file_stamp(path: str) -> tuple[int, int, int] | None:
-    """What tells one version of the file ``path`` from another (None: no file)."""
+def _read_holder(path: str) -> str:
     try:
-        st = os.stat(path)
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or "unknown"
     except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
+        return "unknown"
+
+
+def _locked(run_dir: str, holder: str):
+    from hypercrl.loop import RunError
+
+    return RunError(f"{run_dir} is being written by another process ({holder}); wait for it "
+                    "to end, or stop it, and then resume the run")
+
+
+def check_not_locked(run_dir: str) -> None:
+    """RunError, naming the holder, when another process holds ``run_dir``'s lock (a run or
+    resume of it still going); creates nothing."""
+    import fcntl
+
+    path = os.path.join(run_dir, RUN_LOCK)
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError:
+        return  # no lock file (no run has begun here), or none this process may read
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go when f closes
+        except BlockingIOError:
+            raise _locked(run_dir, f.read().strip() or "unknown") from None
+        except OSError:
+            return  # a file system without locks (run_lock says so)
 
 
 def _unfinished_state(run_dir: str, cfg) -> dict | None:
@@ -414,6 +436,7 @@ def run_trial(config: str, run_dir: str, threads: int | None = None,
         resume_run(run_dir, quiet=quiet)
     else:
         if os.path.isdir(run_dir):  # killed before its first checkpoint: nothing was trained
+            check_not_locked(run_dir)  # unless a run of this folder is still going
             _remove_new(run_dir, None, set(os.listdir(run_dir)) - set(_STARTED))
         start_run(cfg, run_dir, quiet=quiet)
     with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:

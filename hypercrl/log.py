@@ -79,7 +79,7 @@ class RunLogger:
         if not self.quiet:
             tqdm.write(message)
 
-    def progress(self, total: int, desc: str, initial: int = 0) -> Any:
+    def progress(self, total: int | None, desc: str, initial: int = 0) -> Any:
         return tqdm(total=total, desc=desc, initial=initial, disable=self.quiet, leave=False,
                     dynamic_ncols=True)
 

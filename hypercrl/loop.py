@@ -324,16 +324,23 @@ class ContinualRun:
         tasks together (one planner call per step for all running episodes); the others run
         one after another. Either way every episode's numbers are the same.
         ``video_paths``: task -> path; that task's episode 0 is recorded there, as an mp4, or
-        as a PNG strip of ``strip_frames`` frames for a ``.png`` path. ``bar``: a tqdm bar, reset
-        to count the evaluation's env steps (of all episodes together, or of each in turn).
+        as a PNG strip of ``strip_frames`` frames for a ``.png`` path. ``bar``: a tqdm bar; the
+        evaluation's env steps (of all episodes together, or of each in turn) are added to its
+        total and counted on it.
         """
         video_paths = video_paths or {}
+        batch = self.learner.batch_policy_tasks(list(tasks), episodes)
+        if batch is None and len(tasks) > 1:  # it steps one task's episodes together at most
+            return [result for j in tasks for result in self.evaluate_tasks(
+                [j], episodes, {j: video_paths[j]} if j in video_paths else None,
+                strip_frames, bar)]
         rows = [(j, e) for j in tasks for e in range(episodes)]
         frames = {r: [] for r, (j, e) in enumerate(rows) if e == 0 and j in video_paths}
         envs = [self._eval_env(j, e, render=r in frames) for r, (j, e) in enumerate(rows)]
-        batch = self.learner.batch_policy_tasks(list(tasks), episodes)
-        if bar is not None:
-            bar.reset(total=self.cfg.episode_steps * (1 if batch is not None else len(rows)))
+        if bar is not None:  # this evaluation's env steps join the bar's total
+            bar.total = (bar.total or 0) + self.cfg.episode_steps * (
+                1 if batch is not None else len(rows))
+            bar.refresh()
         if batch is not None:
             returns, successes = self._play(rows, envs, batch, frames, bar)
         else:
@@ -401,7 +408,7 @@ class ContinualRun:
         if final and cfg.video:
             videos = {j: os.path.join(self.video_dir, f"task{j}_after{i}.mp4") for j in tasks}
         episodes = cfg.eval_episodes if final else cfg.curve_episodes
-        bar = self.log.progress(cfg.episode_steps, f"evaluate after task {i}")
+        bar = self.log.progress(None, f"evaluate after task {i}")  # sized by evaluate_tasks
         results = self.evaluate_tasks(tasks, episodes, videos, bar=bar)
         bar.close()
         row_r, row_s, row_u = [], [], []

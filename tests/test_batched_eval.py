@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hypercrl import ContinualDynamics, cli
-from hypercrl.learners import Transition
+from hypercrl.learners import Learner, Transition
 from hypercrl.loop import ContinualRun
 from hypercrl.plan import PLANNERS, MPCAgent, make_optimizer, plan_across
 from hypercrl.plan.lockstep import plan_together
@@ -237,16 +237,56 @@ def test_every_seen_task_is_evaluated_in_one_planner_call_per_step(tmp_path, mon
     run.close()
 
 
-def test_task_free_evaluation_of_every_task_at_once_counts_usage_per_task(tmp_path,
-                                                                         monkeypatch):
-    run = _trained_tasks(tmp_path, sets=("task_free_eval=true", "infer_window=3"))
+@pytest.mark.parametrize("sets", [
+    ("task_free_eval=true", "infer_window=3"),
+    # particles whose members are drawn anew every step from a generator seeded per rollout:
+    # each plan rolled out on its own, as alone
+    ("task_free_eval=true", "infer_window=3", "ensemble=3", "propagation=tsinf"),
+    ("ensemble=3", "propagation=tsinf"),
+])
+def test_every_task_at_once_equals_task_by_task_and_one_by_one(sets, tmp_path, monkeypatch):
+    run = _trained_tasks(tmp_path, sets=sets)
     calls = _count_lockstep_calls(monkeypatch)
     together = run.evaluate_tasks([0, 1, 2], 2)
     assert calls == [6] * STEPS
     for j, (returns, successes, usage) in enumerate(together):
         assert (returns, successes) == run.evaluate_task(j, 2)
-        assert usage == run.last_usage and sum(usage) == 2 * STEPS
+        assert usage == run.last_usage
+        assert sum(usage) == (2 * STEPS if "task_free_eval=true" in sets else 0)
+        if "task_free_eval=true" not in sets:  # a task-free policy has no per-episode form
+            assert (returns, successes) == _one_by_one(run, monkeypatch, j, 2)
     run.close()
+
+
+def test_task_free_usage_is_counted_per_episode(monkeypatch):
+    """Each episode's steps count for the task it planned with; ``usage_of`` sums the listed
+    episodes only (the loop's row of one task)."""
+    from types import SimpleNamespace
+
+    import hypercrl.learners.taskfree
+    from hypercrl.learners.taskfree import TaskFreeBatchPolicy
+
+    planned = []  # the agents of each call, in row order
+    monkeypatch.setattr(hypercrl.learners.taskfree, "plan_across",
+                        lambda agents, obs, opts: planned.append(agents)
+                        or torch.zeros(len(obs), 1, 1))
+    # the task an episode's window points at: its observation's first entry
+    dyn = SimpleNamespace(state_dim=1, action_dim=1, infer_task=lambda s, a, s2: SimpleNamespace(
+        task=int(s2[-1][0])))
+    agents = [SimpleNamespace(name=t) for t in range(3)]
+    optimizers = [SimpleNamespace(generator=torch.Generator(), reset=lambda: None)
+                  for _ in range(4)]
+    policy = TaskFreeBatchPolicy(dyn, agents, optimizers, window=5, every=1, start_task=0)
+    policy.reset([0, 1, 2, 3])
+    obs = np.array([[2.0], [1.0], [2.0], [0.0]], np.float32)
+    for _ in range(3):  # step 1 plans with the start task, then with the inferred ones
+        policy(obs, [0, 1, 2, 3])
+    policy(obs[:2], [0, 1])  # episodes 2 and 3 have ended
+    assert [a.name for a in planned[0]] == [0, 0, 0, 0]
+    assert [a.name for a in planned[1]] == [2, 1, 2, 0]
+    assert policy.usage_of([0, 1]) == [2, 3, 3]
+    assert policy.usage_of([2, 3]) == [4, 0, 2]
+    assert policy.usage == [6, 3, 5]
 
 
 def test_evaluation_after_a_task_plans_every_seen_task_together(tmp_path, monkeypatch):
@@ -280,15 +320,21 @@ def test_plan_across_plans_each_state_as_its_own_agent_would():
     def reward_to(target):
         return lambda s, a, s2: -(s2 - target).pow(2).sum(1)
 
-    config = PLANNERS["icem"](population=30, elites=5)
+    # plans of different lengths and sizes, so that the plans still running, and their
+    # order, change from round to round: CEM 2 iterations, iCEM 4, MPPI 1
+    configs = [PLANNERS["icem"](population=30, elites=5, iterations=4),
+               PLANNERS["cem"](population=20, elites=4, iterations=2),
+               PLANNERS["mppi"](population=12, iterations=1)]
 
     def optimizers(n):
-        return [make_optimizer(config, [-1.0] * a_dim, [1.0] * a_dim, 6,
+        return [make_optimizer(configs[e % 3], [-1.0] * a_dim, [1.0] * a_dim, 6,
                                generator=torch.Generator().manual_seed(e)) for e in range(n)]
 
     agents = [MPCAgent(dynamics, reward_to(float(t)), optimizers(1)[0], task=t)
               for t in range(2)]
     owner = [0, 1, 1, 0, 1]  # the task of each state, interleaved
+    rounds = _count_rounds(agents, owner, optimizers(5))
+    assert len({tuple(r) for r in rounds}) >= 3  # the plans still running differ by round
     states = torch.as_tensor(rng.standard_normal((5, s_dim)), dtype=torch.float32)
     alone, together = optimizers(5), optimizers(5)
     for _ in range(3):  # warm starts and kept elites carried from plan to plan
@@ -302,9 +348,72 @@ def test_plan_across_plans_each_state_as_its_own_agent_would():
     with pytest.raises(ValueError, match="2 agents but 3 optimizers"):
         plan_across(agents, states[:2], optimizers(3))
     other = MPCAgent(dynamics, reward_to(0.0), make_optimizer(
-        config, [-1.0] * a_dim, [1.0] * a_dim, 4), task=0)
+        configs[0], [-1.0] * a_dim, [1.0] * a_dim, 4), task=0)
     with pytest.raises(ValueError, match="share their horizon"):
         plan_across([agents[0], other], states[:2], optimizers(2))
     unset = MPCAgent(dynamics, reward_to(0.0), optimizers(1)[0])
     with pytest.raises(ValueError, match="no task set"):
         plan_across([agents[0], unset], states[:2], optimizers(2))
+
+
+def _count_rounds(agents, owner, optimizers):
+    """The plans (their indices) each lockstep round of ``plan_across`` scores."""
+    import hypercrl.plan.agent
+
+    rounds = []
+    real = hypercrl.plan.agent.plan_together
+
+    def spy(plans, objective):
+        return real(plans, lambda a, owners, sizes: rounds.append(list(owners))
+                    or objective(a, owners, sizes))
+
+    hypercrl.plan.agent.plan_together = spy
+    try:
+        states = torch.zeros(len(owner), 4)  # the test's state size
+        plan_across([agents[t] for t in owner], states, optimizers)
+    finally:
+        hypercrl.plan.agent.plan_together = real
+    return rounds
+
+
+def test_each_tasks_video_shows_its_own_episode(tmp_path, monkeypatch):
+    import hypercrl.video
+
+    run = _trained_tasks(tmp_path, tasks=2)
+    written = {}
+    monkeypatch.setattr(hypercrl.video, "write_mp4",
+                        lambda path, frames: written.update({path: frames}))
+    paths = {j: str(tmp_path / f"t{j}.mp4") for j in range(2)}
+    together = run.evaluate_tasks([0, 1], 2, paths)
+    both = dict(written)
+    written.clear()
+    alone = [run.evaluate_task(j, 2, video_path=paths[j]) for j in range(2)]
+    assert [(r, s) for r, s, _ in together] == alone
+    for j in range(2):
+        assert len(both[paths[j]]) == STEPS
+        assert all(np.array_equal(a, b) for a, b in zip(both[paths[j]], written[paths[j]],
+                                                        strict=True))
+    assert not np.array_equal(both[paths[0]][-1], both[paths[1]][-1])
+    run.close()
+
+
+def test_a_learner_with_only_a_one_task_batch_policy_is_evaluated_task_by_task(tmp_path,
+                                                                              monkeypatch):
+    """A learner written before ``batch_policy_tasks`` (it overrides ``batch_policy``): its
+    batch policy still steps each task's episodes together."""
+    from hypercrl.learners.model_based import ModelBasedLearner
+
+    run = _trained_tasks(tmp_path, tasks=2)
+    expected = [run.evaluate_task(j, 2) for j in range(2)]
+
+    class Old(ModelBasedLearner):
+        def batch_policy(self, task, episodes):
+            return ModelBasedLearner.batch_policy_tasks(self, [task], episodes)
+
+    Old.batch_policy_tasks = Learner.batch_policy_tasks
+    run.learner.__class__ = Old
+    calls = _count_lockstep_calls(monkeypatch)
+    together = run.evaluate_tasks([0, 1], 2)
+    assert calls == [2] * (2 * STEPS)  # task by task, each task's two episodes together
+    assert [(r, s) for r, s, _ in together] == expected
+    run.close()

@@ -514,13 +514,26 @@ def test_a_run_being_written_is_neither_resumed_nor_started_over(tmp_path, capsy
         assert len(json.load(f)["returns"]) == 1
 
 
-def test_resuming_a_finished_run_writes_nothing_even_while_it_is_locked(existing, capsys,
-                                                                        untouched):
+def test_a_locked_run_is_named_whatever_it_has_written(existing, tmp_path, capsys,
+                                                      untouched):
+    """A process holding the lock of a finished run, or of a folder with no checkpoint yet:
+    `resume`, `run` and `run --dry-run` name it instead of what they find in the folder."""
     from hypercrl.io import file_lock
 
     with file_lock(os.path.join(existing, cli.RUN_LOCK), wait=False):
-        assert cli.main(["resume", existing]) == 0
-    assert "nothing to resume" in capsys.readouterr().err
+        for argv in (["resume", existing], _run_argv(existing),
+                     _run_argv(existing, "--dry-run")):
+            assert cli.main(argv) == 2
+            assert "being written by another process" in _error_line(capsys)
+    begun = tmp_path / "begun"  # a run before its first checkpoint: config.json only
+    begun.mkdir()
+    with open(os.path.join(existing, "config.json")) as f:
+        (begun / "config.json").write_text(f.read())
+    with file_lock(str(begun / cli.RUN_LOCK), wait=False):
+        assert cli.main(["resume", str(begun)]) == 2
+        assert "being written by another process" in _error_line(capsys)
+    assert cli.main(["resume", str(begun)]) == 2  # and once it has gone: what is missing
+    assert "no checkpoint" in _error_line(capsys)
 
 
 def test_a_run_holds_its_folders_lock_while_it_runs(tmp_path, monkeypatch):
@@ -558,3 +571,58 @@ def test_a_file_system_without_locks_runs_unlocked_saying_so(tmp_path, capsys, m
     assert "cannot lock .lock (No locks available)" in err and run_dir in err
     with open(os.path.join(run_dir, "metrics.json")) as f:
         assert len(json.load(f)["returns"]) == 1
+
+
+def test_a_run_begun_here_between_the_check_and_the_lock_is_left_alone(tmp_path, capsys,
+                                                                       monkeypatch, existing):
+    """Another process began a run in the folder after this one checked it and before it
+    took the lock: this one stops, and deletes nothing of the other's."""
+    import contextlib
+
+    real = cli.run_lock
+    run_dir = tmp_path / "run"
+    with open(os.path.join(existing, "config.json")) as f:
+        theirs = f.read().replace('"seed": 0', '"seed": 7')
+
+    @contextlib.contextmanager
+    def raced(path):
+        (run_dir / "config.json").write_text(theirs)  # the other process's first file
+        with real(path):
+            yield
+
+    monkeypatch.setattr(cli, "run_lock", raced)
+    assert cli.main(_run_argv(run_dir)) == 2
+    assert "holds a run with another config" in _error_line(capsys)
+    assert (run_dir / "config.json").read_text() == theirs
+
+
+def test_resume_reads_the_checkpoint_again_once_it_holds_the_lock(tmp_path, capsys,
+                                                                  monkeypatch, existing):
+    """Another process finished the run after this resume first read its checkpoint: the
+    resume finds that out under the lock and runs nothing."""
+    import contextlib
+    import shutil
+
+    from hypercrl.loop import ContinualRun
+
+    def interrupt(self, t):
+        raise KeyboardInterrupt
+
+    run_dir = str(tmp_path / "run")
+    with monkeypatch.context() as m:
+        m.setattr(ContinualRun, "_train_task", interrupt)
+        assert cli.main(_run_argv(run_dir)) == 130
+    real = cli.run_lock
+
+    @contextlib.contextmanager
+    def finished_meanwhile(path):
+        for name in ("checkpoint.pt", "metrics.json", "model_after0.pt"):
+            shutil.copy(os.path.join(existing, name), os.path.join(path, name))
+        with real(path):
+            yield
+
+    monkeypatch.setattr(cli, "run_lock", finished_meanwhile)
+    monkeypatch.setattr(ContinualRun, "run", lambda self: pytest.fail("ran again"))
+    capsys.readouterr()
+    assert cli.main(["resume", run_dir]) == 0
+    assert "finished (1 of 1 tasks); nothing to resume" in capsys.readouterr().err

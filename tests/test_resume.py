@@ -108,8 +108,9 @@ def _die_in_evaluation(n):
 
     def patched(self, *args, **kwargs):
         count["n"] += 1
+        mine = count["n"]  # a learner without a joint batch policy calls it per task inside
         out = real(self, *args, **kwargs)
-        if count["n"] == n:
+        if mine == n:
             self.log.flush()
             raise KeyboardInterrupt
         return out

@@ -116,8 +116,11 @@ class Learner(ABC):
 
     def batch_policy_tasks(self, tasks: Sequence[int], episodes: int) -> BatchPolicy | None:
         """A policy for ``episodes`` episodes of each of the seen ``tasks`` stepped together,
-        episode ``e`` of ``tasks[i]`` as its episode ``i * episodes + e``; or None (the
-        default) when this learner acts in one episode at a time."""
+        episode ``e`` of ``tasks[i]`` as its episode ``i * episodes + e``; or None when this
+        learner cannot (the loop then evaluates task by task). The default: a learner that
+        overrides :meth:`batch_policy` only steps one task's episodes together."""
+        if len(tasks) == 1 and type(self).batch_policy is not Learner.batch_policy:
+            return self.batch_policy(tasks[0], episodes)
         return None
 
     @abstractmethod

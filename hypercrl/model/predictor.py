@@ -188,6 +188,9 @@ class EnsemblePredictor:
         self.spec, self.state_dim, self.action_dim = first.spec, first.state_dim, first.action_dim
         self.device, self.dtype = first.device, first.dtype
         self.particles = len(members)
+        # a row's tsinf draws depend on its place in the rollout's batch: a planner that
+        # scores several plans together rolls each one out on its own (plan_across)
+        self.rows_independent = propagation == "ts1"
 
     @torch.no_grad()
     def __call__(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

@@ -211,6 +211,8 @@ def plan_across(agents: Sequence[MPCAgent], obs: Tensor,
     populations of every plan still running; those of one agent are rolled out together, in
     plan order, through its model (so a task's rows see the same matmuls as when only that
     task's states are planned), and each plan's discounted sum is taken over its own rows.
+    A model whose rows depend on the batch they are rolled out in (an ensemble's ``tsinf``
+    draws; its ``rows_independent`` is False) rolls out one plan at a time, as alone.
     The agents share their horizon and device; ``agents[e].optimizer`` is unused.
     """
     if len(agents) != len(optimizers):
@@ -238,18 +240,19 @@ def plan_across(agents: Sequence[MPCAgent], obs: Tensor,
         returns: list[Tensor | None] = [None] * len(owners)
         for g, agent in enumerate(distinct):
             mine = [k for k, o in enumerate(owners) if group[o] == g]
-            if not mine:
-                continue
-            rows = [sizes[k] for k in mine]
-            acts = blocks[mine[0]] if len(mine) == 1 else torch.cat([blocks[k] for k in mine])
-            owner = torch.tensor([owners[k] for k in mine], device=agent.device)
-            start = states[owner].repeat_interleave(
-                torch.tensor(rows, device=agent.device), dim=0, output_size=acts.shape[0])
-            rewards = agent._rewards_fn(agent._model, agent.reward, start, acts)  # [H, N]
-            # the discounted sum per plan, as that plan alone would compute it: one [H] x
-            # [H, N] product rounds some columns differently than [H] x [H, P] does
-            for k, r in zip(mine, rewards.split(rows, dim=1), strict=True):
-                returns[k] = agent._weights @ r
+            # a model whose rows depend on the batch (tsinf draws): one plan per rollout
+            together = getattr(agent._model, "rows_independent", True)
+            for part in ([mine] if together else [[k] for k in mine]) if mine else []:
+                rows = [sizes[k] for k in part]
+                acts = blocks[part[0]] if len(part) == 1 else torch.cat([blocks[k] for k in part])
+                owner = torch.tensor([owners[k] for k in part], device=agent.device)
+                start = states[owner].repeat_interleave(
+                    torch.tensor(rows, device=agent.device), dim=0, output_size=acts.shape[0])
+                rewards = agent._rewards_fn(agent._model, agent.reward, start, acts)  # [H, N]
+                # the discounted sum per plan, as that plan alone would compute it: one [H] x
+                # [H, N] product rounds some columns differently than [H] x [H, P] does
+                for k, r in zip(part, rewards.split(rows, dim=1), strict=True):
+                    returns[k] = agent._weights @ r
         return torch.cat(returns)
 
     return torch.stack(plan_together([o.plan_steps() for o in optimizers], objective))

@@ -335,27 +335,33 @@ class ContinualRun:
                 [j], episodes, {j: video_paths[j]} if j in video_paths else None,
                 strip_frames, bar)]
         rows = [(j, e) for j in tasks for e in range(episodes)]
-        frames = {r: [] for r, (j, e) in enumerate(rows) if e == 0 and j in video_paths}
+        frames: dict[int, Any] = {}  # row -> its video, written as its frames come
+        if video_paths:
+            from hypercrl.video import recorder
+
+            frames = {r: recorder(video_paths[j], strip_frames)
+                      for r, (j, e) in enumerate(rows) if e == 0 and j in video_paths}
         envs = [self._eval_env(j, e, render=r in frames) for r, (j, e) in enumerate(rows)]
         if bar is not None:  # this evaluation's env steps join the bar's total
             bar.total = (bar.total or 0) + self.cfg.episode_steps * (
                 1 if batch is not None else len(rows))
             bar.refresh()
-        if batch is not None:
-            returns, successes = self._play(rows, envs, batch, frames, bar)
-        else:
-            returns, successes = [], []
-            for r, ((j, e), env) in enumerate(zip(rows, envs, strict=True)):
-                policy = _OneEpisode(self.learner.policy(j))
-                mine = {0: frames[r]} if r in frames else {}
-                ret, ok = self._play([(j, e)], [env], policy, mine, bar)
-                returns += ret
-                successes += ok
-        if frames:
-            from hypercrl.video import write_video
-
-            for r, recorded in frames.items():
-                write_video(video_paths[rows[r][0]], recorded, strip_frames)
+        try:
+            if batch is not None:
+                returns, successes = self._play(rows, envs, batch, frames, bar)
+            else:
+                returns, successes = [], []
+                for r, ((j, e), env) in enumerate(zip(rows, envs, strict=True)):
+                    policy = _OneEpisode(self.learner.policy(j))
+                    mine = {0: frames[r]} if r in frames else {}
+                    ret, ok = self._play([(j, e)], [env], policy, mine, bar)
+                    returns += ret
+                    successes += ok
+            for video in frames.values():
+                video.close()
+        finally:
+            for video in frames.values():
+                video.abort()  # after close: nothing left to remove
         out = []
         for i, _ in enumerate(tasks):
             mine = range(i * episodes, (i + 1) * episodes)
@@ -372,10 +378,11 @@ class ContinualRun:
         return self._eval_envs[key]
 
     def _play(self, rows: Sequence[tuple[int, int]], envs: list[Any], policy: BatchPolicy,
-              frames: dict[int, list], bar: Any = None) -> tuple[list[float], list[float]]:
+              frames: dict[int, Any], bar: Any = None) -> tuple[list[float], list[float]]:
         """Run the evaluation episodes ``rows`` ((task, episode) pairs, which number their
-        seeds) together, row ``i`` in ``envs[i]``; their returns and successes. ``frames``
-        collects, for some rows, the frames of their env while its episode runs."""
+        seeds) together, row ``i`` in ``envs[i]``; their returns and successes. ``frames``:
+        for some rows, where the frames of their env go (``append``) while its episode
+        runs."""
         cfg = self.cfg
         obs = [env.reset(seed=seed_of(cfg.seed, 20, j, e))[0]
                for env, (j, e) in zip(envs, rows, strict=True)]

@@ -78,33 +78,94 @@ def _temporary(path: str, suffix: str) -> str:
     return os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp{suffix}")
 
 
+class Mp4Writer:
+    """An mp4 at ``path`` written frame by frame (only the encoder's buffer in memory): a
+    temporary file beside it until :meth:`close` renames it over ``path``; :meth:`abort` (or
+    a failing :meth:`close`) removes it. ValueError, before anything is created, for a path
+    :func:`check_video_path` refuses."""
+
+    def __init__(self, path: str, fps: int = 10) -> None:
+        check_video_path(path, (".mp4",))
+        self.path, self.fps, self.frames = path, fps, 0
+        self._tmp: str | None = None
+        self._writer = None
+
+    def append(self, frame: np.ndarray) -> None:
+        """Encode one [H, W, 3] uint8 frame."""
+        import imageio.v2 as imageio
+
+        if self._writer is None:
+            self._tmp = _temporary(self.path, ".mp4")
+            self._writer = imageio.get_writer(self._tmp, fps=self.fps, codec="libx264",
+                                              macro_block_size=1)
+        try:
+            self._writer.append_data(np.asarray(frame, dtype=np.uint8))
+        except BaseException:
+            self.abort()
+            raise
+        self.frames += 1
+
+    def close(self) -> str:
+        """Finish the file and put it at ``path``; returns the path."""
+        if self._writer is None:
+            raise ValueError(f"{self.path}: no frames to write")
+        try:
+            self._writer.close()
+            self._writer = None
+            os.replace(self._tmp, self.path)
+        finally:
+            self.abort()
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and remove the temporary file (the path keeps what it held before)."""
+        if self._writer is not None:
+            # imageio's ``with`` leaves the writer open on an error: ffmpeg would go on and
+            # write the temporary file after it is removed
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self._tmp)
+
+
 def write_mp4(path: str, frames: Sequence[np.ndarray], fps: int = 10) -> str:
     """Write [H, W, 3] uint8 frames to ``path`` (an ``.mp4``; missing folders created);
     returns the path. ValueError, before anything is written, for a path
     :func:`check_video_path` refuses."""
-    import imageio.v2 as imageio
-
-    check_video_path(path, (".mp4",))
+    writer = Mp4Writer(path, fps)
     if not frames:
         raise ValueError(f"{path}: no frames to write")
-    tmp = _temporary(path, ".mp4")
-    try:
-        writer = imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1)
-        try:
-            for frame in frames:
-                writer.append_data(np.asarray(frame, dtype=np.uint8))
-        except BaseException:
-            # imageio's ``with`` leaves the writer open on an error: ffmpeg would go on and
-            # write the temporary file after it is removed
-            with contextlib.suppress(Exception):
-                writer.close()
-            raise
-        writer.close()
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-    return path
+    for frame in frames:
+        writer.append(frame)
+    return writer.close()
+
+
+class FrameList(list):
+    """Frames kept in memory for a PNG strip of ``count`` of them at ``path``, with
+    :class:`Mp4Writer`'s ``append``/``close``/``abort``."""
+
+    def __init__(self, path: str, count: int = 6) -> None:
+        super().__init__()
+        check_video_path(path, (".png",))
+        self.path, self.count = path, count
+
+    def close(self) -> str:
+        return write_strip(self.path, self, self.count)
+
+    def abort(self) -> None:
+        self.clear()
+
+
+def recorder(path: str, strip_frames: int = 6) -> Mp4Writer | FrameList:
+    """Where the frames of one episode go: an mp4 written as they come, or, for a ``.png``
+    path, a strip of ``strip_frames`` of them written on ``close``. ValueError naming
+    ``path`` for any other path :func:`check_video_path` refuses."""
+    check_video_path(path)
+    if path.lower().endswith(".png"):
+        return FrameList(path, strip_frames)
+    return Mp4Writer(path)
 
 
 def write_strip(path: str, frames: Sequence[np.ndarray], count: int = 6, gap: int = 4) -> str:

@@ -3,6 +3,8 @@ per iteration, and each episode's numbers are exactly those of evaluating it alo
 
 from __future__ import annotations
 
+import os
+
 import gymnasium
 import numpy as np
 import pytest
@@ -43,6 +45,27 @@ def _one_by_one(run, monkeypatch, task, episodes, **kw):
     with monkeypatch.context() as m:
         m.setattr(run.learner, "batch_policy_tasks", lambda tasks, episodes: None)
         return run.evaluate_task(task, episodes, **kw)
+
+
+def _capture_videos(monkeypatch, written):
+    """mp4 videos kept as their frames in ``written`` (path -> frames), not encoded."""
+    import hypercrl.video
+
+    class Captured:
+        def __init__(self, path, fps=10):
+            self.path = path
+            written[path] = []
+
+        def append(self, frame):
+            written[self.path].append(frame)
+
+        def close(self):
+            return self.path
+
+        def abort(self):
+            pass
+
+    monkeypatch.setattr(hypercrl.video, "Mp4Writer", Captured)
 
 
 def _count_lockstep_calls(monkeypatch):
@@ -102,12 +125,10 @@ def test_an_episode_that_ends_early_leaves_the_others_running(tmp_path, monkeypa
 
 
 def test_the_video_records_episode_0_and_changes_no_number(tmp_path, monkeypatch):
-    import hypercrl.video
 
     run = _run(tmp_path, "cem")
     written = {}
-    monkeypatch.setattr(hypercrl.video, "write_mp4",
-                        lambda path, frames: written.update({path: frames}))
+    _capture_videos(monkeypatch, written)
     path = str(tmp_path / "e0.mp4")
     assert run.evaluate_task(0, 2, video_path=path) == run.evaluate_task(0, 2)
     frames = written[path]
@@ -377,12 +398,10 @@ def _count_rounds(agents, owner, optimizers):
 
 
 def test_each_tasks_video_shows_its_own_episode(tmp_path, monkeypatch):
-    import hypercrl.video
 
     run = _trained_tasks(tmp_path, tasks=2)
     written = {}
-    monkeypatch.setattr(hypercrl.video, "write_mp4",
-                        lambda path, frames: written.update({path: frames}))
+    _capture_videos(monkeypatch, written)
     paths = {j: str(tmp_path / f"t{j}.mp4") for j in range(2)}
     together = run.evaluate_tasks([0, 1], 2, paths)
     both = dict(written)
@@ -416,4 +435,24 @@ def test_a_learner_with_only_a_one_task_batch_policy_is_evaluated_task_by_task(t
     together = run.evaluate_tasks([0, 1], 2)
     assert calls == [2] * (2 * STEPS)  # task by task, each task's two episodes together
     assert [(r, s) for r, s, _ in together] == expected
+    run.close()
+
+
+def test_an_evaluation_that_fails_leaves_no_video_and_no_temporary_file(tmp_path, monkeypatch):
+    """Videos are encoded while the episodes run; an error midway removes what was begun."""
+    run = _trained_tasks(tmp_path, tasks=2)
+    env = run._eval_env(1, 0, render=True)
+    real, count = env.step, {"n": 0}
+
+    def failing(action):
+        count["n"] += 1
+        if count["n"] == STEPS // 2:
+            raise RuntimeError("the simulator fell over")
+        return real(action)
+
+    monkeypatch.setattr(env, "step", failing)
+    out = tmp_path / "videos"
+    with pytest.raises(RuntimeError, match="fell over"):
+        run.evaluate_tasks([0, 1], 2, {j: str(out / f"t{j}.mp4") for j in range(2)})
+    assert os.listdir(out) == []  # neither the videos nor their temporary files
     run.close()

@@ -6,7 +6,7 @@ Kinds, one per state dimension (the strings of ``envs.sequences``, as plain data
 - ``absolute``: target x', prediction f; not a model input, as in the original (reference
   §2.4: HalfCheetah's finite-difference vx is predicted outright and not fed back), unless
   ``StateSpec(..., absolute_inputs=True)`` (models saved before this rule fed it);
-- ``angle``: fed as (cos x, sin x); target wrap(x' - x) in (-pi, pi]; prediction x + f
+- ``angle``: fed as (cos x, sin x); target wrap(x' - x) in [-pi, pi); prediction x + f
   (not re-wrapped, so an unwrapped angle observation stays continuous);
 - ``quat``: a block of four consecutive dims, a unit quaternion q = [w, x, y, z] (Hamilton
   product). Target dq = q' * conj(q), the original's (reference §2.4), with its sign chosen so
@@ -52,7 +52,7 @@ def quat_conj(q: torch.Tensor) -> torch.Tensor:
 
 
 def wrap_angle(x: torch.Tensor) -> torch.Tensor:
-    """Wrap radians into (-pi, pi]."""
+    """Wrap radians into [-pi, pi)."""
     return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
 
 

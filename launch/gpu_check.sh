@@ -3,7 +3,8 @@
 #   the CUDA tests (tests/test_cuda.py and the optimisers' CUDA tests), `hypercrl bench plan
 #   --device cuda` per family, `hypercrl bench train --device cuda`, and `hypercrl bench loop`
 #   on the quick push profile with device=cuda, with the CPU, and with device=cuda and
-#   compile=true (the planner through CUDA graphs).
+#   compile=true (the planner through CUDA graphs); on request (STEPS) `hypercrl bench eval`
+#   of a push run trained on the GPU, and the suite.
 #
 #   bash launch/gpu_check.sh [OUT_DIR]        (default: $OUT, else ./gpu-check)
 #
@@ -71,7 +72,13 @@ loop_both() {  # one task of the quick push profile, hnet: three JSON documents 
   hc bench loop --families push --methods hnet --tasks 1 --set device=cpu
   hc bench loop --families push --methods hnet --tasks 1 --set device=cuda --set compile=true
 }
-export -f env_info hc loop_both  # the steps run them under `timeout`, in a child bash
+eval_both() {  # a push run on the GPU, then every seen task evaluated together vs task by task
+  local run=/tmp/gpu-check-eval-run
+  rm -rf "$run"
+  hc run --sequence push --method hnet ${EVAL_ARGS:---profile quick --set device=cuda} \
+    --run-dir "$run" --quiet > /dev/null && hc bench eval "$run" --repeats 2
+}
+export -f env_info hc loop_both eval_both  # the steps run them under `timeout`, in a child bash
 
 step env 60 env.txt env_info
 step tests 240 tests.log python3 -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py \
@@ -81,8 +88,11 @@ for fam in push door halfcheetah; do
 done
 step train 150 train.json hc bench train --device cuda --repeats 10
 step loop 300 loop.json loop_both
-# not by default (minutes): the rest of the suite under the CUDA torch, PyBullet's tests left
-# out (no wheel of pybullet for the machine's Python)
+# not by default (minutes): joint evaluation of every seen task on the GPU (`hypercrl bench
+# eval` on a quick push run trained there; EVAL_ARGS replaces its run options), and the rest
+# of the suite under the CUDA torch, PyBullet's tests left out (no wheel of pybullet for the
+# machine's Python)
+step eval 480 eval.json eval_both
 step suite 420 suite.log python3 -m pytest -q -p no:cacheprovider -k "not pybullet" \
   --ignore=tests/test_pybullet_envs.py tests
 echo "done in ${SECONDS}s" | tee -a "$log"

@@ -4,6 +4,7 @@ failing step is reported there, with its error, without stopping the ones after 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,14 +20,21 @@ def test_the_script_runs_its_steps_and_reports_each(tmp_path):
     # python3 is this interpreter, as the image's python3 holds torch on the GPU machine
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     # the interpreter's own packages: no wheels a developer's checkout may hold for the GPU
-    env = {**os.environ, "STEPS": "plan_push tests", "PATH": path, "GPU_CHECK_NO_WHEELS": "1"}
+    env = {**os.environ, "STEPS": "plan_push tests eval", "PATH": path,
+           "GPU_CHECK_NO_WHEELS": "1",
+           # the joint-evaluation step, on a run of seconds where there is no GPU
+           "EVAL_ARGS": "--profile smoke --set num_tasks=2"
+           + ("" if torch.cuda.is_available() else " --set device=cpu")}
     done = subprocess.run(["bash", "launch/gpu_check.sh", str(out)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     log = (out / "steps.log").read_text()
     lines = [line for line in log.splitlines() if " rc=" in line]
-    assert [line.split()[0] for line in lines] == ["tests", "plan_push"]  # in the script's order
-    assert "tests rc=0" in log
+    # in the script's order
+    assert [line.split()[0] for line in lines] == ["tests", "plan_push", "eval"]
+    assert "tests rc=0" in log and "eval rc=0" in log
+    report = json.loads((out / "eval.json").read_text())
+    assert report["benchmark"] == "eval" and report["same_numbers"] is True
     assert "passed" in (out / "tests.log").read_text()
     if not torch.cuda.is_available():  # the bench refuses, naming why; the tests still ran
         assert "plan_push rc=2" in log

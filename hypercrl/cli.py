@@ -256,7 +256,6 @@ def run_lock(run_dir: str):
     the same folder still going). A process that dies, however, lets it go."""
     import socket
 
-
     path = os.path.join(run_dir, RUN_LOCK)
     stack = contextlib.ExitStack()
     f = None
@@ -365,7 +364,7 @@ def check_not_locked(run_dir: str) -> None:
         try:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)  # let go when f closes
         except BlockingIOError:
-            raise _locked(run_dir, f.read().strip() or "unknown") from None
+            raise _locked(run_dir, _read_holder(path)) from None
         except OSError:
             return  # a file system without locks (run_lock says so)
 

@@ -86,7 +86,7 @@ class Mp4Writer:
 
     def __init__(self, path: str, fps: int = 10) -> None:
         check_video_path(path, (".mp4",))
-        self.path, self.fps, self.frames = path, fps, 0
+        self.path, self.fps = path, fps
         self._tmp: str | None = None
         self._writer = None
 
@@ -103,7 +103,6 @@ class Mp4Writer:
         except BaseException:
             self.abort()
             raise
-        self.frames += 1
 
     def close(self) -> str:
         """Finish the file and put it at ``path``; returns the path."""
@@ -134,12 +133,16 @@ def write_mp4(path: str, frames: Sequence[np.ndarray], fps: int = 10) -> str:
     """Write [H, W, 3] uint8 frames to ``path`` (an ``.mp4``; missing folders created);
     returns the path. ValueError, before anything is written, for a path
     :func:`check_video_path` refuses."""
-    writer = Mp4Writer(path, fps)
+    return _write_frames(Mp4Writer(path, fps), frames)
+
+
+def _write_frames(video: Mp4Writer | FrameList, frames: Sequence[np.ndarray]) -> str:
+    """All of ``frames`` into ``video`` (its path already checked), closed; its path."""
     if not frames:
-        raise ValueError(f"{path}: no frames to write")
+        raise ValueError(f"{video.path}: no frames to write")
     for frame in frames:
-        writer.append(frame)
-    return writer.close()
+        video.append(frame)
+    return video.close()
 
 
 class FrameList(list):
@@ -198,7 +201,4 @@ def write_strip(path: str, frames: Sequence[np.ndarray], count: int = 6, gap: in
 def write_video(path: str, frames: Sequence[np.ndarray], strip_frames: int = 6) -> str:
     """An mp4 at ``path``, or a strip of ``strip_frames`` frames where it ends in ``.png``;
     ValueError naming ``path`` for any other path :func:`check_video_path` refuses."""
-    check_video_path(path)
-    if path.lower().endswith(".png"):
-        return write_strip(path, frames, strip_frames)
-    return write_mp4(path, frames)
+    return _write_frames(recorder(path, strip_frames), frames)

@@ -229,20 +229,20 @@ def plan_across(agents: Sequence[MPCAgent], obs: Tensor,
     states = first._states(obs, 2)
     if len(optimizers) != states.shape[0]:
         raise ValueError(f"{states.shape[0]} states but {len(optimizers)} optimizers")
-    distinct: list[MPCAgent] = []
-    for agent in agents:
-        if not any(agent is d for d in distinct):
-            distinct.append(agent)
-    group = [next(g for g, d in enumerate(distinct) if d is a) for a in agents]
+    index: dict[int, int] = {}  # an agent's id -> its group, in order of first appearance
+    group = [index.setdefault(id(a), len(index)) for a in agents]
+    distinct = list({id(a): a for a in agents}.values())
 
     def objective(actions: Tensor, owners: list[int], sizes: list[int]) -> Tensor:
         blocks = actions.split(sizes)
         returns: list[Tensor | None] = [None] * len(owners)
         for g, agent in enumerate(distinct):
             mine = [k for k, o in enumerate(owners) if group[o] == g]
+            if not mine:
+                continue
             # a model whose rows depend on the batch (tsinf draws): one plan per rollout
             together = getattr(agent._model, "rows_independent", True)
-            for part in ([mine] if together else [[k] for k in mine]) if mine else []:
+            for part in [mine] if together else [[k] for k in mine]:
                 rows = [sizes[k] for k in part]
                 acts = blocks[part[0]] if len(part) == 1 else torch.cat([blocks[k] for k in part])
                 owner = torch.tensor([owners[k] for k in part], device=agent.device)

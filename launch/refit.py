@@ -71,12 +71,13 @@ def schedule(cfg, rows: int) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hypercrl.cli import _sequence, read_config
+    from hypercrl.cli import _sequence
     from hypercrl.config import from_sequence, parse_set, profile_planner, select_tasks
     from hypercrl.data import TransitionBuffer
     from hypercrl.learners import ModelBasedLearner
     from hypercrl.loop import ContinualRun, RunError, load_checkpoint
     from hypercrl.report import load_run
+    from hypercrl.rundir import read_config
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from hypercrl import cli
+from hypercrl import cli, rundir
 from hypercrl.io import atomic_save
 from hypercrl.learners.model_based import ModelBasedLearner
 from hypercrl.loop import run_name
@@ -494,7 +494,7 @@ def test_a_run_being_written_is_neither_resumed_nor_started_over(tmp_path, capsy
         run_dir = str(tmp_path / "run")
         assert cli.main(_run_argv(run_dir)) == 130
     capsys.readouterr()
-    with file_lock(os.path.join(run_dir, cli.RUN_LOCK), wait=False) as held:
+    with file_lock(os.path.join(run_dir, rundir.RUN_LOCK), wait=False) as held:
         held.write("process 4242 on elsewhere\n")
         held.flush()
         before = _snapshot(run_dir)
@@ -505,10 +505,10 @@ def test_a_run_being_written_is_neither_resumed_nor_started_over(tmp_path, capsy
         assert _snapshot(run_dir) == before
         empty = tmp_path / "new"
         empty.mkdir()
-        with file_lock(str(empty / cli.RUN_LOCK), wait=False):
+        with file_lock(str(empty / rundir.RUN_LOCK), wait=False):
             assert cli.main(_run_argv(empty)) == 2
             assert "being written by another process (unknown)" in _error_line(capsys)
-            assert sorted(os.listdir(empty)) == [cli.RUN_LOCK]
+            assert sorted(os.listdir(empty)) == [rundir.RUN_LOCK]
     assert cli.main(["resume", run_dir]) == 0  # the holder has gone: on it goes
     with open(os.path.join(run_dir, "metrics.json")) as f:
         assert len(json.load(f)["returns"]) == 1
@@ -520,7 +520,7 @@ def test_a_locked_run_is_named_whatever_it_has_written(existing, tmp_path, capsy
     `resume`, `run` and `run --dry-run` name it instead of what they find in the folder."""
     from hypercrl.io import file_lock
 
-    with file_lock(os.path.join(existing, cli.RUN_LOCK), wait=False):
+    with file_lock(os.path.join(existing, rundir.RUN_LOCK), wait=False):
         for argv in (["resume", existing], _run_argv(existing),
                      _run_argv(existing, "--dry-run")):
             assert cli.main(argv) == 2
@@ -529,7 +529,7 @@ def test_a_locked_run_is_named_whatever_it_has_written(existing, tmp_path, capsy
     begun.mkdir()
     with open(os.path.join(existing, "config.json")) as f:
         (begun / "config.json").write_text(f.read())
-    with file_lock(str(begun / cli.RUN_LOCK), wait=False):
+    with file_lock(str(begun / rundir.RUN_LOCK), wait=False):
         assert cli.main(["resume", str(begun)]) == 2
         assert "being written by another process" in _error_line(capsys)
     assert cli.main(["resume", str(begun)]) == 2  # and once it has gone: what is missing
@@ -544,7 +544,7 @@ def test_a_run_holds_its_folders_lock_while_it_runs(tmp_path, monkeypatch):
 
     def check(run, run_dir):
         with pytest.raises(BlockingIOError):
-            with file_lock(os.path.join(run_dir, cli.RUN_LOCK), wait=False):
+            with file_lock(os.path.join(run_dir, rundir.RUN_LOCK), wait=False):
                 pass
         seen.append(run_dir)
         return real(run, run_dir)
@@ -553,7 +553,7 @@ def test_a_run_holds_its_folders_lock_while_it_runs(tmp_path, monkeypatch):
     run_dir = str(tmp_path / "run")
     assert cli.main(_run_argv(run_dir)) == 0
     assert seen == [run_dir]
-    with file_lock(os.path.join(run_dir, cli.RUN_LOCK), wait=False):  # let go at the end
+    with file_lock(os.path.join(run_dir, rundir.RUN_LOCK), wait=False):  # let go at the end
         pass
 
 

@@ -6,7 +6,7 @@ import shutil
 
 import torch
 
-from hypercrl import cli
+from hypercrl import cli, rundir
 from hypercrl.config import from_sequence
 from hypercrl.loop import ContinualRun
 
@@ -252,9 +252,9 @@ def test_a_run_written_before_an_option_existed_still_matches(tmp_path):
     for key in ("ensemble", "member_input", "propagation", "disagreement"):
         del old["method_options"][key]
     (tmp_path / "config.json").write_text(json.dumps(old))
-    assert cli.config_diff(str(tmp_path), cfg) == []
+    assert rundir.config_diff(str(tmp_path), cfg) == []
     changed = _cfg(method="hnet", task_free_eval=True, ensemble=2)
-    assert cli.config_diff(str(tmp_path), changed) == ["method_options.ensemble",
+    assert rundir.config_diff(str(tmp_path), changed) == ["method_options.ensemble",
                                                        "task_free_eval"]
 
 
@@ -328,7 +328,7 @@ def test_a_run_of_named_tasks_resumes(tmp_path, monkeypatch):
 def test_a_run_records_the_machine_it_computes_on(tmp_path):
     cli.start_run(_cfg(method="finetune", num_tasks=1), str(tmp_path / "r"), quiet=True)
     recorded = json.loads((tmp_path / "r" / "versions.json").read_text())
-    assert recorded == cli.versions()
+    assert recorded == rundir.versions()
     assert recorded["cpu"] and recorded["cpu"] != "unknown"
     assert recorded["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert recorded["torch_threads"] == torch.get_num_threads()
@@ -359,7 +359,7 @@ def test_a_resume_under_another_setup_is_said_and_recorded_once(tmp_path, capsys
     assert recorded["resumed"] == [{"task": 0, "mujoco": started["mujoco"],
                                     "cpu": started["cpu"]}]
     # the setup it last ran under is this one: a second resume here says nothing more
-    cli.note_other_machine(str(run_dir), 1)
+    rundir.note_other_machine(str(run_dir), 1)
     assert capsys.readouterr().err == ""
     assert json.loads((run_dir / "versions.json").read_text()) == recorded
 
@@ -367,12 +367,12 @@ def test_a_resume_under_another_setup_is_said_and_recorded_once(tmp_path, capsys
 def test_a_resume_records_the_setup_a_run_started_without(tmp_path, capsys):
     run_dir = tmp_path / "old"
     run_dir.mkdir()
-    now = cli.versions()
+    now = rundir.versions()
     # a run started before hypercrl recorded the machine: package versions only
     packages = {k: v for k, v in now.items() if k not in ("cpu", "cpu_capability",
                                                           "torch_threads")}
     (run_dir / "versions.json").write_text(json.dumps(packages))
-    cli.note_other_machine(str(run_dir), 2)
+    rundir.note_other_machine(str(run_dir), 2)
     err = capsys.readouterr().err
     assert "did not record its cpu, cpu_capability, torch_threads" in err
     assert f"torch_threads {now['torch_threads']}" in err
@@ -382,7 +382,7 @@ def test_a_resume_records_the_setup_a_run_started_without(tmp_path, capsys):
                                     "cpu_capability": now["cpu_capability"],
                                     "torch_threads": now["torch_threads"]}]
     # from then on it compares with what that resume recorded: nothing more to say here
-    cli.note_other_machine(str(run_dir), 3)
+    rundir.note_other_machine(str(run_dir), 3)
     assert capsys.readouterr().err == ""
     assert json.loads((run_dir / "versions.json").read_text()) == recorded
 

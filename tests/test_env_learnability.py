@@ -53,16 +53,19 @@ def _random_transitions(family: str, backend: str, n: int, seed: int = 0):
     return seq, np.array(s), np.array(a), np.array(s2), np.array(ep)
 
 
-def unexplained_variance(family: str, backend: str) -> np.ndarray:
+def unexplained_variance(family: str, backend: str,
+                         normalize_targets: bool = False) -> np.ndarray:
     """Per state dimension: held-out MSE / variance of the model's training targets, for a
-    plain ``finetune`` MLP of the paper profile's size (every 5th episode held out); a
-    quaternion block's entries are its turn's rotation vector after a 0."""
+    plain ``finetune`` MLP of the paper profile's size (every 5th episode held out), fitted
+    on raw targets as the original's (or standardised ones); a quaternion block's entries
+    are its turn's rotation vector after a 0."""
     seq, s, a, s2, ep = _random_transitions(family, backend, TRANSITIONS)
     cfg = from_sequence(seq, "paper", "finetune")
     torch.manual_seed(0)
     model = ContinualDynamics(
         seq.observation_dim, seq.action_dim, "finetune", seed=0, hidden=cfg.hidden,
-        probabilistic=cfg.probabilistic, state_spec=seq.state_kinds, **cfg.method_options,
+        probabilistic=cfg.probabilistic, state_spec=seq.state_kinds,
+        normalize_targets=normalize_targets, **cfg.method_options,
     )
     model.begin_task()
     test = ep % 5 == 4

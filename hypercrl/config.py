@@ -36,6 +36,8 @@ from hypercrl.plan import PLANNERS
 
 PROFILES = presets.PROFILES
 MAX_SEED = 2**32 - 1  # seeds are numpy SeedSequence entropy and torch generator seeds
+# run keys that only a planning method reads: the others refuse them (as planner options)
+PLANNING_KEYS = ("planner", "horizon", "compile")
 
 
 @dataclasses.dataclass
@@ -279,8 +281,9 @@ def from_sequence(seq: Any, profile: str, method: str = "hnet", *,
     if "planner" in overrides:
         run["planner"] = overrides["planner"]
     uses_planner = learner_class(method).uses_planner
-    if "planner" in overrides and not uses_planner:  # as its options are (route)
-        raise ValueError(f"planner: method {method!r} does not plan")
+    for key in PLANNING_KEYS:  # as the planner's options are (route)
+        if key in overrides and not uses_planner:
+            raise ValueError(f"{key}: method {method!r} does not plan")
     planner = run["planner"]
     planner_options: dict[str, Any] = {}
     if uses_planner:

@@ -156,6 +156,8 @@ def test_set_routes_to_the_options_home():
     (["method.lam=3"], "hnet", ["method.lam", "not an option of method 'hnet'"]),
     (["population=3"], "sb3-sac", ["population", "'sb3-sac' does not plan"]),
     (["planner=icem"], "sb3-sac", ["planner", "'sb3-sac' does not plan"]),
+    (["horizon=5"], "sb3-sac", ["horizon", "'sb3-sac' does not plan"]),
+    (["compile=true"], "sb3-sac", ["compile", "'sb3-sac' does not plan"]),
     (["return_mode=foo"], "hnet", ["return_mode", "final_best"]),
     (["lam=abc"], "ewc", ["lam", "must be a number"]),
     (["hnet_hidden=a,b"], "hnet", ["hnet_hidden", "integer"]),

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from hypercrl.cl import METHODS, strategy_class
 from hypercrl.cl.base import check_bool, check_choice, check_int, check_widths
+from hypercrl.data import EpochBatches
 from hypercrl.devices import resolve_device
 from hypercrl.hnet.base import ACTIVATIONS
 from hypercrl.io import atomic_save, load_checked
@@ -195,7 +196,7 @@ class ContinualDynamics:
         history: list[dict[str, torch.Tensor]] = []
         # inputs and targets resident as one tensor on the device: one gather per batch
         data, width = torch.cat([xn, yn], dim=1), xn.shape[1]
-        batches = _epoch_batches(xn.shape[0], batch_size, self.sample_gen, self.device)
+        batches = EpochBatches(xn.shape[0], batch_size, self.sample_gen, self.device)
         for _ in tqdm(range(steps), desc=f"fit task {task}", disable=not progress, leave=False):
             batch = data[next(batches)]
             history.append(self.strategy.train_step(task, batch[:, :width], batch[:, width:]))
@@ -417,22 +418,6 @@ class ContinualDynamics:
                 raise ValueError(f"{name} contains NaN or inf")
             out.append(t)
         return tuple(out)
-
-
-def _epoch_batches(n: int, batch_size: int, generator: torch.Generator,
-                   device: torch.device | None = None):
-    """Index batches [batch_size] without replacement within an epoch, forever, on ``device``.
-
-    The indices are drawn from ``generator`` (a CPU one, so that a run's batches do not depend
-    on the device) once per epoch and moved to the device in one copy; each batch is a view.
-    """
-    if n < batch_size:
-        while True:
-            yield torch.randint(0, n, (batch_size,), generator=generator).to(device)
-    while True:
-        perm = torch.randperm(n, generator=generator).to(device)
-        for start in range(0, n - batch_size + 1, batch_size):
-            yield perm[start : start + batch_size]
 
 
 def _as_tensor(name: str, value: Any, device: torch.device) -> torch.Tensor:

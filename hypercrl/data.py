@@ -1,10 +1,12 @@
-"""Per-task transition buffers: preallocated rings holding the most recent transitions."""
+"""Per-task transition buffers (preallocated rings holding the most recent transitions) and
+the order in which training draws minibatches from them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import torch
 
 
 class TransitionBuffer:
@@ -52,3 +54,46 @@ class TransitionBuffer:
         for row in zip(s, a, s2, strict=True):
             buf.add(*row)
         return buf
+
+
+class EpochBatches:
+    """Index batches [batch_size] of ``range(n)`` as the original's shuffled data loader with
+    ``drop_last`` draws them: epochs of a fresh permutation cut into batches, the incomplete
+    last batch dropped, forever. With fewer than ``batch_size`` points each batch is drawn
+    with replacement (the loader would yield none).
+
+    The indices come from ``generator`` (a CPU one, so that a run's batches do not depend on
+    the device), one permutation per epoch moved to ``device`` in one copy; each batch is a
+    view of it. ``state_dict`` holds the epoch's permutation and position, so a resumed run
+    draws the batches it would have drawn.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator,
+                 device: torch.device | str | None = None) -> None:
+        self.n, self.batch_size, self.generator, self.device = n, batch_size, generator, device
+        self.perm: torch.Tensor | None = None  # this epoch's order; None: begin one
+        self.pos = 0
+
+    def __iter__(self) -> EpochBatches:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self.n < self.batch_size:
+            return torch.randint(0, self.n, (self.batch_size,), generator=self.generator).to(
+                self.device)
+        if self.perm is None or self.pos + self.batch_size > self.n:
+            self.perm = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self.pos = 0
+        self.pos += self.batch_size
+        return self.perm[self.pos - self.batch_size : self.pos]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "batch_size": self.batch_size, "perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if (state["n"], state["batch_size"]) != (self.n, self.batch_size):
+            raise ValueError(f"batches of {state['batch_size']} from {state['n']} points "
+                             f"cannot continue as {self.batch_size} from {self.n}")
+        perm = state["perm"]
+        self.perm = None if perm is None else perm.to(self.device)
+        self.pos = int(state["pos"])

@@ -223,17 +223,46 @@ def test_fit_trains_on_raw_or_standardised_deltas(normalize_targets):
 
 
 def test_fit_draws_epochs_without_replacement_as_the_original_loader():
-    from hypercrl.api import _epoch_batches
+    from hypercrl.data import EpochBatches
 
     gen = torch.Generator().manual_seed(0)
-    batches = _epoch_batches(250, 100, gen)
+    batches = EpochBatches(250, 100, gen)
     first, second = next(batches), next(batches)
     epoch = torch.cat([first, second])
     assert epoch.unique().numel() == 200  # no index twice within an epoch
     third = next(batches)  # the last 50 were dropped: a new permutation starts
     assert third.unique().numel() == 100
-    small = next(_epoch_batches(7, 100, gen))  # fewer points than a batch: with replacement
+    small = next(EpochBatches(7, 100, gen))  # fewer points than a batch: with replacement
     assert small.shape == (100,) and small.max() < 7
+
+
+def test_multitask_saved_between_retrains_replays_the_batches_it_would_have(tmp_path):
+    # the earlier tasks' loaders keep their place across a task's retrains, and the place
+    # travels with the state: a run resumed between two retrains draws the same batches
+    tasks = synthetic_tasks(2, state_dim=4, action_dim=2, samples=250, seed=4)
+
+    def first(cd):
+        cd.begin_task()
+        cd.fit(*tasks[0], steps=10)
+        cd.end_task()
+        cd.begin_task()
+        cd.fit(*tasks[1], steps=3)  # task 0's 250 points: epochs of 2 batches of 100
+        return cd
+
+    def second(cd):
+        cd.fit(*tasks[1], steps=5)
+        return cd.predict(tasks[1][0], tasks[1][1], task=1)
+
+    straight = second(first(ContinualDynamics(4, 2, "multitask", seed=0, hidden=(16,))))
+    saved = first(ContinualDynamics(4, 2, "multitask", seed=0, hidden=(16,)))
+    assert saved.strategy.batches[0].pos == 100  # mid-epoch: its second batch is next
+    saved.save(tmp_path / "m.pt")
+    resumed = ContinualDynamics.load(tmp_path / "m.pt")
+    assert torch.equal(resumed.strategy.batches[0].perm, saved.strategy.batches[0].perm)
+    np.testing.assert_array_equal(straight, second(resumed))
+    fresh = ContinualDynamics.load(tmp_path / "m.pt")
+    fresh.strategy.batches = {}  # without the place: other batches, another model
+    assert not np.array_equal(straight, second(fresh))
 
 
 @pytest.mark.parametrize("method", ["hnet", "coreset", "multitask", "finetune"])

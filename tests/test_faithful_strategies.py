@@ -364,7 +364,7 @@ def test_multitask_adds_a_batch_of_b_from_every_earlier_task_at_weight_one():
     x, y = _batch(2)
     replay_gen = copy.deepcopy(s.generator)  # the draw the step is about to make
     before, got = _grads_after_step(s, 1, x, y)
-    idx = torch.randint(0, 300, (B,), generator=replay_gen)
+    idx = torch.randperm(300, generator=replay_gen)[:B]  # the first batch of an epoch
     ox, oy = s.memory[0][0][idx], s.memory[0][1][idx]
 
     def objective(live):
@@ -372,6 +372,27 @@ def test_multitask_adds_a_batch_of_b_from_every_earlier_task_at_weight_one():
                 + _summed_loss(*_mlp(_weights_of(s, 0, live), ox, False), oy))
 
     _assert_gradients_match(s, before, got, objective)
+
+
+def test_multitask_replays_each_earlier_task_as_a_shuffled_loader_over_epochs():
+    # the original: one DataLoader(shuffle=True, drop_last=True) per earlier task, made at
+    # every task's end, its iterator kept across the next task's steps
+    s = MultitaskStrategy(_module_net(), ReplayOptions(), _gen(0))
+    s.begin_task(0)
+    s.end_task(0, *_batch(1, n=250))
+    s.begin_task(1)
+    drawn = []
+    for i in range(4):  # two epochs of 2 batches (the last 50 of each dropped)
+        s.train_step(1, *_batch(10 + i))
+        drawn.append(s.batches[0].perm[s.batches[0].pos - B : s.batches[0].pos].clone())
+    for epoch in (drawn[:2], drawn[2:]):
+        assert torch.cat(epoch).unique().numel() == 2 * B  # no point twice in an epoch
+    assert not torch.equal(torch.cat(drawn[:2]).sort()[0], torch.cat(drawn[2:]).sort()[0])
+    s.end_task(1, *_batch(20, n=250))
+    assert s.batches == {}  # every earlier task's loader begins anew
+    s.begin_task(2)
+    s.train_step(2, *_batch(21))
+    assert sorted(s.batches) == [0, 1] and all(b.pos == B for b in s.batches.values())
 
 
 def test_ewc_uses_the_originals_lambda_on_the_summed_loss():

@@ -9,6 +9,7 @@ import torch
 
 from hypercrl.cl.base import check_int
 from hypercrl.cl.module import ModuleOptions, ModuleStrategy
+from hypercrl.data import EpochBatches
 
 
 @dataclasses.dataclass
@@ -60,20 +61,45 @@ class MultitaskStrategy(ReplayStrategy):
     """Keeps every task's data; each step adds the summed loss of a batch of B drawn from
     every earlier task, at weight 1.
 
-    The upper bound that keeps everything (reference §6.2).
+    The upper bound that keeps everything (reference §6.2). Its batches are drawn as the
+    original's: a shuffled loader per earlier task, epochs without replacement, made anew at
+    every task's end and kept through the next task's retrains.
     """
 
     name = "multitask"
 
+    def __init__(self, net, options, generator):
+        super().__init__(net, options, generator)
+        self.batches: dict[int, EpochBatches] = {}  # earlier task -> its loader's place
+
     def end_task(self, task: int, x: torch.Tensor, y: torch.Tensor) -> None:
         self.memory[task] = (x.detach().clone(), y.detach().clone())
+        self.batches = {}  # every earlier task's loader begins a new epoch
 
     def replay_loss(self, task, x, y, batch_size):
         if x.shape[0] == 0:
             return torch.zeros((), device=x.device)
-        idx = torch.randint(0, x.shape[0], (batch_size,), generator=self.generator)
-        idx = idx.to(x.device)
+        batches = self.batches.get(task)
+        if batches is None or batches.batch_size != batch_size:
+            batches = EpochBatches(x.shape[0], batch_size, self.generator, x.device)
+            self.batches[task] = batches
+        idx = next(batches)
         return self.task_loss(self.task_weights(task), x[idx], y[idx])
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(),
+                "batches": {t: b.state_dict() for t, b in self.batches.items()}}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        self.batches = {}
+        # a state saved before the batches were kept (they were drawn with replacement)
+        # begins new epochs
+        for t, saved in state.get("batches", {}).items():
+            x = self.memory[int(t)][0]
+            batches = EpochBatches(x.shape[0], saved["batch_size"], self.generator, x.device)
+            batches.load_state_dict(saved)
+            self.batches[int(t)] = batches
 
 
 @dataclasses.dataclass

@@ -214,6 +214,16 @@ class ContinualRun:
                 obs2, reward, terminated, truncated, _ = env.step(action)
             ep_len += 1
             ended = terminated or truncated or ep_len >= cfg.episode_steps
+            ep_return += float(reward)
+            p.step += 1
+            p.env_steps_total += 1
+            bar.update(1)
+            mpc_step = p.step - 1 - cfg.init_random_steps  # the MPC step just taken
+            # a training-curve point is evaluated before the retrain that falls due at the
+            # same step (in observe), as the original's: with the model that took the step
+            if mpc_step >= 0 and cfg.eval_every and (mpc_step + 1) % cfg.eval_every == 0:
+                with timer.phase("eval"):
+                    self._evaluate(t, final=False)
             learning = self.learner.active_task if inferred else None
             with timer.phase("train"):
                 stats = self.learner.observe(Transition(
@@ -221,18 +231,10 @@ class ContinualRun:
                     bool(ended and not terminated), heldout=self._is_heldout(p.episode),
                 ))
             if inferred and self.learner.active_task != learning:
-                self._record_detection(t, p.step + 1)
-            ep_return += float(reward)
-            p.step += 1
-            p.env_steps_total += 1
-            bar.update(1)
+                self._record_detection(t, p.step)
             if stats:
                 with timer.phase("log"):
                     self.log.scalars("train", stats, p.env_steps_total)
-            mpc_step = p.step - 1 - cfg.init_random_steps  # the MPC step just taken
-            if mpc_step >= 0 and cfg.eval_every and (mpc_step + 1) % cfg.eval_every == 0:
-                with timer.phase("eval"):
-                    self._evaluate(t, final=False)
             if not ended:
                 obs = obs2
                 continue
@@ -264,7 +266,7 @@ class ContinualRun:
 
     def _record_detection(self, t: int, step: int) -> None:
         """The learner began a new task by itself ``step`` env steps into true task ``t``."""
-        entry = {"task": t, "step": step, "env_steps": self.progress.env_steps_total + 1,
+        entry = {"task": t, "step": step, "env_steps": self.progress.env_steps_total,
                  "learner_task": self.learner.active_task}
         self.metrics.setdefault("detections", []).append(entry)
         self.log.info(f"task {t}, step {step}: the learner began its task "

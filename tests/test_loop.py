@@ -410,3 +410,34 @@ def test_a_run_given_twice_is_reported_once(tmp_path):
     assert f"`{run}` (the same run as `{kept}`" in text
     assert "Seeds: [0, 0]" in text  # the kept copy and the other sample
     assert sorted(os.listdir(out / "data")) == ["other", "run"]
+
+
+def test_a_training_curve_point_is_evaluated_before_the_retrain_due_at_its_step(
+        tmp_path, monkeypatch):
+    # the original evaluates after MPC step k (k a multiple of eval_every) and retrains at the
+    # top of step k + 1: the curve point is the model that took those steps
+    import toyseq
+
+    from hypercrl.learners.model_based import ModelBasedLearner
+
+    events = []
+    retrain, evaluate = ModelBasedLearner._retrain, ContinualRun._evaluate
+
+    def logged_retrain(self):
+        events.append(("retrain", self.step - self.cfg.init_random_steps))
+        return retrain(self)
+
+    def logged_evaluate(self, i, final):
+        events.append(("eval", self.progress.step - self.cfg.init_random_steps, final))
+        return evaluate(self, i, final)
+
+    monkeypatch.setattr(ModelBasedLearner, "_retrain", logged_retrain)
+    monkeypatch.setattr(ContinualRun, "_evaluate", logged_evaluate)
+    seq = toyseq.sequence(1)
+    cfg = from_sequence(seq, "smoke", "finetune", num_tasks=1, init_random_steps=10,
+                        mpc_steps=8, retrain_every=4, eval_every=4, curve_episodes=1,
+                        eval_episodes=1, train_iters=2, horizon=2, population=8, elites=2,
+                        iterations=1)
+    ContinualRun(cfg, seq, str(tmp_path), quiet=True, tensorboard=False).run()
+    assert events == [("retrain", 0), ("eval", 4, False), ("retrain", 4), ("eval", 8, False),
+                      ("eval", 8, True)]

@@ -12,10 +12,9 @@ from hypercrl.config import from_sequence
 
 TINY = {
     "num_tasks": 2, "init_random_steps": 8, "mpc_steps": 4, "retrain_every": 4,
-    "train_iters": 2, "episode_steps": 4, "eval_episodes": 1, "horizon": 2,
-    "heldout_size": 8,
+    "train_iters": 2, "episode_steps": 4, "eval_episodes": 1, "heldout_size": 8,
 }
-TINY_PLANNER = {"population": 8, "elites": 2, "iterations": 1}
+TINY_PLANNER = {"horizon": 2, "population": 8, "elites": 2, "iterations": 1}
 METHOD_LIST = [*sorted(METHODS), "sb3-sac"]
 
 

@@ -164,7 +164,6 @@ class ContinualDynamics:
         steps: int = 2000,
         batch_size: int | None = None,
         progress: bool = False,
-        heldout: tuple[Any, Any, Any] | None = None,
     ) -> dict[str, float]:
         """Train ``steps`` gradient steps on the current task's transitions.
 
@@ -175,10 +174,8 @@ class ContinualDynamics:
 
         Pass all of the task's data collected so far ([N, S], [N, A], [N, S]; numpy or torch):
         it replaces what an earlier ``fit`` of the same task was given, and the task's
-        normaliser is refitted on it. ``heldout``: the task's transitions kept out of training
-        so far (states, actions, next states), which the normaliser's statistics include, as
-        the original's cover every transition of the task. Returns the mean of each logged
-        scalar over the last (up to) 100 steps.
+        normaliser is refitted on it. Returns the mean of each logged scalar over the last
+        (up to) 100 steps.
         """
         if self.current_task is None:
             raise ValueError("fit() called outside a task: call begin_task() first")
@@ -190,12 +187,7 @@ class ContinualDynamics:
         x = torch.cat([self.spec.features(s), a], dim=1)
         y = self.spec.targets(s, s2)
         norm = self.normalizers[task]
-        if heldout is not None and len(heldout[0]):
-            hs, ha, hs2 = self._check_transitions(*heldout)
-            norm.fit(torch.cat([x, torch.cat([self.spec.features(hs), ha], dim=1)]),
-                     torch.cat([y, self.spec.targets(hs, hs2)]))
-        else:
-            norm.fit(x, y)
+        norm.fit(x, y)
         norm.fit_bounds(torch.cat([s, s2]))
         self._data = (x, y)
         xn, yn = norm.norm_x(x), norm.norm_y(y)

@@ -236,29 +236,6 @@ def test_fit_draws_epochs_without_replacement_as_the_original_loader():
     assert small.shape == (100,) and small.max() < 7
 
 
-def test_fit_counts_held_out_transitions_in_the_statistics_but_trains_without_them():
-    (s, a, s2), (hs, ha, hs2) = synthetic_tasks(2, state_dim=4, action_dim=2, samples=60,
-                                                seed=5)
-    with_held = ContinualDynamics(4, 2, "finetune", seed=0, hidden=(8,))
-    with_held.begin_task()
-    with_held.fit(s, a, s2, steps=3, heldout=(hs, ha, 3 * hs2))
-    norm = with_held.normalizers[0]
-    every = torch.cat([torch.as_tensor(np.concatenate([s, hs])),
-                       torch.as_tensor(np.concatenate([a, ha]))], 1)
-    torch.testing.assert_close(norm.x_mean, every.mean(0))
-    torch.testing.assert_close(norm.x_std, every.std(0))
-    assert with_held._data[0].shape[0] == 60  # the training rows alone
-    alone = ContinualDynamics(4, 2, "finetune", seed=0, hidden=(8,))
-    alone.begin_task()
-    alone.fit(s, a, s2, steps=3, heldout=(hs[:0], ha[:0], hs2[:0]))  # none held out yet
-    plain = ContinualDynamics(4, 2, "finetune", seed=0, hidden=(8,))
-    plain.begin_task()
-    plain.fit(s, a, s2, steps=3)
-    np.testing.assert_array_equal(alone.predict(s, a, task=0), plain.predict(s, a, task=0))
-    with pytest.raises(ValueError, match="actions"):
-        plain.fit(s, a, s2, steps=1, heldout=(hs, ha[:, :1], hs2))
-
-
 def test_multitask_saved_between_retrains_replays_the_batches_it_would_have(tmp_path):
     # the earlier tasks' loaders keep their place across a task's retrains, and the place
     # travels with the state: a run resumed between two retrains draws the same batches

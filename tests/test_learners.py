@@ -103,60 +103,6 @@ def test_the_method_consolidates_on_every_transition_of_the_task(method, options
                           atol=1e-5)
 
 
-def test_the_normaliser_counts_the_held_out_transitions_as_the_originals_does():
-    """The original's input statistics cover every transition of the task, the quarter it
-    validates on included (reference §1.2); the model trains on the others only."""
-    learner, _ = _learner("smoke", "finetune", init_random_steps=20, retrain_every=10,
-                          mpc_steps=10, train_iters=2)
-    learner.begin_task(0)
-    rng = np.random.default_rng(5)
-    for i in range(20):  # the retrain at MPC step 0 comes with the 20th transition
-        obs = rng.standard_normal(10).astype(np.float32) * (3.0 if i % 4 == 1 else 1.0)
-        action = learner.act(obs)
-        learner.observe(Transition(obs, action, 0.0, obs + 0.01 * action.sum(), False, False,
-                                   heldout=i % 4 == 1))
-    assert learner.fitted and len(learner.buffer) == 15 and len(learner.kept_out) == 5
-    rows = [torch.cat([torch.as_tensor(s), torch.as_tensor(a)], 1)
-            for s, a, _ in (learner.buffer.arrays(), learner.kept_out.arrays())]
-    norm = learner.dynamics.normalizers[0]
-    every = torch.cat(rows)
-    torch.testing.assert_close(norm.x_mean, every.mean(0))
-    torch.testing.assert_close(norm.x_std, every.std(0))
-    assert not torch.allclose(norm.x_std, rows[0].std(0))  # not the training rows alone
-    trained = learner.dynamics._data[0]  # what the model trains on: the 15 training rows
-    assert trained.shape[0] == 15
-    learner.end_task()
-    assert learner.kept_out is None  # the task's statistics are frozen with its normaliser
-
-
-def test_a_checkpoint_from_before_kept_out_finishes_its_task_on_training_statistics():
-    learner, _ = _learner("smoke", "finetune", init_random_steps=8, retrain_every=4,
-                          mpc_steps=8, train_iters=2)
-    learner.begin_task(0)
-    rng = np.random.default_rng(6)
-
-    def feed(who, n, offset):
-        for i in range(offset, offset + n):
-            obs = rng.standard_normal(10).astype(np.float32) * (3.0 if i % 4 == 1 else 1.0)
-            who.observe(Transition(obs, who.act(obs), 0.0, obs + 0.01, False, False,
-                                   heldout=i % 4 == 1))
-
-    feed(learner, 6, 0)
-    state = learner.state_dict()
-    del state["kept_out"]  # as a checkpoint written before the held-out statistics
-    old, _ = _learner("smoke", "finetune", init_random_steps=8, retrain_every=4,
-                      mpc_steps=8, train_iters=2)
-    old.load_state_dict(state)
-    assert old.kept_out is None
-    feed(old, 6, 6)  # retrains at MPC steps 0 and 4
-    s, a, _ = old.buffer.arrays()
-    trained = torch.cat([torch.as_tensor(s), torch.as_tensor(a)], 1)
-    torch.testing.assert_close(old.dynamics.normalizers[0].x_std, trained.std(0))
-    old.end_task()
-    old.begin_task(1)  # the next task counts its held-out transitions again
-    assert old.kept_out is not None and len(old.kept_out) == 0
-
-
 def test_save_and_load_through_the_learner(tmp_path):
     learner, seq = _learner("smoke", train_iters=3)
     learner.begin_task(0)

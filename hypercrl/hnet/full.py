@@ -45,6 +45,9 @@ class FullHyperNetwork(HyperNetwork):
         self.emb_dim = emb_dim
         self.trunk, width = mlp_trunk(emb_dim, tuple(hidden), activation)
         self.head = nn.Linear(width, self.num_target_params)
+        # set by a training step that wants the head's weight gradient as factors
+        # (hypercrl.cl.rank_one.HeadRecorder); None: the head is a plain linear layer
+        self.head_recorder = None
         self._init(init, generator)
 
     @torch.no_grad()
@@ -72,7 +75,13 @@ class FullHyperNetwork(HyperNetwork):
 
     def forward_flat(self, emb: torch.Tensor) -> torch.Tensor:
         """[T, E] -> [T, n_target]."""
-        return self.head(self.trunk(emb))
+        return self.apply_head(self.trunk(emb))
+
+    def apply_head(self, feats: torch.Tensor) -> torch.Tensor:
+        """The head on the trunk's features; through ``head_recorder`` where one is set."""
+        if self.head_recorder is None:
+            return self.head(feats)
+        return self.head_recorder.linear(feats, self.head.weight, self.head.bias)
 
 
 def _xavier_(weight: torch.Tensor, generator: torch.Generator | None) -> None:

@@ -75,4 +75,4 @@ class MipHyperNetwork(FullHyperNetwork):
 
     def forward_flat(self, emb: torch.Tensor) -> torch.Tensor:
         """[T, E] -> [T, n_target]; the head's bias is theta_0 (zero without ``residual``)."""
-        return self.head(self.trunk(self.encode(emb)))
+        return self.apply_head(self.trunk(self.encode(emb)))

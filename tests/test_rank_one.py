@@ -1,0 +1,124 @@
+"""The rank-one Adam step of the hypernetwork's head (hypercrl.cl.rank_one) equals the step
+with the gradient written out, and steps aside where it does not apply."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from hypercrl.cl import rank_one, strategy_class
+from hypercrl.cl.rank_one import HeadRecorder
+from hypercrl.model import TargetNet
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_recorded_factors_are_autograds_gradients():
+    """The head records (g, f) whose product is the weight gradient autograd writes; the
+    features' and the bias's gradients are autograd's."""
+    feats = torch.randn(3, 7, generator=_gen(0))
+    weight = torch.randn(11, 7, generator=_gen(1), requires_grad=True)
+    bias = torch.randn(11, generator=_gen(2), requires_grad=True)
+    upstream = torch.randn(3, 11, generator=_gen(3))
+    leaf = feats.clone().requires_grad_()
+    (torch.nn.functional.linear(leaf, weight, bias) * upstream).sum().backward()
+    recorder = HeadRecorder()
+    ours = feats.clone().requires_grad_()
+    bias2 = bias.detach().clone().requires_grad_()
+    (recorder.linear(ours, weight.detach(), bias2) * upstream).sum().backward()
+    assert recorder.recorded and recorder.rank_one() is None  # three rows
+    torch.testing.assert_close(recorder.gradient(), weight.grad)
+    torch.testing.assert_close(ours.grad, leaf.grad)
+    torch.testing.assert_close(bias2.grad, bias.grad)
+    one = HeadRecorder()
+    row = feats[:1].clone().requires_grad_()
+    (one.linear(row, weight.detach(), None) * upstream[:1]).sum().backward()
+    g, f = one.rank_one()
+    torch.testing.assert_close(torch.outer(g, f), upstream[:1].t() @ feats[:1])
+
+
+def _trained(method: str, compile_mode: str, monkeypatch, **options):
+    """A strategy after 6 steps of task 0 and 6 of task 1 (reg_every=2: every other step of
+    task 1 without the regulariser), with the head's Adam state."""
+    monkeypatch.setenv("HYPERCRL_COMPILE", compile_mode)
+    cls = strategy_class(method)
+    net = TargetNet(6, 4, hidden=(16, 16))
+    strat = cls(net, cls.make_options(hnet_hidden=(8, 8), reg_every=2, **options), _gen(0))
+    gen = _gen(1)
+    batches = [(torch.randn(20, 6, generator=gen), torch.randn(20, 4, generator=gen))
+               for _ in range(6)]
+    for t in range(2):
+        strat.begin_task(t)
+        for x, y in batches:
+            strat.train_step(t, x, y)
+        strat.end_task(t, None, None)
+    return strat
+
+
+def _count_rank_one_steps(monkeypatch) -> list[int]:
+    calls = [0]
+    step = rank_one.adam_step_
+
+    def counting(*args, **kwargs):
+        done = step(*args, **kwargs)
+        calls[0] += bool(done)
+        return done
+
+    monkeypatch.setattr(rank_one, "adam_step_", counting)
+    return calls
+
+
+@pytest.mark.parametrize("clip", [5.0, 1e-3, None])
+@pytest.mark.parametrize("method", ["hnet", "mip_hnet"])
+def test_rank_one_steps_train_as_written_out_gradients_do(method, clip, monkeypatch):
+    """Compiled (rank-one where no regulariser runs) and eager (gradient written out): the
+    same hypernetwork and the same Adam moments, to float32 rounding; with a clip that
+    binds (1e-3), one that does not (5) and none."""
+    eager = _trained(method, "0", monkeypatch, clip=clip)
+    calls = _count_rank_one_steps(monkeypatch)
+    fast = _trained(method, "1", monkeypatch, clip=clip)
+    # task 0: every step but the first (the optimisers, new at a task's start, hold no
+    # moments yet); task 1: its 3 unregularised steps (1, 3, 5)
+    assert calls[0] == 5 + 3
+    for a, b in zip(eager.hnet.parameters(), fast.hnet.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    ours, theirs = fast.theta_opt.state_dict(), eager.theta_opt.state_dict()
+    for key, state in theirs["state"].items():
+        assert float(ours["state"][key]["step"]) == float(state["step"])
+        for name in ("exp_avg", "exp_avg_sq"):  # to 1e-5 of the largest moment
+            scale = float(state[name].abs().max())
+            torch.testing.assert_close(ours["state"][key][name], state[name],
+                                       rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_ensembles_and_interval_write_the_gradient_out(monkeypatch):
+    """More than one row (an ensemble's members) or a head used outside the recorded path
+    (interval bounds): no rank-one step, and training equals the eager one's."""
+    calls = _count_rank_one_steps(monkeypatch)
+    for method, options in (("hnet", {"ensemble": 2}), ("interval_hnet", {"warmup": 2})):
+        fast = _trained(method, "1", monkeypatch, **options)
+        eager = _trained(method, "0", monkeypatch, **options)
+        for a, b in zip(eager.hnet.parameters(), fast.hnet.parameters(), strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert calls[0] == 0
+
+
+def test_a_failed_compile_falls_back_to_the_written_out_gradient(monkeypatch, caplog):
+    """Where the compiled kernel fails, the step writes the gradient out (the same result),
+    says so once, and later steps do not try again."""
+    eager = _trained("hnet", "0", monkeypatch)
+
+    def broken(*args):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setitem(rank_one._compiled, "adam", broken)
+    with caplog.at_level(logging.WARNING, logger="hypercrl"):
+        fast = _trained("hnet", "1", monkeypatch)
+    assert rank_one._compiled["adam"] is None
+    assert sum("rank-one Adam step failed" in r.message for r in caplog.records) == 1
+    for a, b in zip(eager.hnet.parameters(), fast.hnet.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)

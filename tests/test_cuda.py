@@ -61,8 +61,9 @@ def test_training_on_cuda_matches_the_cpu(method, monkeypatch):
 
 
 def test_the_fused_lookahead_trains_on_cuda_as_the_eager_one(monkeypatch):
-    """HYPERCRL_COMPILE=1: the torch.compile-fused look-ahead (a Triton kernel on CUDA)
-    trains the same hypernetwork as the eager kernels."""
+    """HYPERCRL_COMPILE=1: the torch.compile-fused look-ahead and the rank-one head step
+    (Triton kernels on CUDA; the latter on task 0's steps) train the same hypernetwork as
+    the eager kernels."""
     monkeypatch.setenv("HYPERCRL_COMPILE", "0")
     eager = _trained("hnet", "cuda")
     monkeypatch.setenv("HYPERCRL_COMPILE", "1")

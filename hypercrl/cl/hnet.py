@@ -229,7 +229,7 @@ class HnetStrategy(Strategy):
         finally:
             if recorder is not None:
                 self.hnet.head_recorder = None
-        rank_one = self._settle_head(recorder)
+        head_factors = self._settle_head(recorder)
         if o.clip:
             clip_grad_norm(self.own_embeddings(task), o.clip)
         self.emb_opt.step()
@@ -267,11 +267,11 @@ class HnetStrategy(Strategy):
                 (scale * reg).backward()
             logs["reg"] = reg.detach()
         theta = self.theta_opt.param_groups[0]["params"]
-        if rank_one is None:
+        if head_factors is None:
             if o.clip:
                 clip_grad_norm(theta, o.clip)
         else:
-            self._step_head(theta, *rank_one)
+            self._step_head(theta, *head_factors)
         self.theta_opt.step()
         return logs
 

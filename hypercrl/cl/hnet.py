@@ -278,10 +278,9 @@ class HnetStrategy(Strategy):
     def _head_recorder(self) -> HeadRecorder | None:
         """A recorder for the head's gradient factors where the rank-one Adam step pays (a
         large head, compiling wanted, the optimiser's moments there); else None."""
-        head = getattr(self.hnet, "head", None)
         if not hasattr(self.hnet, "head_recorder") or self.theta_opt is None:
             return None
-        return HeadRecorder() if rank_one.wanted(self.theta_opt, head.weight) else None
+        return HeadRecorder() if rank_one.wanted(self.theta_opt, self.hnet.head.weight) else None
 
     def _settle_head(self, recorder: HeadRecorder | None):
         """(g, f) of a rank-one head gradient to step on, or None after writing whatever was
@@ -306,6 +305,7 @@ class HnetStrategy(Strategy):
         weight = self.hnet.head.weight
         if not rank_one.adam_step_(self.theta_opt, weight, g, f, scale):
             weight.grad = (g * scale)[:, None] * f  # the compiled step is unavailable
+
     def task_objective(self, task: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The task loss of a batch (summed over it) with ``task``'s generated weights; an
         ensemble's is the sum of its members' losses, each on its own bootstrap resample."""

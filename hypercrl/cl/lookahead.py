@@ -114,24 +114,30 @@ class LookaheadWorkspace:
         return [b[0] for b in bufs], [b[1] for b in bufs]
 
 
+def adam_update(m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, coef: torch.Tensor):
+    """torch's Adam formula for gradient ``g``: (m', v', dtheta), with ``coef`` = (1 - b1, b2,
+    1 / sqrt(1 - b2^s), eps, -lr / (1 - b1^s)) from :func:`adam_coefficients`. The compiled
+    kernels (this module's shift, the rank-one head step) share it."""
+    m_new = torch.lerp(m, g, coef[0])
+    v_new = torch.lerp(g * g, v, coef[1])  # (1 - b2) g^2 + b2 v
+    return m_new, v_new, m_new / (v_new.sqrt() * coef[2] + coef[3]) * coef[4]
+
+
 def _shift_kernel(outs: list[torch.Tensor], params: list[torch.Tensor],
                   grads: list[torch.Tensor], ms: list[torch.Tensor], vs: list[torch.Tensor],
                   coef: torch.Tensor) -> torch.Tensor:
     """outs[i] = params[i] + dtheta_i (torch's Adam formula); returns sum of dtheta^2.
 
-    ``coef`` = (1 - b1, b2, 1 / sqrt(1 - b2^s), eps, -lr / (1 - b1^s)) as a tensor, so that
-    the compiled kernel serves every step without recompiling."""
+    ``coef`` is a tensor, so that the compiled kernel serves every step without recompiling."""
     total = coef.new_zeros(())
     for out, p, g, m, v in zip(outs, params, grads, ms, vs, strict=True):
-        m_new = torch.lerp(m, g, coef[0])
-        denom = torch.lerp(g * g, v, coef[1]).sqrt() * coef[2] + coef[3]
-        d = m_new / denom * coef[4]
+        _, _, d = adam_update(m, v, g, coef)
         out.copy_(p + d)
         total = total + (d * d).sum()
     return total
 
 
-_compiled: dict[str, Callable] = {}
+_compiled: dict[str, Callable | None] = {}
 
 
 def compile_wanted(numel: int) -> bool:
@@ -147,11 +153,37 @@ def compile_wanted(numel: int) -> bool:
     return numel >= COMPILE_MIN_PARAMS
 
 
-def _kernel() -> Callable | None:
-    """The compiled shift kernel, or None once compiling has failed in this process."""
-    if "kernel" not in _compiled:
-        _compiled["kernel"] = torch.compile(_shift_kernel, dynamic=False)
-    return _compiled["kernel"]
+def compiled(name: str, fn: Callable) -> Callable | None:
+    """``fn`` through torch.compile, built once per process under ``name``; None once
+    compiling it has failed (:func:`compile_failed`)."""
+    if name not in _compiled:
+        _compiled[name] = torch.compile(fn, dynamic=False)
+    return _compiled[name]
+
+
+def compile_failed(name: str, what: str, instead: str, err: Exception) -> None:
+    """Say once that compiling ``what`` failed and what runs ``instead``; never try again."""
+    log.warning("torch.compile of %s failed (%s: %s); %s (set HYPERCRL_COMPILE=0 to skip the "
+                "attempt)", what, type(err).__name__,
+                str(err).splitlines()[0] if str(err) else "", instead)
+    _compiled[name] = None
+
+
+def param_group(optimizer: torch.optim.Adam, param: torch.Tensor) -> dict:
+    """The parameter group of ``optimizer`` that holds ``param``."""
+    return next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
+
+
+def adam_coefficients(optimizer: torch.optim.Adam, group: dict, params: list[torch.Tensor]):
+    """(first moments, second moments, coef) for the next step of ``params`` (all in
+    ``group``): the coefficients :func:`adam_update` takes, as a tensor on the parameters'
+    device (fused Adam keeps its step count there)."""
+    step, ms, vs = _adam_state(optimizer, group, params)
+    b1, b2 = group["betas"]
+    coef = torch.stack([torch.as_tensor(c, dtype=torch.float64, device=params[0].device)
+                        for c in (1 - b1, b2, 1 / (1 - b2**step) ** 0.5, group["eps"],
+                                  -group["lr"] / (1 - b1**step))]).to(params[0].dtype)
+    return ms, vs, coef
 
 
 @torch.no_grad()
@@ -164,26 +196,17 @@ def adam_shifted(
     The buffers are valid until the next call. Compiled (one fused pass per tensor) where
     :func:`compile_wanted` says so and the optimiser already holds moments; eager otherwise.
     """
-    group = next(g for g in optimizer.param_groups if any(p is params[0] for p in g["params"]))
+    group = param_group(optimizer, params[0])
     outs, scratch = workspace.buffers(params)
     has_state = all(p in optimizer.state and "exp_avg" in optimizer.state[p] for p in params)
     if has_state and compile_wanted(sum(p.numel() for p in params)):
-        kernel = _kernel()
+        kernel = compiled("kernel", _shift_kernel)
         if kernel is not None:
-            step, ms, vs = _adam_state(optimizer, group, params)
-            b1, b2 = group["betas"]
-            p0 = params[0]
-            # built on the parameters' device: fused Adam keeps its step count there
-            coef = torch.stack([torch.as_tensor(c, dtype=torch.float64, device=p0.device)
-                                for c in (1 - b1, b2, 1 / (1 - b2**step) ** 0.5, group["eps"],
-                                          -group["lr"] / (1 - b1**step))]).to(p0.dtype)
+            ms, vs, coef = adam_coefficients(optimizer, group, params)
             try:
                 return outs, kernel(outs, list(params), [p.grad for p in params], ms, vs, coef)
             except Exception as err:  # no C++ compiler, an unsupported platform, ...
-                log.warning("torch.compile of the look-ahead failed (%s: %s); using eager "
-                            "kernels (set HYPERCRL_COMPILE=0 to skip the attempt)",
-                            type(err).__name__, str(err).splitlines()[0] if str(err) else "")
-                _compiled["kernel"] = None
+                compile_failed("kernel", "the look-ahead", "using eager kernels", err)
     delta = _eager_delta(optimizer, group, params, (outs, scratch))
     sq = torch.stack(torch._foreach_norm(delta)).pow(2).sum()
     torch._foreach_add_(delta, params)  # the delta buffers become theta + dtheta

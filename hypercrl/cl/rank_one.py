@@ -19,15 +19,20 @@ become the gradient autograd would have written, and torch's Adam steps as befor
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 
-from hypercrl.cl.lookahead import _adam_state, compile_wanted
+from hypercrl.cl.lookahead import (
+    _compiled,
+    adam_coefficients,
+    adam_update,
+    compile_failed,
+    compile_wanted,
+    compiled,
+    param_group,
+)
 
-log = logging.getLogger("hypercrl")
+KERNEL = "adam"  # the compiled kernel's name in lookahead's registry
 
 
 class HeadRecorder:
@@ -82,34 +87,21 @@ class _RecordedLinear(torch.autograd.Function):
 
 def _adam_kernel(param: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g_out: torch.Tensor,
                  feats: torch.Tensor, coef: torch.Tensor) -> None:
-    """Adam's update of ``param`` for the gradient ``g_out feats^T``, in place.
-
-    ``coef`` = (1 - b1, b2, 1 / sqrt(1 - b2^s), eps, -lr / (1 - b1^s)), a tensor so that the
-    compiled kernel serves every step. (Scaling ``g_out`` inside the kernel by a sixth
-    coefficient made Inductor's loop 3-4x slower on the CPU: the caller scales it.)"""
-    g = g_out[:, None] * feats[None, :]
-    m_new = torch.lerp(m, g, coef[0])
-    v_new = torch.lerp(g * g, v, coef[1])
-    denom = v_new.sqrt() * coef[2] + coef[3]
+    """Adam's update of ``param`` for the gradient ``g_out feats^T``, in place (``coef`` as
+    :func:`~hypercrl.cl.lookahead.adam_update` takes it). Scaling ``g_out`` inside the
+    kernel by a sixth coefficient made Inductor's loop 3-4x slower on the CPU: the caller
+    scales it."""
+    m_new, v_new, d = adam_update(m, v, g_out[:, None] * feats[None, :], coef)
     m.copy_(m_new)
     v.copy_(v_new)
-    param.copy_(param + m_new / denom * coef[4])
-
-
-_compiled: dict[str, Callable | None] = {}
-
-
-def _kernel() -> Callable | None:
-    if "adam" not in _compiled:
-        _compiled["adam"] = torch.compile(_adam_kernel, dynamic=False)
-    return _compiled["adam"]
+    param.copy_(param + d)
 
 
 def wanted(optimizer: torch.optim.Adam, param: torch.nn.Parameter) -> bool:
     """Whether ``param``'s step should run rank-one: compiling is wanted for its size, has not
     failed in this process, and the optimiser already holds its moments (a task's first
     step creates them the usual way)."""
-    if _compiled.get("adam", True) is None or not compile_wanted(param.numel()):
+    if _compiled.get(KERNEL, True) is None or not compile_wanted(param.numel()):
         return False
     state = optimizer.state.get(param, {})
     return "exp_avg" in state and "exp_avg_sq" in state
@@ -117,28 +109,21 @@ def wanted(optimizer: torch.optim.Adam, param: torch.nn.Parameter) -> bool:
 
 @torch.no_grad()
 def adam_step_(optimizer: torch.optim.Adam, param: torch.nn.Parameter, g_out: torch.Tensor,
-               feats: torch.Tensor, scale: float = 1.0) -> bool:
+               feats: torch.Tensor, scale: float | torch.Tensor = 1.0) -> bool:
     """One Adam step of ``param`` for the gradient ``scale * g_out feats^T``, in place,
     advancing its state as ``optimizer.step()`` would. Returns False (nothing changed) where
     the compiled kernel is unavailable; the caller then steps with a written-out gradient."""
-    kernel = _kernel()
+    kernel = compiled(KERNEL, _adam_kernel)
     if kernel is None:
         return False
-    group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
-    step, (m,), (v,) = _adam_state(optimizer, group, [param])
-    b1, b2 = group["betas"]
-    coef = torch.stack([torch.as_tensor(c, dtype=torch.float64, device=param.device)
-                        for c in (1 - b1, b2, 1 / (1 - b2**step) ** 0.5, group["eps"],
-                                  -group["lr"] / (1 - b1**step))]).to(param.dtype)
+    (m,), (v,), coef = adam_coefficients(optimizer, param_group(optimizer, param), [param])
     if not (isinstance(scale, float) and scale == 1.0):
         g_out = g_out * scale  # the clip's factor (n entries, not n * k)
     try:
         kernel(param, m, v, g_out, feats, coef)
     except Exception as err:  # no C++ compiler, an unsupported platform, ...
-        log.warning("torch.compile of the rank-one Adam step failed (%s: %s); writing the "
-                    "gradient out instead (set HYPERCRL_COMPILE=0 to skip the attempt)",
-                    type(err).__name__, str(err).splitlines()[0] if str(err) else "")
-        _compiled["adam"] = None
+        compile_failed(KERNEL, "the rank-one Adam step", "writing the gradient out instead",
+                       err)
         return False
     optimizer.state[param]["step"] += 1
     return True

@@ -25,8 +25,12 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# the suite in TEST_WORKERS processes (pytest-xdist; 2 for this project's 2-core machines),
+# each with cores / workers torch threads, at most 2 (tests/conftest.py)
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # push (MuJoCo), 3 tasks, hnet and finetune at a reduced quick schedule; report in
 # runs/demo/REPORT.md, videos in videos/demo/. A finished demo is not re-run: delete runs/demo.

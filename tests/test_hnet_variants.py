@@ -18,9 +18,9 @@ VARIANTS = ("lowrank_hnet", "mip_hnet", "recurrent_hnet")
 SMALL = {"recurrent_hnet": {"rnn_hidden": 8, "chunk_dim": 200}}  # hnet_hidden: not used
 
 
-def _task0_error(method: str, **options) -> tuple[float, float]:
+def _task0_error(method: str, seed: int = 0, **options) -> tuple[float, float]:
     """Task 0's held-out error just after it and after a second task (400 steps each)."""
-    cd = ContinualDynamics(4, 2, method, seed=0, hidden=(64, 64), **options)
+    cd = ContinualDynamics(4, 2, method, seed=seed, hidden=(64, 64), **options)
     errors = []
     for task in TASKS[:2]:
         cd.begin_task()
@@ -30,18 +30,25 @@ def _task0_error(method: str, **options) -> tuple[float, float]:
     return errors[0], errors[1]
 
 
+# One seed's ratio after / just after spreads from 0.87 to 1.23 for every variant (seeds 0-4),
+# and rounding moves it: lowrank_hnet's seed 0 gives 1.10 with two torch threads and 1.66 with
+# one. So the claims are over five seeds, whatever the thread count.
+SEEDS = range(5)
+
+
 @pytest.fixture(scope="module")
 def finetune_after() -> float:
-    return _task0_error("finetune")[1]
+    """finetune's mean error on task 0 after the second task (about 10x its own)."""
+    return float(np.mean([_task0_error("finetune", seed)[1] for seed in SEEDS]))
 
 
 @pytest.mark.parametrize("method", VARIANTS)
 def test_the_regulariser_holds_an_earlier_task(method, finetune_after):
-    own, after = _task0_error(method, **HNET)
-    assert after <= 1.2 * own, (own, after)
+    own, after = np.array([_task0_error(method, seed, **HNET) for seed in SEEDS]).T
+    assert np.median(after / own) <= 1.2, (own, after)
     # lowrank_hnet (rank 4, no base) fits this system about 10x worse than hnet (0.011
     # against 0.0009 after 600 steps: each layer is rank 4) but keeps it; finetune loses it
-    assert after * 5 < finetune_after, (after, finetune_after)
+    assert after.mean() * 5 < finetune_after, (after, finetune_after)
 
 
 @pytest.mark.parametrize("method", [*VARIANTS, "interval_hnet"])

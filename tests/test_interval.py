@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from test_continual import HNET, TASKS
-from test_hnet_variants import _task0_error
+from test_hnet_variants import SEEDS, _task0_error
 
 from hypercrl import ContinualDynamics
 from hypercrl.hnet import FullHyperNetwork, IntervalHyperNetwork, param_shapes
@@ -91,5 +92,6 @@ def test_the_universal_embedding_gives_one_model_for_every_task():
 
 
 def test_without_nesting_the_regulariser_holds_an_earlier_task():
-    own, after = _task0_error("interval_hnet", **HNET, warmup=100, nested=False)
-    assert after <= 1.2 * own, (own, after)
+    own, after = np.array([_task0_error("interval_hnet", seed, **HNET, warmup=100, nested=False)
+                           for seed in SEEDS]).T
+    assert np.median(after / own) <= 1.2, (own, after)  # seeds 0-4, one thread: 0.77-1.57

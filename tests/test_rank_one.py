@@ -59,31 +59,36 @@ def _trained(method: str, compile_mode: str, monkeypatch, **options):
     return strat
 
 
-def _count_rank_one_steps(monkeypatch) -> list[int]:
+def _count(monkeypatch, name: str = "adam_step_") -> list[int]:
+    """Counts the calls of ``rank_one.<name>`` that did their work."""
     calls = [0]
-    step = rank_one.adam_step_
+    fn = getattr(rank_one, name)
 
     def counting(*args, **kwargs):
-        done = step(*args, **kwargs)
-        calls[0] += bool(done)
+        done = fn(*args, **kwargs)
+        calls[0] += done is not None and done is not False
         return done
 
-    monkeypatch.setattr(rank_one, "adam_step_", counting)
+    monkeypatch.setattr(rank_one, name, counting)
     return calls
 
 
 @pytest.mark.parametrize("clip", [5.0, 1e-3, None])
 @pytest.mark.parametrize("method", ["hnet", "mip_hnet"])
 def test_rank_one_steps_train_as_written_out_gradients_do(method, clip, monkeypatch):
-    """Compiled (rank-one where no regulariser runs) and eager (gradient written out): the
-    same hypernetwork and the same Adam moments, to float32 rounding; with a clip that
-    binds (1e-3), one that does not (5) and none."""
+    """Compiled (the head's gradient kept as factors: rank one where no regulariser runs, a
+    row per earlier task more where it does) and eager (gradient written out): the same
+    hypernetwork and the same Adam moments, to float32 rounding; with a clip that binds
+    (1e-3), one that does not (5) and none."""
     eager = _trained(method, "0", monkeypatch, clip=clip)
-    calls = _count_rank_one_steps(monkeypatch)
+    calls = _count(monkeypatch)
+    shifts = _count(monkeypatch, "shifted")
     fast = _trained(method, "1", monkeypatch, clip=clip)
     # task 0: every step but the first (the optimisers, new at a task's start, hold no
-    # moments yet); task 1: its 3 unregularised steps (1, 3, 5)
+    # moments yet); task 1: its 3 unregularised steps (1, 3, 5) rank-one, and its
+    # regularised steps but the first (2, 4) with the look-ahead formed from the factors
     assert calls[0] == 5 + 3
+    assert shifts[0] == 2
     for a, b in zip(eager.hnet.parameters(), fast.hnet.parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     ours, theirs = fast.theta_opt.state_dict(), eager.theta_opt.state_dict()
@@ -98,27 +103,31 @@ def test_rank_one_steps_train_as_written_out_gradients_do(method, clip, monkeypa
 def test_ensembles_and_interval_write_the_gradient_out(monkeypatch):
     """More than one row (an ensemble's members) or a head used outside the recorded path
     (interval bounds): no rank-one step, and training equals the eager one's."""
-    calls = _count_rank_one_steps(monkeypatch)
+    calls = _count(monkeypatch)
+    shifts = _count(monkeypatch, "shifted")
     for method, options in (("hnet", {"ensemble": 2}), ("interval_hnet", {"warmup": 2})):
         fast = _trained(method, "1", monkeypatch, **options)
         eager = _trained(method, "0", monkeypatch, **options)
         for a, b in zip(eager.hnet.parameters(), fast.hnet.parameters(), strict=True):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
-    assert calls[0] == 0
+    assert calls[0] == 0 and shifts[0] == 0
 
 
-def test_a_failed_compile_falls_back_to_the_written_out_gradient(monkeypatch, caplog):
-    """Where the compiled kernel fails, the step writes the gradient out (the same result),
-    says so once, and later steps do not try again."""
+@pytest.mark.parametrize("kernel,what", [(rank_one.KERNEL, "rank-one Adam step"),
+                                         (rank_one.SHIFT_KERNEL, "rank-one look-ahead")])
+def test_a_failed_compile_falls_back_to_the_written_out_gradient(kernel, what, monkeypatch,
+                                                                 caplog):
+    """Where a compiled kernel fails (the Adam step's, the look-ahead's), the step writes the
+    gradient out (the same result), says so once, and later steps do not try again."""
     eager = _trained("hnet", "0", monkeypatch)
 
     def broken(*args):
         raise RuntimeError("no compiler here")
 
-    monkeypatch.setitem(rank_one._compiled, "adam", broken)
+    monkeypatch.setitem(rank_one._compiled, kernel, broken)
     with caplog.at_level(logging.WARNING, logger="hypercrl"):
         fast = _trained("hnet", "1", monkeypatch)
-    assert rank_one._compiled["adam"] is None
-    assert sum("rank-one Adam step failed" in r.message for r in caplog.records) == 1
+    assert rank_one._compiled[kernel] is None
+    assert sum(f"{what} failed" in r.message for r in caplog.records) == 1
     for a, b in zip(eager.hnet.parameters(), fast.hnet.parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)

@@ -219,8 +219,9 @@ class HnetStrategy(Strategy):
         self.emb_opt.zero_grad(set_to_none=False)
         batch = x.shape[0]
         regularise = task > 0 and o.beta > 0 and self.task_steps % o.reg_every == 0
-        # a step without the regulariser may keep the head's gradient as its two factors
-        recorder = None if regularise else self._head_recorder()
+        # the head's gradient may stay as its factors: one row (g, f) for the task loss, one
+        # more per earlier task for the regulariser at the look-ahead (hypercrl.cl.rank_one)
+        recorder = None if regularise and not o.lookahead else self._head_recorder()
         if recorder is not None:
             self.hnet.head_recorder = recorder
         try:
@@ -247,20 +248,30 @@ class HnetStrategy(Strategy):
                         e.grad = torch.zeros_like(e)
                 # theta + dtheta in one fused pass (the step's largest cost), then de_j
                 params = self.theta()
-                shifted, sq = adam_shifted(self.theta_opt, params, self.workspace)
+                shifted, sq, head_factors = self._lookahead_point(params, head_factors)
                 emb_delta = None
                 if plastic:
                     de = adam_lookahead(self.theta_opt, only=plastic)
                     emb_delta = torch.stack([de[e] for e in plastic])
                     sq = sq + emb_delta.pow(2).sum()
-                reg = regularizer_backward(
-                    self.hnet,
-                    earlier,
-                    self.reg_targets,
-                    dict(zip(params, shifted, strict=True)),
-                    scale,
-                    emb_delta,
-                )
+                head = self.hnet.head.weight if head_factors is not None else None
+                if head is not None:
+                    self.hnet.head_recorder = recorder
+                try:
+                    reg = regularizer_backward(
+                        self.hnet,
+                        earlier,
+                        self.reg_targets,
+                        dict(zip(params, shifted, strict=True)),
+                        scale,
+                        emb_delta,
+                        recorded=head,
+                    )
+                finally:
+                    if head is not None:
+                        self.hnet.head_recorder = None
+                if head is not None:  # the task loss's row, then the earlier tasks'
+                    head_factors = self._settle_head(recorder, rows=True)
                 logs["dtheta_norm"] = sq.sqrt()
             else:
                 reg = output_regularizer(self.hnet, earlier, self.reg_targets)
@@ -282,13 +293,32 @@ class HnetStrategy(Strategy):
             return None
         return HeadRecorder() if rank_one.wanted(self.theta_opt, self.hnet.head.weight) else None
 
-    def _settle_head(self, recorder: HeadRecorder | None):
-        """(g, f) of a rank-one head gradient to step on, or None after writing whatever was
-        recorded out as the head weight's ``.grad`` (as autograd would have)."""
+    def _lookahead_point(self, params, head_factors):
+        """(theta + dtheta per parameter, ||dtheta||^2, the head's factors or None). The head's
+        shift is formed from its factors where they were kept; where that kernel is
+        unavailable the head's gradient is written out and every parameter shifts as usual."""
+        if head_factors is not None:
+            head = self.hnet.head.weight
+            others = [p for p in params if p is not head]
+            out = self.workspace.buffers([head])[0][0]
+            sq_head = rank_one.shifted(self.theta_opt, head, *head_factors, out)
+            if sq_head is not None:
+                shifted, sq = adam_shifted(self.theta_opt, others, self.workspace)
+                by_param = dict(zip(others, shifted, strict=True)) | {head: out}
+                return [by_param[p] for p in params], sq + sq_head, head_factors
+            head.grad = torch.outer(*head_factors)
+        shifted, sq = adam_shifted(self.theta_opt, params, self.workspace)
+        return shifted, sq, None
+
+    def _settle_head(self, recorder: HeadRecorder | None, rows: bool = False):
+        """The head gradient's factors to step on, (g [n], f [k]) of a rank-one one or with
+        ``rows`` every row recorded ([R, n], [R, k]); or None after writing whatever was
+        recorded out as the head weight's ``.grad`` (as autograd would have), where the
+        head was also reached outside the recorder."""
         if recorder is None or not recorder.recorded:
             return None
         weight = self.hnet.head.weight
-        factors = recorder.rank_one()
+        factors = recorder.factors() if rows else recorder.rank_one()
         if factors is not None and weight.grad is None:
             return factors
         grad = recorder.gradient()
@@ -296,14 +326,17 @@ class HnetStrategy(Strategy):
         return None
 
     def _step_head(self, theta, g: torch.Tensor, f: torch.Tensor) -> None:
-        """Clip theta's gradient with the head's rank-one part counted, and step the head."""
+        """Clip theta's gradient with the head's factored part counted, and step the head: one
+        row ([n], [k]) by the rank-one Adam step, several ([R, n], [R, k]) by writing their
+        product out in one matrix product for the optimiser's step."""
         scale: float | torch.Tensor = 1.0
         if self.opts.clip:
-            outside = torch.linalg.vector_norm(g) * torch.linalg.vector_norm(f)
-            total = clip_grad_norm(theta, self.opts.clip, outside=outside)
+            total = clip_grad_norm(theta, self.opts.clip, outside=rank_one.factored_norm(g, f))
             scale = clip_factor(total, self.opts.clip)
         weight = self.hnet.head.weight
-        if not rank_one.adam_step_(self.theta_opt, weight, g, f, scale):
+        if g.dim() > 1:
+            weight.grad = torch.mm((g * scale).t(), f)
+        elif not rank_one.adam_step_(self.theta_opt, weight, g, f, scale):
             weight.grad = (g * scale)[:, None] * f  # the compiled step is unavailable
 
     def task_objective(self, task: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

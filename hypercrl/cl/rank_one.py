@@ -1,20 +1,29 @@
-"""Adam on a rank-one gradient: the hypernetwork head's step without its gradient in memory.
+"""The hypernetwork head's gradient kept as factors: Adam and its look-ahead without it in memory.
 
 A hypernetwork generates the target weights from ONE task embedding, so a step's task loss
 reaches the head's weight W [n_target, k] through one row: out = W f + b, and its gradient
 is the outer product g f^T of the loss's gradient at the output g [n_target] and the trunk's
 features f [k]. Autograd writes that product out (140 MB at door size), the gradient clip
-reads it for its norm and Adam reads it again. Here the head records (g, f) instead, the norm
-is |g| |f|, and one fused pass (torch.compile) forms each gradient entry where Adam needs it:
-it reads W and the two moments and writes them back, against autograd's write of the
-gradient and Adam's seven passes. On a door-size head this halves the step.
+reads it for its norm and Adam reads it again. Here the head records (g, f) instead
+(:class:`HeadRecorder`), and:
 
-It serves the steps that do not evaluate the regulariser (all of a task 0, and the steps
-between with ``reg_every``); a regularised step's gradient has one row per earlier task,
-for which writing the gradient out is as fast. The update is torch's Adam formula (the
-look-ahead's, :mod:`hypercrl.cl.lookahead`), equal to torch's step to float32 rounding;
-where compiling is off (``HYPERCRL_COMPILE``, small heads) or fails, the recorded factors
-become the gradient autograd would have written, and torch's Adam steps as before.
+- a step without the regulariser (all of a task 0, the steps between with ``reg_every``)
+  counts the head in the clip's norm as |g| |f| and takes its Adam step in one fused pass
+  (torch.compile) that forms each gradient entry where Adam needs it (:func:`adam_step_`):
+  it reads W and the two moments and writes them back. On a door-size head this halves the
+  step;
+- a regularised step forms the look-ahead theta + dtheta of the head from (g, f) in one
+  fused pass (:func:`shifted`), records one more row per earlier task from the regulariser's
+  backward at that point, counts the rows' norm from their Gram matrices
+  (:func:`factored_norm`), and writes the gradient out once, as one matrix product of all
+  rows, for the optimiser's step. Autograd would write the task row, accumulate the
+  regulariser's rows into it, and the clip would read and scale it: a door-size regularised
+  step takes about 0.8x its time.
+
+The update is torch's Adam formula (the look-ahead's, :mod:`hypercrl.cl.lookahead`), equal to
+torch's step to float32 rounding; where compiling is off (``HYPERCRL_COMPILE``, small heads)
+or fails, the recorded factors become the gradient autograd would have written, and torch's
+Adam steps as before.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from hypercrl.cl.lookahead import (
     param_group,
 )
 
-KERNEL = "adam"  # the compiled kernel's name in lookahead's registry
+KERNEL = "adam"  # the compiled kernels' names in lookahead's registry
+SHIFT_KERNEL, MOVED_KERNEL = "shift_rank_one", "moved"
 
 
 class HeadRecorder:
@@ -57,6 +67,10 @@ class HeadRecorder:
         if len(self.grads) != 1 or self.grads[0].shape[0] != 1:
             return None
         return self.grads[0][0], self.features[0][0]
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every row recorded: (G [R, n], F [R, k]), the weight gradient being ``G^T F``."""
+        return torch.cat(self.grads), torch.cat(self.features)
 
     def gradient(self) -> torch.Tensor:
         """The weight gradient as autograd computes it (``G^T F``, one mm per record)."""
@@ -97,6 +111,28 @@ def _adam_kernel(param: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g_out: t
     param.copy_(param + d)
 
 
+def _shift_kernel(out: torch.Tensor, param: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
+                  g_out: torch.Tensor, feats: torch.Tensor, coef: torch.Tensor) -> None:
+    """``out = param + dtheta`` for the gradient ``g_out feats^T`` (the look-ahead's formula,
+    :func:`~hypercrl.cl.lookahead.adam_shifted`). Summing dtheta^2 in the same loop made
+    Inductor's CPU code 1.6-1.9x slower (pusher and door heads): :func:`_moved` sums it."""
+    _, _, d = adam_update(m, v, g_out[:, None] * feats[None, :], coef)
+    out.copy_(param + d)
+
+
+def _moved(out: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """The sum of (out - param)^2: ||dtheta||^2 of a shift."""
+    return (out - param).pow(2).sum()
+
+
+def factored_norm(g_out: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    """The Frobenius norm of ``g_out^T feats`` ([R, n] and [R, k], or one row as [n] and [k])
+    without forming it: |g| |f| for one row, else sqrt(sum((G G^T) * (F F^T)))."""
+    if g_out.dim() == 1:
+        return torch.linalg.vector_norm(g_out) * torch.linalg.vector_norm(feats)
+    return ((g_out @ g_out.t()) * (feats @ feats.t())).sum().clamp_min(0).sqrt()
+
+
 def wanted(optimizer: torch.optim.Adam, param: torch.nn.Parameter) -> bool:
     """Whether ``param``'s step should run rank-one: compiling is wanted for its size, has not
     failed in this process, and the optimiser already holds its moments (a task's first
@@ -127,3 +163,23 @@ def adam_step_(optimizer: torch.optim.Adam, param: torch.nn.Parameter, g_out: to
         return False
     optimizer.state[param]["step"] += 1
     return True
+
+
+@torch.no_grad()
+def shifted(optimizer: torch.optim.Adam, param: torch.nn.Parameter, g_out: torch.Tensor,
+            feats: torch.Tensor, out: torch.Tensor) -> torch.Tensor | None:
+    """The Adam look-ahead of ``param`` for the gradient ``g_out feats^T``: ``out`` becomes
+    theta + dtheta, in one fused pass that never forms the gradient; returns ||dtheta||^2,
+    or None (nothing written) where the compiled kernel is unavailable."""
+    kernel = compiled(SHIFT_KERNEL, _shift_kernel)
+    if kernel is None:
+        return None
+    moved = compiled(MOVED_KERNEL, _moved)  # its failure, too, is recorded as the shift's
+    (m,), (v,), coef = adam_coefficients(optimizer, param_group(optimizer, param), [param])
+    try:
+        kernel(out, param, m, v, g_out, feats, coef)
+        return moved(out, param)
+    except Exception as err:  # no C++ compiler, an unsupported platform, ...
+        compile_failed(SHIFT_KERNEL, "the rank-one look-ahead", "writing the gradient out "
+                       "instead", err)
+        return None

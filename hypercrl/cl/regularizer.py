@@ -24,6 +24,7 @@ def regularizer_backward(
     shifted: dict[torch.nn.Parameter, torch.Tensor],
     scale: float,
     emb_delta: torch.Tensor | None = None,
+    recorded: torch.nn.Parameter | None = None,
 ) -> torch.Tensor:
     """Backward of ``scale * output_regularizer(...)`` evaluated at the given parameter values.
 
@@ -33,16 +34,21 @@ def regularizer_backward(
     accumulates straight into each parameter's ``.grad`` (the stand-in shares it), so theta
     is neither copied nor modified. The embeddings (tiny) are shifted functionally,
     e_j + de_j, so a gradient reaches them at the shifted point where they require one.
-    Returns the regulariser's value (detached).
+    ``recorded``: a parameter without a ``.grad`` whose gradient the hypernetwork's head
+    recorder keeps as factors (:mod:`hypercrl.cl.rank_one`); whatever reaches it outside the
+    recorder becomes its ``.grad``. Returns the regulariser's value (detached).
     """
     stand_ins: dict[str, torch.Tensor] = {}
     shared: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+    recorded_leaf = None
     for name, p in hnet.named_parameters():
         if p not in shifted:
             stand_ins[name] = p
             continue
         leaf = shifted[p].detach().requires_grad_(p.requires_grad)
-        if p.requires_grad:
+        if p is recorded:
+            recorded_leaf = leaf
+        elif p.requires_grad:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
             leaf.grad = p.grad  # backward accumulates into it in place: into p.grad
@@ -59,6 +65,8 @@ def regularizer_backward(
             if leaf.grad is not p.grad:  # accumulation made a new tensor (it should not)
                 p.grad = leaf.grad
             leaf.grad = None
+        if recorded_leaf is not None and recorded_leaf.grad is not None:
+            recorded.grad = recorded_leaf.grad
     return reg.detach()
 
 

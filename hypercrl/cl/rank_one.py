@@ -134,7 +134,8 @@ def factored_norm(g_out: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
 
 
 def wanted(optimizer: torch.optim.Adam, param: torch.nn.Parameter) -> bool:
-    """Whether ``param``'s step should run rank-one: compiling is wanted for its size, has not
+    """Whether ``param``'s gradient should be kept as factors (its Adam step rank-one, its
+    look-ahead from them where a regulariser runs): compiling is wanted for its size, has not
     failed in this process, and the optimiser already holds its moments (a task's first
     step creates them the usual way)."""
     if _compiled.get(KERNEL, True) is None or not compile_wanted(param.numel()):
@@ -170,7 +171,8 @@ def shifted(optimizer: torch.optim.Adam, param: torch.nn.Parameter, g_out: torch
             feats: torch.Tensor, out: torch.Tensor) -> torch.Tensor | None:
     """The Adam look-ahead of ``param`` for the gradient ``g_out feats^T``: ``out`` becomes
     theta + dtheta, in one fused pass that never forms the gradient; returns ||dtheta||^2,
-    or None (nothing written) where the compiled kernel is unavailable."""
+    or None where the compiled kernels are unavailable (the caller then writes the gradient
+    out and shifts as before, into the same buffer)."""
     kernel = compiled(SHIFT_KERNEL, _shift_kernel)
     if kernel is None:
         return None

@@ -4,7 +4,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import torch  # noqa: E402
 
-# one torch thread per pytest-xdist worker (`make test` runs one worker per core), else up to 2
+# cores / workers torch threads per pytest-xdist worker (`make test`: 2 workers), at most 2
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 

@@ -61,9 +61,10 @@ def test_training_on_cuda_matches_the_cpu(method, monkeypatch):
 
 
 def test_the_fused_lookahead_trains_on_cuda_as_the_eager_one(monkeypatch):
-    """HYPERCRL_COMPILE=1: the torch.compile-fused look-ahead and the rank-one head step
-    (Triton kernels on CUDA; the latter on task 0's steps) train the same hypernetwork as
-    the eager kernels."""
+    """HYPERCRL_COMPILE=1: the torch.compile-fused look-ahead and the head's steps from its
+    gradient's factors (Triton kernels on CUDA: the rank-one Adam step on task 0, the
+    look-ahead from the factors on task 1) train the same hypernetwork as the eager
+    kernels."""
     monkeypatch.setenv("HYPERCRL_COMPILE", "0")
     eager = _trained("hnet", "cuda")
     monkeypatch.setenv("HYPERCRL_COMPILE", "1")

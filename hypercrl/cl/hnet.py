@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -222,14 +223,9 @@ class HnetStrategy(Strategy):
         # the head's gradient may stay as its factors: one row (g, f) for the task loss, one
         # more per earlier task for the regulariser at the look-ahead (hypercrl.cl.rank_one)
         recorder = None if regularise and not o.lookahead else self._head_recorder()
-        if recorder is not None:
-            self.hnet.head_recorder = recorder
-        try:
+        with self._recording(recorder):
             loss = self.task_objective(task, x, y)
             loss.backward()
-        finally:
-            if recorder is not None:
-                self.hnet.head_recorder = None
         head_factors = self._settle_head(recorder)
         if o.clip:
             clip_grad_norm(self.own_embeddings(task), o.clip)
@@ -255,9 +251,7 @@ class HnetStrategy(Strategy):
                     emb_delta = torch.stack([de[e] for e in plastic])
                     sq = sq + emb_delta.pow(2).sum()
                 head = self.hnet.head.weight if head_factors is not None else None
-                if head is not None:
-                    self.hnet.head_recorder = recorder
-                try:
+                with self._recording(recorder if head is not None else None):
                     reg = regularizer_backward(
                         self.hnet,
                         earlier,
@@ -267,9 +261,6 @@ class HnetStrategy(Strategy):
                         emb_delta,
                         recorded=head,
                     )
-                finally:
-                    if head is not None:
-                        self.hnet.head_recorder = None
                 if head is not None:  # the task loss's row, then the earlier tasks'
                     head_factors = self._settle_head(recorder, rows=True)
                 logs["dtheta_norm"] = sq.sqrt()
@@ -292,6 +283,18 @@ class HnetStrategy(Strategy):
         if not hasattr(self.hnet, "head_recorder") or self.theta_opt is None:
             return None
         return HeadRecorder() if rank_one.wanted(self.theta_opt, self.hnet.head.weight) else None
+
+    @contextlib.contextmanager
+    def _recording(self, recorder: HeadRecorder | None):
+        """The head records its gradient's factors into ``recorder`` (if any) meanwhile."""
+        if recorder is None:
+            yield
+            return
+        self.hnet.head_recorder = recorder
+        try:
+            yield
+        finally:
+            self.hnet.head_recorder = None
 
     def _lookahead_point(self, params, head_factors):
         """(theta + dtheta per parameter, ||dtheta||^2, the head's factors or None). The head's

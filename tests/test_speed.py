@@ -136,10 +136,9 @@ def _hnet_after_steps(compiled: str, monkeypatch) -> list[torch.Tensor]:
                for _ in range(8)]
     for t in range(2):
         strat.begin_task(t)
-        for x, y in batches:
-            logs = strat.train_step(t, x, y)
+        logs = [strat.train_step(t, x, y) for x, y in batches]
         strat.end_task(t, None, None)
-    assert "dtheta_norm" in logs and float(logs["dtheta_norm"]) > 0
+    assert float(logs[0]["dtheta_norm"]) > 0  # measured on a task's first step
     return [p.detach().clone() for p in strat.hnet.parameters()]
 
 

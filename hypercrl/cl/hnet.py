@@ -47,6 +47,10 @@ from hypercrl.model.predictor import PROPAGATIONS
 from hypercrl.model.target import gaussian_nll
 
 MEMBER_INPUTS = ("embedding", "code")
+# ||dtheta||, the look-ahead's length, is a logged statistic (``dtheta_norm``), not part of
+# the method: summing it over a door-size head costs about a tenth of a regularised step, so
+# it is measured on the regularised steps whose count in the task is a multiple of this
+MOVED_EVERY = 10
 
 
 @dataclasses.dataclass
@@ -220,6 +224,7 @@ class HnetStrategy(Strategy):
         self.emb_opt.zero_grad(set_to_none=False)
         batch = x.shape[0]
         regularise = task > 0 and o.beta > 0 and self.task_steps % o.reg_every == 0
+        measure = self.task_steps % MOVED_EVERY == 0  # log dtheta_norm on this step
         # the head's gradient may stay as its factors: one row (g, f) for the task loss, one
         # more per earlier task for the regulariser at the look-ahead (hypercrl.cl.rank_one)
         recorder = None if regularise and not o.lookahead else self._head_recorder()
@@ -244,12 +249,13 @@ class HnetStrategy(Strategy):
                         e.grad = torch.zeros_like(e)
                 # theta + dtheta in one fused pass (the step's largest cost), then de_j
                 params = self.theta()
-                shifted, sq, head_factors = self._lookahead_point(params, head_factors)
+                shifted, sq, head_factors = self._lookahead_point(params, head_factors, measure)
                 emb_delta = None
                 if plastic:
                     de = adam_lookahead(self.theta_opt, only=plastic)
                     emb_delta = torch.stack([de[e] for e in plastic])
-                    sq = sq + emb_delta.pow(2).sum()
+                    if sq is not None:
+                        sq = sq + emb_delta.pow(2).sum()
                 head = self.hnet.head.weight if head_factors is not None else None
                 with self._recording(recorder if head is not None else None):
                     reg = regularizer_backward(
@@ -263,7 +269,8 @@ class HnetStrategy(Strategy):
                     )
                 if head is not None:  # the task loss's row, then the earlier tasks'
                     head_factors = self._settle_head(recorder, rows=True)
-                logs["dtheta_norm"] = sq.sqrt()
+                if sq is not None:
+                    logs["dtheta_norm"] = sq.sqrt()
             else:
                 reg = output_regularizer(self.hnet, earlier, self.reg_targets)
                 (scale * reg).backward()
@@ -296,21 +303,23 @@ class HnetStrategy(Strategy):
         finally:
             self.hnet.head_recorder = None
 
-    def _lookahead_point(self, params, head_factors):
-        """(theta + dtheta per parameter, ||dtheta||^2, the head's factors or None). The head's
-        shift is formed from its factors where they were kept; where that kernel is
-        unavailable the head's gradient is written out and every parameter shifts as usual."""
+    def _lookahead_point(self, params, head_factors, measure: bool):
+        """(theta + dtheta per parameter, ||dtheta||^2 or None unless ``measure``, the head's
+        factors or None). The head's shift is formed from its factors where they were kept;
+        where that kernel is unavailable the head's gradient is written out and every
+        parameter shifts as usual."""
         if head_factors is not None:
             head = self.hnet.head.weight
             others = [p for p in params if p is not head]
             out = self.workspace.buffers([head])[0][0]
-            sq_head = rank_one.shifted(self.theta_opt, head, *head_factors, out)
-            if sq_head is not None:
-                shifted, sq = adam_shifted(self.theta_opt, others, self.workspace)
+            if rank_one.shifted(self.theta_opt, head, *head_factors, out):
+                shifted, sq = adam_shifted(self.theta_opt, others, self.workspace, measure)
+                if sq is not None:
+                    sq = sq + rank_one.moved(out, head)
                 by_param = dict(zip(others, shifted, strict=True)) | {head: out}
-                return [by_param[p] for p in params], sq + sq_head, head_factors
+                return [by_param[p] for p in params], sq, head_factors
             head.grad = torch.outer(*head_factors)
-        shifted, sq = adam_shifted(self.theta_opt, params, self.workspace)
+        shifted, sq = adam_shifted(self.theta_opt, params, self.workspace, measure)
         return shifted, sq, None
 
     def _settle_head(self, recorder: HeadRecorder | None, rows: bool = False):

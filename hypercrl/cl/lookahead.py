@@ -125,15 +125,18 @@ def adam_update(m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, coef: torch.T
 
 def _shift_kernel(outs: list[torch.Tensor], params: list[torch.Tensor],
                   grads: list[torch.Tensor], ms: list[torch.Tensor], vs: list[torch.Tensor],
-                  coef: torch.Tensor) -> torch.Tensor:
-    """outs[i] = params[i] + dtheta_i (torch's Adam formula); returns sum of dtheta^2.
+                  coef: torch.Tensor, measure: bool) -> torch.Tensor | None:
+    """outs[i] = params[i] + dtheta_i (torch's Adam formula); returns sum of dtheta^2 where
+    ``measure``, else None (the sum feeds a logged statistic only; its work is skipped).
 
-    ``coef`` is a tensor, so that the compiled kernel serves every step without recompiling."""
-    total = coef.new_zeros(())
+    ``coef`` is a tensor, so that the compiled kernel serves every step without recompiling;
+    ``measure`` is a constant, so that it is compiled once for each value."""
+    total = coef.new_zeros(()) if measure else None
     for out, p, g, m, v in zip(outs, params, grads, ms, vs, strict=True):
         _, _, d = adam_update(m, v, g, coef)
         out.copy_(p + d)
-        total = total + (d * d).sum()
+        if total is not None:
+            total = total + (d * d).sum()
     return total
 
 
@@ -188,10 +191,12 @@ def adam_coefficients(optimizer: torch.optim.Adam, group: dict, params: list[tor
 
 @torch.no_grad()
 def adam_shifted(
-    optimizer: torch.optim.Adam, params: list[torch.nn.Parameter], workspace: LookaheadWorkspace
-) -> tuple[list[torch.Tensor], torch.Tensor]:
+    optimizer: torch.optim.Adam, params: list[torch.nn.Parameter], workspace: LookaheadWorkspace,
+    measure: bool = True,
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """theta + dtheta for ``params`` (all in one param group of ``optimizer``, all with a
-    gradient), in the workspace's buffers, and ||dtheta||^2 over them.
+    gradient), in the workspace's buffers, and ||dtheta||^2 over them (None unless
+    ``measure``).
 
     The buffers are valid until the next call. Compiled (one fused pass per tensor) where
     :func:`compile_wanted` says so and the optimiser already holds moments; eager otherwise.
@@ -204,11 +209,12 @@ def adam_shifted(
         if kernel is not None:
             ms, vs, coef = adam_coefficients(optimizer, group, params)
             try:
-                return outs, kernel(outs, list(params), [p.grad for p in params], ms, vs, coef)
+                return outs, kernel(outs, list(params), [p.grad for p in params], ms, vs, coef,
+                                    measure)
             except Exception as err:  # no C++ compiler, an unsupported platform, ...
                 compile_failed("kernel", "the look-ahead", "using eager kernels", err)
     delta = _eager_delta(optimizer, group, params, (outs, scratch))
-    sq = torch.stack(torch._foreach_norm(delta)).pow(2).sum()
+    sq = torch.stack(torch._foreach_norm(delta)).pow(2).sum() if measure else None
     torch._foreach_add_(delta, params)  # the delta buffers become theta + dtheta
     return delta, sq
 

@@ -115,7 +115,8 @@ def _shift_kernel(out: torch.Tensor, param: torch.Tensor, m: torch.Tensor, v: to
                   g_out: torch.Tensor, feats: torch.Tensor, coef: torch.Tensor) -> None:
     """``out = param + dtheta`` for the gradient ``g_out feats^T`` (the look-ahead's formula,
     :func:`~hypercrl.cl.lookahead.adam_shifted`). Summing dtheta^2 in the same loop made
-    Inductor's CPU code 1.6-1.9x slower (pusher and door heads): :func:`_moved` sums it."""
+    Inductor's CPU code 1.6-1.9x slower (pusher and door heads): :func:`moved` sums it, on
+    the steps that log it."""
     _, _, d = adam_update(m, v, g_out[:, None] * feats[None, :], coef)
     out.copy_(param + d)
 
@@ -168,20 +169,32 @@ def adam_step_(optimizer: torch.optim.Adam, param: torch.nn.Parameter, g_out: to
 
 @torch.no_grad()
 def shifted(optimizer: torch.optim.Adam, param: torch.nn.Parameter, g_out: torch.Tensor,
-            feats: torch.Tensor, out: torch.Tensor) -> torch.Tensor | None:
+            feats: torch.Tensor, out: torch.Tensor) -> bool:
     """The Adam look-ahead of ``param`` for the gradient ``g_out feats^T``: ``out`` becomes
-    theta + dtheta, in one fused pass that never forms the gradient; returns ||dtheta||^2,
-    or None where the compiled kernels are unavailable (the caller then writes the gradient
-    out and shifts as before, into the same buffer)."""
+    theta + dtheta, in one fused pass that never forms the gradient. Returns False where the
+    compiled kernel is unavailable (the caller then writes the gradient out and shifts as
+    before, into the same buffer)."""
     kernel = compiled(SHIFT_KERNEL, _shift_kernel)
     if kernel is None:
-        return None
-    moved = compiled(MOVED_KERNEL, _moved)  # its failure, too, is recorded as the shift's
+        return False
     (m,), (v,), coef = adam_coefficients(optimizer, param_group(optimizer, param), [param])
     try:
         kernel(out, param, m, v, g_out, feats, coef)
-        return moved(out, param)
     except Exception as err:  # no C++ compiler, an unsupported platform, ...
         compile_failed(SHIFT_KERNEL, "the rank-one look-ahead", "writing the gradient out "
                        "instead", err)
-        return None
+        return False
+    return True
+
+
+@torch.no_grad()
+def moved(out: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """||out - param||^2, the squared length of a shift :func:`shifted` made: one compiled
+    pass over both (eager where compiling fails)."""
+    kernel = compiled(MOVED_KERNEL, _moved)
+    if kernel is not None:
+        try:
+            return kernel(out, param)
+        except Exception as err:  # no C++ compiler, an unsupported platform, ...
+            compile_failed(MOVED_KERNEL, "the look-ahead's length", "summing it eagerly", err)
+    return _moved(out, param)

@@ -133,34 +133,37 @@ def test_a_failed_compile_falls_back_to_the_written_out_gradient(kernel, what, m
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
-def test_the_lookahead_length_is_logged_on_every_tenth_step_and_is_the_same_either_way(
-        monkeypatch):
-    """``dtheta_norm`` (a logged statistic, not part of the method) is measured on the
-    regularised steps whose count in the task is a multiple of MOVED_EVERY, and only there;
-    from the head's factors (compiled) it is the written-out look-ahead's length (eager)."""
+@pytest.mark.parametrize("reg_every", [1, 4])
+def test_the_lookahead_length_is_logged_on_every_tenth_regularised_step_and_is_the_same_either_way(
+        reg_every, monkeypatch):
+    """``dtheta_norm`` (a logged statistic, not part of the method) is measured on every
+    MOVED_EVERY-th regularised step of a task, the first included, and only there; from the
+    head's factors (compiled) it is the written-out look-ahead's length (eager)."""
     from hypercrl.cl.hnet import MOVED_EVERY
 
     moves = _count(monkeypatch, "moved")
     logs = {}
+    every = MOVED_EVERY * reg_every
     for mode in ("0", "1"):
         monkeypatch.setenv("HYPERCRL_COMPILE", mode)
         cls = strategy_class("hnet")
-        strat = cls(TargetNet(6, 4, hidden=(16, 16)), cls.make_options(hnet_hidden=(8, 8)),
-                    _gen(0))
+        strat = cls(TargetNet(6, 4, hidden=(16, 16)),
+                    cls.make_options(hnet_hidden=(8, 8), reg_every=reg_every), _gen(0))
         gen = _gen(1)
         batch = (torch.randn(20, 6, generator=gen), torch.randn(20, 4, generator=gen))
         for t in range(2):
             strat.begin_task(t)
-            logs[mode] = [strat.train_step(t, *batch) for _ in range(2 * MOVED_EVERY + 1)]
+            logs[mode] = [strat.train_step(t, *batch) for _ in range(2 * every + 1)]
             strat.end_task(t, None, None)
     for mode, steps in logs.items():
         measured = [i for i, step in enumerate(steps) if "dtheta_norm" in step]
-        assert measured == [0, MOVED_EVERY, 2 * MOVED_EVERY], mode
-        assert all("reg" in step for step in steps)  # every step regularised
+        assert measured == [0, every, 2 * every], mode
+        regularised = [i for i, step in enumerate(steps) if "reg" in step]
+        assert regularised == list(range(0, 2 * every + 1, reg_every)), mode
     # task 1's first step steps its fresh optimiser as usual; the two later measured steps
     # sum the head's shift from its factors
     assert moves[0] == 2
-    for i in (0, MOVED_EVERY, 2 * MOVED_EVERY):
+    for i in (0, every, 2 * every):
         torch.testing.assert_close(logs["1"][i]["dtheta_norm"], logs["0"][i]["dtheta_norm"],
                                    rtol=1e-3, atol=0)
 

@@ -49,7 +49,7 @@ from hypercrl.model.target import gaussian_nll
 MEMBER_INPUTS = ("embedding", "code")
 # ||dtheta||, the look-ahead's length, is a logged statistic (``dtheta_norm``), not part of
 # the method: summing it over a door-size head costs about a tenth of a regularised step, so
-# it is measured on the regularised steps whose count in the task is a multiple of this
+# it is measured on every MOVED_EVERY-th regularised step of a task, the first one included
 MOVED_EVERY = 10
 
 
@@ -224,7 +224,9 @@ class HnetStrategy(Strategy):
         self.emb_opt.zero_grad(set_to_none=False)
         batch = x.shape[0]
         regularise = task > 0 and o.beta > 0 and self.task_steps % o.reg_every == 0
-        measure = self.task_steps % MOVED_EVERY == 0  # log dtheta_norm on this step
+        # regularised steps are those at multiples of reg_every: log dtheta_norm on every
+        # MOVED_EVERY-th of them
+        measure = (self.task_steps // o.reg_every) % MOVED_EVERY == 0
         # the head's gradient may stay as its factors: one row (g, f) for the task loss, one
         # more per earlier task for the regulariser at the look-ahead (hypercrl.cl.rank_one)
         recorder = None if regularise and not o.lookahead else self._head_recorder()

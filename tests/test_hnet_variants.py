@@ -81,6 +81,28 @@ def test_bench_train_times_every_variant(monkeypatch):
     assert counts["lowrank"] * 10 < counts["full"] and counts["recurrent"] < 50_000
 
 
+def test_bench_train_times_the_goal_ratio_in_turns(monkeypatch):
+    """The speed goal's ratio, an hnet step after 4 earlier tasks against a finetune step, is
+    timed in turns (one hnet step, five finetune steps); the hnet step (regularised, 2.3 M
+    parameters) takes longer than the finetune one (45 k), and the ratio is the medians'."""
+    from hypercrl.bench import train
+
+    monkeypatch.setenv("HYPERCRL_COMPILE", "0")
+    order = []
+
+    def recording(step, device):
+        order.append(step)
+        return real(step, device)
+
+    real = train._timed
+    monkeypatch.setattr(train, "_timed", recording)
+    out = train.interleaved_ratio(train.size("push"), "full", 4, torch.device("cpu"),
+                                  repeats=3, warmup=1)
+    assert [step is order[0] for step in order] == ([True] + [False] * 5) * 3
+    assert out["step_s"] > out["finetune_step_s"] > 0
+    assert out["ratio"] == out["step_s"] / out["finetune_step_s"]
+
+
 def test_hnet_arch_names_the_variant_wherever_a_method_is_chosen(tmp_path, capsys,
                                                                  monkeypatch):
     from hypercrl import cli, sweep

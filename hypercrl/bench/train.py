@@ -5,6 +5,9 @@ task sequence and hypercrl's presets (:mod:`hypercrl.bench.family`): the target 
 every variant's own options. The variants not in the original: low-rank (``lowrank_hnet``)
 and MIP (``mip_hnet``) with the full one's trunk (rank 4; MIP's encoding and additive
 output), recurrent (``recurrent_hnet``) with the chunked one's chunks and an LSTM. Batch 100.
+Each row also has the speed goal's ratio, a step after 4 earlier tasks over a ``finetune``
+step of the same target network, timed in turns (``interleaved_4``) so that the machine's
+drift moves both alike.
 """
 
 from __future__ import annotations

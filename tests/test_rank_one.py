@@ -41,21 +41,25 @@ def test_recorded_factors_are_autograds_gradients():
     torch.testing.assert_close(torch.outer(g, f), upstream[:1].t() @ feats[:1])
 
 
-def _trained(method: str, compile_mode: str, monkeypatch, **options):
-    """A strategy after 6 steps of task 0 and 6 of task 1 (reg_every=2: every other step of
-    task 1 without the regulariser), with the head's Adam state."""
+def _trained(method: str, compile_mode: str, monkeypatch, steps: int = 6, reg_every: int = 2,
+             logs: list | None = None, **options):
+    """A strategy after ``steps`` steps of task 0 and as many of task 1 (reg_every=2: every
+    other step of task 1 without the regulariser), with the head's Adam state; ``logs``, if
+    given, receives task 1's step logs."""
     monkeypatch.setenv("HYPERCRL_COMPILE", compile_mode)
     cls = strategy_class(method)
     net = TargetNet(6, 4, hidden=(16, 16))
-    strat = cls(net, cls.make_options(hnet_hidden=(8, 8), reg_every=2, **options), _gen(0))
+    strat = cls(net, cls.make_options(hnet_hidden=(8, 8), reg_every=reg_every, **options),
+                _gen(0))
     gen = _gen(1)
     batches = [(torch.randn(20, 6, generator=gen), torch.randn(20, 4, generator=gen))
-               for _ in range(6)]
+               for _ in range(steps)]
     for t in range(2):
         strat.begin_task(t)
-        for x, y in batches:
-            strat.train_step(t, x, y)
+        task_logs = [strat.train_step(t, x, y) for x, y in batches]
         strat.end_task(t, None, None)
+    if logs is not None:
+        logs.extend(task_logs)
     return strat
 
 
@@ -142,19 +146,11 @@ def test_the_lookahead_length_is_logged_on_every_tenth_regularised_step_and_is_t
     from hypercrl.cl.hnet import MOVED_EVERY
 
     moves = _count(monkeypatch, "moved")
-    logs = {}
     every = MOVED_EVERY * reg_every
-    for mode in ("0", "1"):
-        monkeypatch.setenv("HYPERCRL_COMPILE", mode)
-        cls = strategy_class("hnet")
-        strat = cls(TargetNet(6, 4, hidden=(16, 16)),
-                    cls.make_options(hnet_hidden=(8, 8), reg_every=reg_every), _gen(0))
-        gen = _gen(1)
-        batch = (torch.randn(20, 6, generator=gen), torch.randn(20, 4, generator=gen))
-        for t in range(2):
-            strat.begin_task(t)
-            logs[mode] = [strat.train_step(t, *batch) for _ in range(2 * every + 1)]
-            strat.end_task(t, None, None)
+    logs = {"0": [], "1": []}
+    for mode, task_logs in logs.items():
+        _trained("hnet", mode, monkeypatch, steps=2 * every + 1, reg_every=reg_every,
+                 logs=task_logs)
     for mode, steps in logs.items():
         measured = [i for i, step in enumerate(steps) if "dtheta_norm" in step]
         assert measured == [0, every, 2 * every], mode

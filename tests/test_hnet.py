@@ -197,12 +197,18 @@ def test_regulariser_backward_on_shifted_stand_ins_equals_the_functional_one():
         torch.testing.assert_close(g_fast, g_task + p.grad, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("compiled", ["0", "1"])
+@pytest.mark.parametrize("compiled", ["0", "1", "failed"])
 def test_shifted_parameters_equal_theta_plus_the_lookahead(compiled, monkeypatch):
-    """adam_shifted (the eager kernels, and the torch.compile-fused one) writes theta +
-    dtheta and ||dtheta||^2 as adam_lookahead gives them, and leaves theta and the
-    optimiser's state alone."""
-    monkeypatch.setenv("HYPERCRL_COMPILE", compiled)
+    """adam_shifted (the eager kernels, the torch.compile-fused one, and the eager ones again
+    where compiling fails) writes theta + dtheta and ||dtheta||^2 (None unless measured) as
+    adam_lookahead gives them, and leaves theta and the optimiser's state alone."""
+    monkeypatch.setenv("HYPERCRL_COMPILE", "0" if compiled == "0" else "1")
+    if compiled == "failed":
+
+        def broken(*args):
+            raise RuntimeError("no compiler here")
+
+        monkeypatch.setitem(lookahead._compiled, "kernel", broken)
     hnet, _, _ = _hnet_and_targets()
     opt = _warm_optimizer(hnet)
     params = list(hnet.parameters())
@@ -215,8 +221,14 @@ def test_shifted_parameters_equal_theta_plus_the_lookahead(compiled, monkeypatch
         assert torch.equal(p.detach(), b)
     if compiled == "1":  # the fused kernel really ran (no fallback to the eager one)
         assert lookahead._compiled.get("kernel") is not None
+    if compiled == "failed":  # and is not tried again
+        assert lookahead._compiled["kernel"] is None
     expected = sum(float(d.pow(2).sum()) for d in delta.values())
     assert float(sq) == pytest.approx(expected, rel=1e-5)
+    again, unmeasured = adam_shifted(opt, params, LookaheadWorkspace(), measure=False)
+    assert unmeasured is None
+    for s, a in zip(shifted, again, strict=True):
+        torch.testing.assert_close(a, s)
     after = opt.state_dict()["state"]
     for k, st in state["state"].items():
         for name, value in st.items():

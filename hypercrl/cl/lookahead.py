@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -172,6 +173,20 @@ def compile_failed(name: str, what: str, instead: str, err: Exception) -> None:
     _compiled[name] = None
 
 
+def call_compiled(name: str, fn: Callable, what: str, instead: str, *args) -> tuple[bool, Any]:
+    """(True, ``fn(*args)`` run by its compiled kernel, :func:`compiled`), or (False, None)
+    where compiling ``what`` has failed, now (said once, with what runs ``instead``:
+    :func:`compile_failed`) or before; the caller then runs its fallback."""
+    kernel = compiled(name, fn)
+    if kernel is None:
+        return False, None
+    try:
+        return True, kernel(*args)
+    except Exception as err:  # no C++ compiler, an unsupported platform, ...
+        compile_failed(name, what, instead, err)
+        return False, None
+
+
 def param_group(optimizer: torch.optim.Adam, param: torch.Tensor) -> dict:
     """The parameter group of ``optimizer`` that holds ``param``."""
     return next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
@@ -205,14 +220,12 @@ def adam_shifted(
     outs, scratch = workspace.buffers(params)
     has_state = all(p in optimizer.state and "exp_avg" in optimizer.state[p] for p in params)
     if has_state and compile_wanted(sum(p.numel() for p in params)):
-        kernel = compiled("kernel", _shift_kernel)
-        if kernel is not None:
-            ms, vs, coef = adam_coefficients(optimizer, group, params)
-            try:
-                return outs, kernel(outs, list(params), [p.grad for p in params], ms, vs, coef,
-                                    measure)
-            except Exception as err:  # no C++ compiler, an unsupported platform, ...
-                compile_failed("kernel", "the look-ahead", "using eager kernels", err)
+        ms, vs, coef = adam_coefficients(optimizer, group, params)
+        done, sq = call_compiled("kernel", _shift_kernel, "the look-ahead", "using eager kernels",
+                                 outs, list(params), [p.grad for p in params], ms, vs, coef,
+                                 measure)
+        if done:
+            return outs, sq
     delta = _eager_delta(optimizer, group, params, (outs, scratch))
     sq = torch.stack(torch._foreach_norm(delta)).pow(2).sum() if measure else None
     torch._foreach_add_(delta, params)  # the delta buffers become theta + dtheta

@@ -35,9 +35,8 @@ from hypercrl.cl.lookahead import (
     _compiled,
     adam_coefficients,
     adam_update,
-    compile_failed,
+    call_compiled,
     compile_wanted,
-    compiled,
     param_group,
 )
 
@@ -151,20 +150,14 @@ def adam_step_(optimizer: torch.optim.Adam, param: torch.nn.Parameter, g_out: to
     """One Adam step of ``param`` for the gradient ``scale * g_out feats^T``, in place,
     advancing its state as ``optimizer.step()`` would. Returns False (nothing changed) where
     the compiled kernel is unavailable; the caller then steps with a written-out gradient."""
-    kernel = compiled(KERNEL, _adam_kernel)
-    if kernel is None:
-        return False
     (m,), (v,), coef = adam_coefficients(optimizer, param_group(optimizer, param), [param])
     if not (isinstance(scale, float) and scale == 1.0):
         g_out = g_out * scale  # the clip's factor (n entries, not n * k)
-    try:
-        kernel(param, m, v, g_out, feats, coef)
-    except Exception as err:  # no C++ compiler, an unsupported platform, ...
-        compile_failed(KERNEL, "the rank-one Adam step", "writing the gradient out instead",
-                       err)
-        return False
-    optimizer.state[param]["step"] += 1
-    return True
+    done, _ = call_compiled(KERNEL, _adam_kernel, "the rank-one Adam step",
+                            "writing the gradient out instead", param, m, v, g_out, feats, coef)
+    if done:
+        optimizer.state[param]["step"] += 1
+    return done
 
 
 @torch.no_grad()
@@ -174,27 +167,17 @@ def shifted(optimizer: torch.optim.Adam, param: torch.nn.Parameter, g_out: torch
     theta + dtheta, in one fused pass that never forms the gradient. Returns False where the
     compiled kernel is unavailable (the caller then writes the gradient out and shifts as
     before, into the same buffer)."""
-    kernel = compiled(SHIFT_KERNEL, _shift_kernel)
-    if kernel is None:
-        return False
     (m,), (v,), coef = adam_coefficients(optimizer, param_group(optimizer, param), [param])
-    try:
-        kernel(out, param, m, v, g_out, feats, coef)
-    except Exception as err:  # no C++ compiler, an unsupported platform, ...
-        compile_failed(SHIFT_KERNEL, "the rank-one look-ahead", "writing the gradient out "
-                       "instead", err)
-        return False
-    return True
+    done, _ = call_compiled(SHIFT_KERNEL, _shift_kernel, "the rank-one look-ahead",
+                            "writing the gradient out instead", out, param, m, v, g_out, feats,
+                            coef)
+    return done
 
 
 @torch.no_grad()
 def moved(out: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
     """||out - param||^2, the squared length of a shift :func:`shifted` made: one compiled
     pass over both (eager where compiling fails)."""
-    kernel = compiled(MOVED_KERNEL, _moved)
-    if kernel is not None:
-        try:
-            return kernel(out, param)
-        except Exception as err:  # no C++ compiler, an unsupported platform, ...
-            compile_failed(MOVED_KERNEL, "the look-ahead's length", "summing it eagerly", err)
-    return _moved(out, param)
+    done, total = call_compiled(MOVED_KERNEL, _moved, "the look-ahead's length",
+                                "summing it eagerly", out, param)
+    return total if done else _moved(out, param)

@@ -103,6 +103,28 @@ def test_bench_train_times_the_goal_ratio_in_turns(monkeypatch):
     assert out["ratio"] == out["step_s"] / out["finetune_step_s"]
 
 
+def test_bench_train_builds_each_strategy_once(monkeypatch):
+    """A row times the step after 4 earlier tasks alone and in turns with one strategy: the
+    hypernetwork (door's: 35.6 M parameters) is built once per number of earlier tasks."""
+    from hypercrl.bench import train
+
+    monkeypatch.setenv("HYPERCRL_COMPILE", "0")
+    monkeypatch.setattr(train, "VARIANTS", {"full": "hnet"})
+    built = []
+
+    def counting(setting, variant, earlier, device):
+        built.append(earlier)
+        return real(setting, variant, earlier, device)
+
+    real = train._hnet_stepper
+    monkeypatch.setattr(train, "_hnet_stepper", counting)
+    out = train.run([torch.device("cpu")], repeats=1, warmup=0, families=["push"])
+    assert built == list(train.EARLIER)
+    row = out["results"][0]
+    assert set(row["step_s"]) == {str(n) for n in train.EARLIER}
+    assert row["interleaved_4"]["ratio"] > 0
+
+
 def test_hnet_arch_names_the_variant_wherever_a_method_is_chosen(tmp_path, capsys,
                                                                  monkeypatch):
     from hypercrl import cli, sweep

@@ -101,7 +101,12 @@ def _median(times: list[float]) -> float:
 def time_steps(setting: dict[str, Any], variant: str, earlier: int, device: torch.device,
                repeats: int, warmup: int) -> dict[str, Any]:
     """Median seconds of one train_step at task ``earlier`` (after ``earlier`` tasks)."""
-    strat, step = _hnet_stepper(setting, variant, earlier, device)
+    return _time_stepper(*_hnet_stepper(setting, variant, earlier, device), device, repeats,
+                         warmup)
+
+
+def _time_stepper(strat, step, device: torch.device, repeats: int,
+                  warmup: int) -> dict[str, Any]:
     for _ in range(warmup):
         step()
     theta = sum(p.numel() for p in strat.hnet.parameters())
@@ -123,12 +128,14 @@ def finetune_step(setting: dict[str, Any], device: torch.device, repeats: int,
 
 
 def interleaved_ratio(setting: dict[str, Any], variant: str, earlier: int,
-                      device: torch.device, repeats: int, warmup: int) -> dict[str, float]:
+                      device: torch.device, repeats: int, warmup: int,
+                      hnet=None) -> dict[str, float]:
     """The hnet step at task ``earlier`` against a finetune step, timed in turns (one hnet
     step, then five finetune steps, ``repeats`` times), so that the machine's drift, which
     moves either alone by 10-30 % from one minute to the next, moves both alike: the
-    medians of each and their ratio."""
-    _, hnet = _hnet_stepper(setting, variant, earlier, device)
+    medians of each and their ratio. ``hnet``: that step, where one is already built."""
+    if hnet is None:
+        _, hnet = _hnet_stepper(setting, variant, earlier, device)
     finetune = _finetune_stepper(setting, device)
     for _ in range(warmup):
         hnet()
@@ -153,11 +160,14 @@ def run(devices: list[torch.device], repeats: int, warmup: int,
                 steps = {}
                 info: dict[str, Any] = {}
                 for n in EARLIER:
-                    info = time_steps(setting, variant, n, device, repeats, warmup)
+                    strat, step = _hnet_stepper(setting, variant, n, device)
+                    info = _time_stepper(strat, step, device, repeats, warmup)
                     steps[n] = info["step_s"]
+                    if n == RATIO_EARLIER:  # the same strategy, timed in turns too
+                        turns = interleaved_ratio(setting, variant, n, device, repeats, warmup,
+                                                  hnet=step)
+                    del strat, step  # one strategy held at a time
                 finetune = finetune_step(setting, device, repeats, warmup)
-                turns = interleaved_ratio(setting, variant, RATIO_EARLIER, device, repeats,
-                                          warmup)
                 row = {
                     "device": str(device), "family": name, "hnet": variant,
                     "hnet_params": info["hnet_params"], "target_params": info["target_params"],

@@ -43,9 +43,9 @@ def test_recorded_factors_are_autograds_gradients():
 
 def _trained(method: str, compile_mode: str, monkeypatch, steps: int = 6, reg_every: int = 2,
              logs: list | None = None, **options):
-    """A strategy after ``steps`` steps of task 0 and as many of task 1 (reg_every=2: every
-    other step of task 1 without the regulariser), with the head's Adam state; ``logs``, if
-    given, receives task 1's step logs."""
+    """A strategy after ``steps`` steps of task 0 and as many of task 1 (the regulariser on
+    every ``reg_every``-th step of task 1; by default every other), with the head's Adam
+    state; ``logs``, if given, receives task 1's step logs."""
     monkeypatch.setenv("HYPERCRL_COMPILE", compile_mode)
     cls = strategy_class(method)
     net = TargetNet(6, 4, hidden=(16, 16))
